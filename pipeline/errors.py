@@ -1,0 +1,22 @@
+"""Typed errors of the image pipeline; the CLI maps them to messages and exit codes."""
+
+
+class PipelineError(Exception):
+    """Base class of every error the pipeline raises on purpose."""
+
+
+class UnreadableImage(PipelineError):
+    """The file is not an image the pipeline can decode safely (the reason says why)."""
+
+
+class UnsafeOutput(PipelineError):
+    """A written file failed the clean-output check, so it must not be published."""
+
+
+class EnrolmentRejected(PipelineError):
+    """A reference photo cannot be enrolled (no face, several faces, face too small...)."""
+
+
+class OutputConflict(PipelineError):
+    """The output path is unusable: it is an input, or it would overwrite a file."""
+
