@@ -20,8 +20,28 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt Makefile
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The main job on the bundled samples: a fresh data directory, the sample registry, one
+# enrolled pupil, a publish for the website, then the audit check and a pre-check of the
+# outputs. Everything lands in demo-output/ (ignored by git).
+DEMO   := demo-output
+PC     := $(BIN)/photoconsent --data-dir $(DEMO)/data
 demo: $(STAMP)
-	$(BIN)/python -m demo
+	rm -rf $(DEMO)
+	$(BIN)/photoconsent init --data-dir $(DEMO)/data
+	$(PC) pupils import sample_images/pupils.csv
+	$(PC) enroll --folder sample_images/references
+	@echo "--- Before: the originals carry metadata and faces without consent (exit 1 expected)"
+	-$(PC) check --purpose website sample_images/event
+	@echo "--- Publish for the website"
+	$(PC) publish --purpose website --event "Sports day" --out $(DEMO)/website sample_images/event
+	@echo "--- After: the published copies"
+	$(PC) check --purpose website $(DEMO)/website
+	$(PC) audit log --action publish
+	$(PC) audit verify
+	@echo
+	@echo "Published photos: $(CURDIR)/$(DEMO)/website/"
+	@echo "Per-photo report:  $(CURDIR)/$(DEMO)/website/report.json"
+	@echo "Registry + audit:  $(CURDIR)/$(DEMO)/data/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -99,8 +99,17 @@ def matching_options(f: F) -> F:
     return f
 
 
+def _data_dir(data_dir: Path | None) -> Path:
+    """The command's --data-dir, else the group's (``photoconsent --data-dir X cmd``),
+    else $PHOTOCONSENT_HOME, else ./photoconsent-data."""
+    if data_dir is None:
+        ctx = click.get_current_context(silent=True)
+        data_dir = ctx.find_root().params.get("data_dir") if ctx else None
+    return resolve_data_dir(str(data_dir) if data_dir else None)
+
+
 def _store(data_dir: Path | None) -> Store:
-    return open_store(resolve_data_dir(str(data_dir) if data_dir else None))
+    return open_store(_data_dir(data_dir))
 
 
 def errors_to_exit(f: F) -> F:
@@ -121,7 +130,8 @@ def errors_to_exit(f: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="photoconsent")
-def main() -> None:
+@data_dir_option
+def main(data_dir: Path | None) -> None:
     """Publish school photos only as parents' consent slips allow.
 
     Faces not positively matched to a pupil with consent for the purpose are blurred,
@@ -146,7 +156,7 @@ def init(data_dir: Path | None) -> None:
     Example:
         photoconsent init --data-dir /srv/photoconsent
     """
-    target = resolve_data_dir(str(data_dir) if data_dir else None)
+    target = _data_dir(data_dir)
     db = init_data_dir(target)
     click.echo(f"Data directory ready: {target}", err=True)
     click.echo(f"Database: {db}", err=True)

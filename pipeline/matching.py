@@ -12,6 +12,7 @@ distances are Euclidean, as in ``face_recognition.face_distance``.
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,7 +95,10 @@ def _face_recognition():  # type: ignore[no-untyped-def]
     from PIL import ImageFile
 
     before = ImageFile.LOAD_TRUNCATED_IMAGES
-    import face_recognition
+    with warnings.catch_warnings():
+        # face_recognition_models imports pkg_resources (hence setuptools < 81).
+        warnings.simplefilter("ignore", UserWarning)
+        import face_recognition
 
     ImageFile.LOAD_TRUNCATED_IMAGES = before
     return face_recognition
