@@ -1,0 +1,120 @@
+"""Encryption at rest for face encodings, and the keys derived for the audit chain.
+
+Face encodings are special-category biometric data (UK GDPR Art. 9), so they are stored only
+as AES-256-GCM ciphertexts. The 32-byte key lives outside the database: in
+``DATA_DIR/secret.key`` (mode 0600), or in the file named by ``$PHOTOCONSENT_KEY_FILE`` so it
+can be kept on another disk than the database. A stolen ``registry.sqlite3`` alone reveals no
+encoding.
+
+Ciphertext layout: ``nonce (12 random bytes) || AESGCM ciphertext || tag (16 bytes)``. The
+associated data (AAD) names what the plaintext is for (``b"encoding:" + pupil_id``), so a
+ciphertext copied to another pupil's row fails to decrypt instead of silently matching.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from consent.errors import KeyMissing, TamperedData
+
+KEY_FILE_ENV = "PHOTOCONSENT_KEY_FILE"
+KEY_FILE_NAME = "secret.key"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+
+log = logging.getLogger(__name__)
+
+
+def key_path(data_dir: Path) -> Path:
+    """Where the key is: ``$PHOTOCONSENT_KEY_FILE`` if set, else ``DATA_DIR/secret.key``."""
+    override = os.environ.get(KEY_FILE_ENV)
+    if override:
+        return Path(override).expanduser()
+    return data_dir / KEY_FILE_NAME
+
+
+def create_key(data_dir: Path) -> Path:
+    """Create a new random key file (mode 0600) unless one exists; return its path.
+
+    An existing file is kept (and checked), so a key shared through ``$PHOTOCONSENT_KEY_FILE``
+    is never overwritten.
+    """
+    path = key_path(data_dir)
+    if path.exists():
+        load_key(data_dir)
+        return path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # O_EXCL: if two `init`s race, the loser fails instead of replacing the winner's key.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, os.urandom(KEY_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def load_key(data_dir: Path) -> bytes:
+    """Read the 32-byte key; raise `KeyMissing` saying where it was looked for."""
+    path = key_path(data_dir)
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyMissing(
+            f"Secret key {path} not found. Without it stored face encodings cannot be read and "
+            f"the audit log cannot be checked. Restore the key file from your backup, or set "
+            f"${KEY_FILE_ENV} to where it is kept."
+        ) from None
+    except OSError as exc:
+        raise KeyMissing(f"Cannot read secret key {path}: {exc.strerror}.") from None
+    if len(key) != KEY_BYTES:
+        raise KeyMissing(
+            f"{path} is not a photoconsent key (expected {KEY_BYTES} bytes, found {len(key)}). "
+            "Restore the right key file from your backup."
+        )
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("secret key %s is readable by other users (mode %o); run chmod 600", path, mode)
+    return key
+
+
+def encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Encrypt with AES-256-GCM under a fresh random nonce; ``aad`` binds the row purpose."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    """Decrypt a blob from `encrypt`; raise `TamperedData` if it or ``aad`` does not match."""
+    if len(blob) < NONCE_BYTES + TAG_BYTES:
+        raise TamperedData("Encrypted value is truncated.")
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except InvalidTag:
+        raise TamperedData(
+            "Encrypted value failed its integrity check: it was edited, copied from another "
+            "row, or encrypted under a different key."
+        ) from None
+
+
+def _derive(key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+
+
+def audit_key(key: bytes) -> bytes:
+    """The HMAC key of the audit hash chain (HKDF-SHA256, info ``photoconsent audit chain``)."""
+    return _derive(key, b"photoconsent audit chain")
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A non-secret hex tag of the key, stored in the database to detect a swapped key file."""
+    return _derive(key, b"photoconsent key check").hex()

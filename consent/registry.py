@@ -1,0 +1,426 @@
+"""Pupils and their versioned consent slips, imported from the school's CSV.
+
+The CSV has exactly these columns (any order, header on line 1)::
+
+    pupil_id,first_name,last_name,class,website,press,social_media,prospectus,
+    internal_display,biometric_consent,consent_date
+
+Purposes and ``biometric_consent`` are ``yes``/``no`` (or ``y``/``n``, any case);
+``consent_date`` is ``YYYY-MM-DD``. The whole file is checked before anything is written:
+one bad line and nothing is imported (`CsvImportError` lists every bad line).
+
+Consent is versioned: a changed slip adds a new ``consent_records`` row and marks the old
+one superseded; an unchanged slip adds nothing. Pupils missing from a later file are kept
+(a file may cover one class only). Names stay in ``pupils`` and never reach the audit log.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import enum
+import hashlib
+import io
+import re
+import sqlite3
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from consent import audit
+from consent.enrolment import purge_references
+from consent.errors import CsvImportError, UnknownPupil
+from consent.store import Store
+
+
+class Purpose(enum.Enum):
+    """What a photo is published for; each is a yes/no column of the consent slip."""
+
+    WEBSITE = "website"
+    PRESS = "press"
+    SOCIAL_MEDIA = "social_media"
+    PROSPECTUS = "prospectus"
+    INTERNAL_DISPLAY = "internal_display"
+
+
+NAME_COLUMNS = ("pupil_id", "first_name", "last_name", "class")
+PURPOSE_COLUMNS = tuple(p.value for p in Purpose)
+COLUMNS = (*NAME_COLUMNS, *PURPOSE_COLUMNS, "biometric_consent", "consent_date")
+MAX_ID_LENGTH = 64
+_YES, _NO = frozenset({"yes", "y"}), frozenset({"no", "n"})
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Bidi embeddings/overrides/isolates: they can make a name print as something else.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@dataclass(frozen=True)
+class Pupil:
+    """A pupil as listed on the school's CSV (``class_name`` is the CSV's ``class``)."""
+
+    pupil_id: str
+    first_name: str
+    last_name: str
+    class_name: str
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One version of a pupil's consent slip; ``recorded_at`` is UTC ISO-8601."""
+
+    record_id: int
+    pupil_id: str
+    purposes: frozenset[Purpose]
+    biometric_consent: bool
+    consent_date: date
+    recorded_at: str
+    recorded_by: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One validated CSV line."""
+
+    line: int
+    pupil: Pupil
+    purposes: frozenset[Purpose]
+    biometric_consent: bool
+    consent_date: date
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """How many pupils an import added, updated (names or consent) and left unchanged."""
+
+    added: int
+    updated: int
+    unchanged: int
+
+
+def clean_text(value: str) -> str:
+    """Drop control and bidi-override characters, then surrounding whitespace."""
+    return "".join(c for c in value if unicodedata.category(c) != "Cc" and c not in _BIDI).strip()
+
+
+def _show(value: str) -> str:
+    shown = clean_text(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _decode(raw: bytes) -> tuple[str, list[tuple[int, str]]]:
+    """Decode UTF-8 (BOM allowed), reporting every line that is not valid UTF-8."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    errors = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(
+                (
+                    number,
+                    f"not valid UTF-8 (byte 0x{line[exc.start]:02x} at position {exc.start + 1});"
+                    " save the file as 'CSV UTF-8' and import again",
+                )
+            )
+    return raw.decode("utf-8", errors="replace"), errors
+
+
+def _read_records(text: str, errors: list[tuple[int, str]]) -> list[tuple[int, list[str]]]:
+    """CSV records with the line each starts on; a quoting error stops the read."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records, end = [], 0
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append((end + 1, f"malformed CSV ({exc}); look for an unclosed quote"))
+            break
+        records.append((end + 1, fields))
+        end = reader.line_num
+    return records
+
+
+def _check_header(fields: list[str]) -> list[str]:
+    names = [clean_text(f).lower() for f in fields]
+    problems = []
+    missing = [c for c in COLUMNS if c not in names]
+    extra = [n for n in names if n not in COLUMNS]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if missing:
+        problems.append(f"missing column(s): {', '.join(missing)}")
+    if extra:
+        problems.append(f"unknown column(s): {', '.join(_show(n) for n in extra)}")
+    if doubled:
+        problems.append(f"repeated column(s): {', '.join(doubled)}")
+    if problems:
+        problems.append(f"the header must name exactly: {','.join(COLUMNS)}")
+    return problems
+
+
+def _yes_no(column: str, value: str, problems: list[str]) -> bool:
+    word = value.strip().lower()
+    if word in _YES:
+        return True
+    if word not in _NO:
+        problems.append(f"{column} '{_show(value)}' is not yes or no (y and n also accepted)")
+    return False
+
+
+def _parse_row(line: int, cells: dict[str, str], problems: list[str]) -> CsvRow:
+    pupil_id = cells["pupil_id"].strip()
+    if not pupil_id:
+        problems.append("pupil_id is empty")
+    elif clean_text(pupil_id) != pupil_id or len(pupil_id) > MAX_ID_LENGTH:
+        problems.append(
+            f"pupil_id '{_show(pupil_id)}' has control characters or is longer than "
+            f"{MAX_ID_LENGTH} characters"
+        )
+    first_name = clean_text(cells["first_name"])
+    if not first_name:
+        problems.append("first_name is empty")
+    purposes = frozenset(p for p in Purpose if _yes_no(p.value, cells[p.value], problems))
+    biometric = _yes_no("biometric_consent", cells["biometric_consent"], problems)
+    raw_date, consent_date = cells["consent_date"].strip(), date.min
+    try:
+        if not _ISO_DATE.fullmatch(raw_date):
+            raise ValueError
+        consent_date = date.fromisoformat(raw_date)
+    except ValueError:
+        problems.append(f"consent_date '{_show(raw_date)}' is not an ISO date (YYYY-MM-DD)")
+    pupil = Pupil(pupil_id, first_name, clean_text(cells["last_name"]), clean_text(cells["class"]))
+    return CsvRow(line, pupil, purposes, biometric, consent_date)
+
+
+def parse_pupils_csv(raw: bytes, *, filename: str = "the CSV file") -> list[CsvRow]:
+    """Validate a whole consent CSV; return its rows or raise `CsvImportError` (all errors).
+
+    Blank lines (also Excel's all-comma lines) are skipped. Line numbers count from the
+    header as line 1.
+    """
+    text, errors = _decode(raw)
+    records = _read_records(text, errors)
+    if not records:
+        errors.append((1, f"the file is empty; the header must be: {','.join(COLUMNS)}"))
+        raise CsvImportError(errors, filename=filename)
+    header_line, header = records[0]
+    header_problems = _check_header(header)
+    if header_problems:
+        errors.extend((header_line, p) for p in header_problems)
+        raise CsvImportError(errors, filename=filename)
+    names = [clean_text(f).lower() for f in header]
+    rows: list[CsvRow] = []
+    seen: dict[str, int] = {}
+    for line, fields in records[1:]:
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(names):
+            errors.append((line, f"expected {len(names)} fields, found {len(fields)}"))
+            continue
+        problems: list[str] = []
+        row = _parse_row(line, dict(zip(names, fields, strict=True)), problems)
+        pupil_id = row.pupil.pupil_id
+        if pupil_id in seen:
+            problems.append(f"pupil_id '{_show(pupil_id)}' is already on line {seen[pupil_id]}")
+        elif pupil_id:
+            seen[pupil_id] = line
+        errors.extend((line, p) for p in problems)
+        rows.append(row)
+    if errors:
+        raise CsvImportError(errors, filename=filename)
+    return rows
+
+
+def import_pupils_csv(store: Store, path: Path, *, operator: str) -> ImportResult:
+    """Validate then import a consent CSV in one audited transaction.
+
+    Raises `CsvImportError` (nothing written) if any line is bad. Withdrawing biometric
+    consent deletes the pupil's stored face references in the same transaction.
+    """
+    raw = Path(path).read_bytes()
+    rows = parse_pupils_csv(raw, filename=Path(path).name)
+    added = updated = 0
+    with store.transaction() as conn:
+        for row in rows:
+            source = f"csv:{Path(path).name}:line {row.line}"
+            outcome = _upsert(conn, store.key, row, operator=operator, source=source)
+            added += outcome == "added"
+            updated += outcome == "updated"
+        result = ImportResult(added, updated, len(rows) - added - updated)
+        audit.append(
+            conn,
+            store.key,
+            action="consent_import",
+            operator=operator,
+            details={
+                "file": Path(path).name,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "added": result.added,
+                "updated": result.updated,
+                "unchanged": result.unchanged,
+            },
+        )
+    return result
+
+
+def _consent_fields(slip: CsvRow | ConsentRecord) -> dict[str, bool | str]:
+    """The slip as CSV column -> value, for comparing and for the audit entry."""
+    fields: dict[str, bool | str] = {p.value: p in slip.purposes for p in Purpose}
+    fields["biometric_consent"] = slip.biometric_consent
+    fields["consent_date"] = slip.consent_date.isoformat()
+    return fields
+
+
+def _upsert(
+    conn: sqlite3.Connection, key: bytes, row: CsvRow, *, operator: str, source: str
+) -> str:
+    """Write one row; return "added", "updated" or "unchanged"."""
+    pupil, now = row.pupil, audit.utc_now()
+    old_pupil = _fetch_pupil(conn, pupil.pupil_id)
+    old_consent = current_consent(conn, pupil.pupil_id)
+    changed: list[str] = []
+    if old_pupil is None:
+        conn.execute(
+            "INSERT INTO pupils (pupil_id, first_name, last_name, class_name, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (pupil.pupil_id, pupil.first_name, pupil.last_name, pupil.class_name, now, now),
+        )
+    else:
+        changed += [
+            column
+            for column, old, new in zip(
+                NAME_COLUMNS[1:], _names(old_pupil), _names(pupil), strict=True
+            )
+            if old != new
+        ]
+        if changed:
+            conn.execute(
+                "UPDATE pupils SET first_name = ?, last_name = ?, class_name = ?, updated_at = ?"
+                " WHERE pupil_id = ?",
+                (*_names(pupil), now, pupil.pupil_id),
+            )
+    new_fields = _consent_fields(row)
+    old_fields = None if old_consent is None else _consent_fields(old_consent)
+    consent_changed = [k for k, v in new_fields.items() if old_fields is None or old_fields[k] != v]
+    if old_pupil is not None:
+        changed += consent_changed
+    details: dict[str, object] = {"pupil_id": pupil.pupil_id, "source": source}
+    if consent_changed:
+        if old_consent is not None:
+            conn.execute(
+                "UPDATE consent_records SET superseded_at = ? WHERE id = ?",
+                (now, old_consent.record_id),
+            )
+        details["record_id"] = _insert_record(conn, row, now, operator, source)
+        details["consent"] = new_fields
+    if old_pupil is None:
+        audit.append(conn, key, action="pupil_add", operator=operator, details=details)
+        return "added"
+    if not changed:
+        return "unchanged"
+    details["changed"] = changed
+    audit.append(conn, key, action="pupil_update", operator=operator, details=details)
+    if old_consent is not None and old_consent.biometric_consent and not row.biometric_consent:
+        purge_references(
+            conn, key, pupil.pupil_id, operator=operator, reason="biometric consent withdrawn"
+        )
+    return "updated"
+
+
+def _names(pupil: Pupil) -> tuple[str, str, str]:
+    return pupil.first_name, pupil.last_name, pupil.class_name
+
+
+def _insert_record(
+    conn: sqlite3.Connection, row: CsvRow, now: str, operator: str, source: str
+) -> int:
+    flags = [int(p in row.purposes) for p in Purpose]
+    cursor = conn.execute(
+        "INSERT INTO consent_records (pupil_id, website, press, social_media, prospectus,"
+        " internal_display, biometric_consent, consent_date, recorded_at, recorded_by, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            row.pupil.pupil_id,
+            *flags,
+            int(row.biometric_consent),
+            row.consent_date.isoformat(),
+            now,
+            operator,
+            source,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _fetch_pupil(conn: sqlite3.Connection, pupil_id: str) -> Pupil | None:
+    row = conn.execute(
+        "SELECT pupil_id, first_name, last_name, class_name FROM pupils WHERE pupil_id = ?",
+        (pupil_id,),
+    ).fetchone()
+    return None if row is None else Pupil(*row)
+
+
+def get_pupil(conn: sqlite3.Connection, pupil_id: str) -> Pupil:
+    """The pupil with this id; raises `UnknownPupil`."""
+    pupil = _fetch_pupil(conn, pupil_id)
+    if pupil is None:
+        raise UnknownPupil(pupil_id)
+    return pupil
+
+
+def list_pupils(conn: sqlite3.Connection) -> list[Pupil]:
+    """Every pupil, ordered by pupil_id."""
+    rows = conn.execute(
+        "SELECT pupil_id, first_name, last_name, class_name FROM pupils ORDER BY pupil_id"
+    )
+    return [Pupil(*row) for row in rows]
+
+
+def _record(row: sqlite3.Row) -> ConsentRecord:
+    return ConsentRecord(
+        record_id=row["id"],
+        pupil_id=row["pupil_id"],
+        purposes=frozenset(p for p in Purpose if row[p.value]),
+        biometric_consent=bool(row["biometric_consent"]),
+        consent_date=date.fromisoformat(row["consent_date"]),
+        recorded_at=row["recorded_at"],
+        recorded_by=row["recorded_by"],
+        source=row["source"],
+    )
+
+
+def current_consent(conn: sqlite3.Connection, pupil_id: str) -> ConsentRecord | None:
+    """The pupil's current consent record, or None (also for an unknown pupil)."""
+    row = conn.execute(
+        "SELECT * FROM consent_records WHERE pupil_id = ? AND superseded_at IS NULL",
+        (pupil_id,),
+    ).fetchone()
+    return None if row is None else _record(row)
+
+
+def consent_history(conn: sqlite3.Connection, pupil_id: str) -> list[ConsentRecord]:
+    """Every consent record of the pupil, oldest first (the last is the current one)."""
+    rows = conn.execute("SELECT * FROM consent_records WHERE pupil_id = ? ORDER BY id", (pupil_id,))
+    return [_record(row) for row in rows]
+
+
+def consent_allows(record: ConsentRecord | None, purpose: Purpose, on: date) -> bool:
+    """True only if the slip grants ``purpose`` and was signed on or before ``on``.
+
+    None (no record) is False: no slip, no publishing.
+    """
+    return record is not None and purpose in record.purposes and record.consent_date <= on
+
+
+def pupils_with_consent(
+    conn: sqlite3.Connection, purpose: Purpose, on: date
+) -> dict[str, ConsentRecord]:
+    """``pupil_id -> current record`` for every pupil whose consent allows ``purpose`` on ``on``."""
+    rows = conn.execute(
+        "SELECT * FROM consent_records WHERE superseded_at IS NULL ORDER BY pupil_id"
+    )
+    records = (_record(row) for row in rows)
+    return {r.pupil_id: r for r in records if consent_allows(r, purpose, on)}

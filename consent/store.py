@@ -1,0 +1,264 @@
+"""The data directory: SQLite database, secret key and audit anchor, and the `Store` handle.
+
+A data directory holds::
+
+    registry.sqlite3   pupils, consent records, encrypted face references, audit log
+    secret.key         32 random bytes, mode 0600 (or wherever $PHOTOCONSENT_KEY_FILE says)
+    audit-head         "seq hash" of the newest audit entry, rewritten after every commit
+
+Every change goes through ``with store.transaction() as conn:`` which runs
+``BEGIN IMMEDIATE``, commits (or rolls back on any exception) and then writes the audit
+anchor. Write the audit entry (`consent.audit.append`) inside that block, so the change and
+its record commit together.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from consent import audit, crypto
+from consent.errors import DataDirError, KeyMismatch
+
+DB_NAME = "registry.sqlite3"
+HOME_ENV = "PHOTOCONSENT_HOME"
+DEFAULT_DIR = "photoconsent-data"
+SYSTEM_OPERATOR = "photoconsent"
+
+# Append-only: each entry is a tuple of statements applied in one transaction, recorded in
+# schema_migrations and the audit log. Never edit a released entry; add a new one.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE pupils (
+            pupil_id TEXT PRIMARY KEY,
+            first_name TEXT NOT NULL,
+            last_name TEXT NOT NULL,
+            class_name TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            left_on TEXT
+        )""",
+        """CREATE TABLE consent_records (
+            id INTEGER PRIMARY KEY,
+            pupil_id TEXT NOT NULL REFERENCES pupils(pupil_id),
+            website INTEGER NOT NULL CHECK (website IN (0, 1)),
+            press INTEGER NOT NULL CHECK (press IN (0, 1)),
+            social_media INTEGER NOT NULL CHECK (social_media IN (0, 1)),
+            prospectus INTEGER NOT NULL CHECK (prospectus IN (0, 1)),
+            internal_display INTEGER NOT NULL CHECK (internal_display IN (0, 1)),
+            biometric_consent INTEGER NOT NULL CHECK (biometric_consent IN (0, 1)),
+            consent_date TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            recorded_by TEXT NOT NULL,
+            source TEXT NOT NULL,
+            superseded_at TEXT
+        )""",
+        # At most one current (not superseded) record per pupil.
+        "CREATE UNIQUE INDEX consent_current ON consent_records (pupil_id)"
+        " WHERE superseded_at IS NULL",
+        """CREATE TABLE face_references (
+            id INTEGER PRIMARY KEY,
+            pupil_id TEXT NOT NULL REFERENCES pupils(pupil_id),
+            encoding BLOB NOT NULL,
+            source_sha256 TEXT NOT NULL,
+            enrolled_at TEXT NOT NULL,
+            enrolled_by TEXT NOT NULL,
+            UNIQUE (pupil_id, source_sha256)
+        )""",
+        """CREATE TABLE audit_log (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            action TEXT NOT NULL,
+            details TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            entry_hash TEXT NOT NULL
+        )""",
+        # Stops our own code from rewriting history; a tamperer can drop these, which is
+        # what the hash chain is for.
+        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+        """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    ),
+]
+
+
+@dataclass
+class Store:
+    """An open data directory: ``conn`` (sqlite3, autocommit mode), ``data_dir``, ``key``.
+
+    Change data only inside `transaction`; it is the one place that anchors the audit log.
+    """
+
+    conn: sqlite3.Connection
+    data_dir: Path
+    key: bytes
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... COMMIT, ROLLBACK on any exception; then anchor the audit."""
+        if self.conn.in_transaction:
+            raise RuntimeError("Store.transaction() does not nest")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        audit.write_anchor(self.data_dir, self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resolve_data_dir(option: str | None) -> Path:
+    """``--data-dir`` if given, else ``$PHOTOCONSENT_HOME``, else ``./photoconsent-data``."""
+    chosen = option or os.environ.get(HOME_ENV) or DEFAULT_DIR
+    return Path(chosen).expanduser().absolute()
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions; Store.transaction() issues BEGIN/COMMIT.
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    # Overwrite deleted rows (names of removed pupils, old ciphertexts) instead of leaving
+    # them in free pages.
+    conn.execute("PRAGMA secure_delete = ON")
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The highest applied migration (0 for a new database)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def _migrate(store: Store) -> int:
+    """Apply pending migrations, each in its own audited transaction; return how many."""
+    current = schema_version(store.conn)
+    if current > len(MIGRATIONS):
+        raise DataDirError(
+            f"{store.db_path} was written by a newer photoconsent (schema {current}, this "
+            f"version knows {len(MIGRATIONS)}). Upgrade photoconsent."
+        )
+    for version in range(current + 1, len(MIGRATIONS) + 1):
+        with store.transaction() as conn:
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, audit.utc_now()),
+            )
+            audit.append(
+                conn,
+                store.key,
+                action="schema_migrate",
+                operator=SYSTEM_OPERATOR,
+                details={"version": version},
+            )
+    return len(MIGRATIONS) - current
+
+
+def _check_key(store: Store) -> bool:
+    """Raise `KeyMismatch` if the key is not this database's; False if none recorded yet."""
+    if schema_version(store.conn) == 0:
+        return False
+    row = store.conn.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()
+    if row is None:
+        return False
+    if row[0] != crypto.key_fingerprint(store.key):
+        raise KeyMismatch(
+            f"The secret key {crypto.key_path(store.data_dir)} is not the key {store.db_path} "
+            f"was created with. Restore the right key file or fix ${crypto.KEY_FILE_ENV}."
+        )
+    return True
+
+
+def init_data_dir(data_dir: Path) -> Path:
+    """Create the data directory (0700), key file (0600) and database; return the db path.
+
+    Idempotent: on an initialised directory it changes nothing. Refuses (`KeyMissing`) to
+    make a new key for an existing database, since that would lock away its data.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True, mode=0o700)
+        data_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+    elif not data_dir.is_dir():
+        raise DataDirError(f"{data_dir} exists and is not a directory. Choose another --data-dir.")
+    db_path = data_dir / DB_NAME
+    if not db_path.exists():
+        crypto.create_key(data_dir)
+        # Created 0600 first: SQLite gives its -wal and -shm files the database's mode.
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    key = crypto.load_key(data_dir)
+    store = Store(_connect(db_path), data_dir, key)
+    try:
+        has_fingerprint = _check_key(store)  # before migrating, so a wrong key writes nothing
+        _migrate(store)
+        if not has_fingerprint:
+            with store.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?)",
+                    (crypto.key_fingerprint(key),),
+                )
+                audit.append(
+                    conn,
+                    key,
+                    action="init",
+                    operator=SYSTEM_OPERATOR,
+                    details={"schema_version": len(MIGRATIONS)},
+                )
+    finally:
+        store.close()
+    return db_path
+
+
+def open_store(data_dir: Path) -> Store:
+    """Open an initialised data directory; apply pending migrations.
+
+    Raises `DataDirError` if ``init`` was never run there, `KeyMissing` / `KeyMismatch` if
+    the secret key is absent or not this database's.
+    """
+    data_dir = Path(data_dir)
+    db_path = data_dir / DB_NAME
+    if not db_path.is_file():
+        raise DataDirError(f"No photoconsent data in {data_dir}. Run `photoconsent init` first.")
+    key = crypto.load_key(data_dir)
+    store = Store(_connect(db_path), data_dir, key)
+    try:
+        if not _check_key(store):
+            raise DataDirError(
+                f"{data_dir} is not fully initialised (interrupted init?). "
+                "Run `photoconsent init` again."
+            )
+        _migrate(store)
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from consent import audit, crypto, store
+from consent.errors import DataDirError, KeyMismatch, KeyMissing
+from consent.store import Store, init_data_dir, open_store, resolve_data_dir
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def snapshot(data_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(data_dir.iterdir())}
+
+
+def test_init_creates_private_dir_key_and_db(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new" / "data"
+    db_path = init_data_dir(data_dir)
+    assert db_path == data_dir / "registry.sqlite3"
+    assert mode(data_dir) == 0o700
+    assert mode(data_dir / "secret.key") == 0o600
+    assert mode(db_path) == 0o600
+    assert len((data_dir / "secret.key").read_bytes()) == 32
+
+
+def test_init_is_idempotent(data_dir: Path) -> None:
+    before = snapshot(data_dir)
+    assert init_data_dir(data_dir) == data_dir / "registry.sqlite3"
+    assert snapshot(data_dir) == before
+
+
+def test_init_records_migration_and_init_in_audit(store: Store) -> None:
+    actions = [e.action for e in audit.entries(store)]
+    assert actions == ["schema_migrate", "init"]
+    versions = [row["version"] for row in store.conn.execute("SELECT * FROM schema_migrations")]
+    assert versions == [1]
+
+
+def test_open_store_on_missing_dir_says_run_init(tmp_path: Path) -> None:
+    with pytest.raises(DataDirError, match=r"No photoconsent data in .*photoconsent init"):
+        open_store(tmp_path / "nowhere")
+
+
+def test_open_store_on_plain_dir_says_run_init(tmp_path: Path) -> None:
+    with pytest.raises(DataDirError, match="photoconsent init"):
+        open_store(tmp_path)
+
+
+def test_init_on_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(DataDirError, match="not a directory"):
+        init_data_dir(target)
+
+
+@pytest.mark.parametrize(
+    ("pragma", "expected"),
+    [("foreign_keys", 1), ("journal_mode", "wal"), ("busy_timeout", 5000), ("secure_delete", 1)],
+)
+def test_open_store_sets_pragmas(store: Store, pragma: str, expected: object) -> None:
+    assert store.conn.execute(f"PRAGMA {pragma}").fetchone()[0] == expected
+
+
+def test_rows_are_sqlite_rows(store: Store) -> None:
+    row = store.conn.execute("SELECT 1 AS one").fetchone()
+    assert isinstance(row, sqlite3.Row) and row["one"] == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "env", "expected"),
+    [
+        ("/opt/pc", "/srv/home", Path("/opt/pc")),
+        (None, "/srv/home", Path("/srv/home")),
+        ("", "/srv/home", Path("/srv/home")),
+        (None, None, Path.cwd() / "photoconsent-data"),
+    ],
+)
+def test_resolve_data_dir(
+    monkeypatch: pytest.MonkeyPatch, option: str | None, env: str | None, expected: Path
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("PHOTOCONSENT_HOME", env)
+    assert resolve_data_dir(option) == expected
+
+
+def test_missing_key_is_reported_with_its_path(data_dir: Path) -> None:
+    (data_dir / "secret.key").unlink()
+    with pytest.raises(KeyMissing, match=r"secret\.key not found"):
+        open_store(data_dir)
+
+
+def test_init_refuses_to_replace_a_lost_key(data_dir: Path) -> None:
+    (data_dir / "secret.key").unlink()
+    with pytest.raises(KeyMissing):
+        init_data_dir(data_dir)
+    assert not (data_dir / "secret.key").exists()
+
+
+def test_wrong_key_is_refused(data_dir: Path) -> None:
+    (data_dir / "secret.key").write_bytes(os.urandom(32))
+    with pytest.raises(KeyMismatch, match="not the key"):
+        open_store(data_dir)
+
+
+def test_short_key_file_is_refused(data_dir: Path) -> None:
+    (data_dir / "secret.key").write_bytes(b"short")
+    with pytest.raises(KeyMissing, match="expected 32 bytes, found 5"):
+        open_store(data_dir)
+
+
+def test_key_file_env_puts_key_outside_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "usb" / "photoconsent.key"
+    monkeypatch.setenv("PHOTOCONSENT_KEY_FILE", str(key_file))
+    data_dir = tmp_path / "data"
+    init_data_dir(data_dir)
+    assert mode(key_file) == 0o600
+    assert not (data_dir / "secret.key").exists()
+    with open_store(data_dir) as opened:
+        assert opened.key == key_file.read_bytes()
+    monkeypatch.delenv("PHOTOCONSENT_KEY_FILE")
+    with pytest.raises(KeyMissing, match="PHOTOCONSENT_KEY_FILE"):
+        open_store(data_dir)
+
+
+def test_transaction_rolls_back_on_error(store: Store) -> None:
+    before = audit.head(store.conn)
+    with pytest.raises(ZeroDivisionError), store.transaction() as conn:
+        audit.append(conn, store.key, action="test", operator="t", details={})
+        _ = 1 / 0
+    assert audit.head(store.conn) == before
+    assert not store.conn.in_transaction
+
+
+def test_transaction_anchors_after_commit(store: Store) -> None:
+    with store.transaction() as conn:
+        entry = audit.append(conn, store.key, action="test", operator="t", details={})
+    assert audit.read_anchor(store.data_dir) == (entry.seq, entry.entry_hash)
+
+
+def test_transactions_do_not_nest(store: Store) -> None:
+    with store.transaction(), pytest.raises(RuntimeError, match="nest"):
+        with store.transaction():
+            pass
+
+
+def test_newer_schema_is_refused(data_dir: Path) -> None:
+    with sqlite3.connect(data_dir / "registry.sqlite3") as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'later')")
+    conn.close()
+    with pytest.raises(DataDirError, match="newer photoconsent"):
+        open_store(data_dir)
+
+
+def test_pending_migration_is_applied_on_open(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = ("CREATE TABLE extra (x INTEGER)",)
+    monkeypatch.setattr(store, "MIGRATIONS", [*store.MIGRATIONS, extra])
+    with open_store(data_dir) as opened:
+        assert store.schema_version(opened.conn) == 2
+        assert audit.entries(opened)[-1].details == {"version": 2}
+        assert audit.verify(opened).ok
+
+
+def test_key_helpers(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    assert crypto.audit_key(key) == crypto.audit_key(key)
+    assert crypto.audit_key(key) != key
+    assert crypto.key_fingerprint(key) != crypto.audit_key(key).hex()
