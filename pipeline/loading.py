@@ -1,0 +1,267 @@
+"""Decode one input photo into upright 8-bit sRGB pixels, refusing anything doubtful.
+
+The file is read once into memory; the hash, the structure check and the decode all use
+those same bytes, so the audited ``sha256`` is exactly what was processed. Every refusal
+is an :class:`~pipeline.errors.UnreadableImage` whose message says why and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import os
+import stat
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, ImageOps
+
+from pipeline.errors import UnreadableImage
+from pipeline.metadata import DAMAGED_EXIF, MALFORMED, TRUNCATED, find_metadata
+
+# Pillow plugins allowed to parse untrusted input; every other decoder stays unused.
+# The JPEG plugin opens files with an MPF index (phones, cameras) as "MPO".
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+# Guards reading a whole file into memory; a 64 MP 16-bit uncompressed TIFF is ~400 MiB.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+_MAGIC_HINTS = (
+    (4, b"ftypheic", "HEIC"),
+    (4, b"ftypheix", "HEIC"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
+    (0, b"%PDF", "PDF"),
+)
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An input photo decoded to upright 8-bit sRGB.
+
+    ``pixels`` is (height, width, 3) uint8 RGB, C-contiguous and owned by the caller;
+    ``size`` is (width, height) of the upright image; ``orientation`` is the EXIF
+    orientation that was applied (1 when absent or invalid); ``sha256`` is the hex digest
+    of the file bytes exactly as read; ``format`` is Pillow's name ("JPEG", "PNG", ...).
+    """
+
+    pixels: np.ndarray
+    sha256: str
+    format: str
+    orientation: int
+    size: tuple[int, int]
+
+
+def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
+    """Read ``path`` and decode it to upright sRGB pixels.
+
+    ``max_pixels`` bounds width x height as declared in the header and is checked before
+    any pixel is decoded; 64 MP admits every current camera and phone while capping the
+    decoded buffer near 200 MB (Pillow's own hard limit of about 179 MP still applies).
+    Transparency is composited onto white. Raises UnreadableImage for anything that is
+    not a complete, single-frame JPEG, PNG, WebP, TIFF, BMP or GIF.
+    """
+    data = _read_bytes(Path(path))
+    name = Path(path).name
+    for finding in find_metadata(data):
+        if finding.kind in (TRUNCATED, MALFORMED):
+            raise UnreadableImage(f"{name}: damaged file ({finding.detail}); re-export it")
+        if finding.kind == DAMAGED_EXIF:
+            # Pillow would quietly assume orientation 1, and the face detector would
+            # then look at a sideways picture.
+            raise UnreadableImage(
+                f"{name}: EXIF block is damaged, so the orientation is unknown; re-export it"
+            )
+    with _truncated_images_are_errors():
+        return _open_and_decode(data, name, max_pixels)
+
+
+def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check replaces Pillow's global warning. (catch_warnings
+            # is process-wide; if threads race here the worst outcome is that this one
+            # warning stays ignored, which is harmless given our own check.)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(f"{name}: image dimensions are too large ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - see _decode: any parser failure is a refusal
+        raise UnreadableImage(f"{name}: {_not_an_image_reason(data)}") from exc
+    with im:
+        try:
+            pixels, orientation = _decode(im, max_pixels)
+        except UnreadableImage as exc:
+            raise UnreadableImage(f"{name}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - see _decode
+            reason = f"{type(exc).__name__}: {exc}"
+            raise UnreadableImage(f"{name}: cannot decode ({reason}); re-export it") from exc
+        fmt = "JPEG" if im.format == "MPO" else str(im.format)
+    h, w = pixels.shape[:2]
+    return LoadedImage(pixels, hashlib.sha256(data).hexdigest(), fmt, orientation, (w, h))
+
+
+_strict_lock = threading.Lock()
+_strict_users = 0
+_saved_flag = False
+
+
+@contextlib.contextmanager
+def _truncated_images_are_errors() -> Iterator[None]:
+    """Make Pillow raise on cut-off files while any load_image call is decoding.
+
+    face_recognition sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` when imported, which
+    makes Pillow pad a cut-off file with grey instead of raising. The flag is global, so
+    it is switched off while at least one load is running (counted under a lock, so
+    concurrent loads cannot switch it back on under each other) and then restored.
+    """
+    global _strict_users, _saved_flag
+    with _strict_lock:
+        if _strict_users == 0:
+            _saved_flag = ImageFile.LOAD_TRUNCATED_IMAGES
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+        _strict_users += 1
+    try:
+        yield
+    finally:
+        with _strict_lock:
+            _strict_users -= 1
+            if _strict_users == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES = _saved_flag
+
+
+def _decode(im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int]:
+    """Pixels and applied orientation of an opened image, after the size/frame checks.
+
+    Pillow's plugins raise assorted exception types on hostile input (OSError,
+    struct.error, IndexError, ...), so callers treat any exception as a refusal.
+    """
+    width, height = im.size
+    if width * height > max_pixels:
+        raise UnreadableImage(
+            f"{width}x{height} pixels is over the limit of {max_pixels:,}"
+            " (possible decompression bomb); downscale it first"
+        )
+    # MPO's extra pictures are previews/depth maps; only the primary one is published.
+    if im.format != "MPO" and getattr(im, "n_frames", 1) > 1:
+        raise UnreadableImage(
+            "multi-frame image (animated GIF/WebP/multi-page TIFF) is not supported;"
+            " export the frame you want as a single image"
+        )
+    im.load()
+    orientation = _orientation(im)
+    upright = ImageOps.exif_transpose(im) or im
+    return _to_srgb_array(upright), orientation
+
+
+def _read_bytes(path: Path) -> bytes:
+    # O_NONBLOCK so that a FIFO cannot hang the open; fstat on the open descriptor so the
+    # checked file is the one that is read.
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except IsADirectoryError as exc:
+        raise UnreadableImage(f"{path.name}: is a directory, not an image file") from exc
+    except OSError as exc:
+        raise UnreadableImage(f"{path.name}: cannot open ({exc.strerror})") from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UnreadableImage(f"{path.name}: is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableImage(f"{path.name}: is not a regular file")
+        if info.st_size == 0:
+            raise UnreadableImage(f"{path.name}: file is empty (0 bytes)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise UnreadableImage(f"{path.name}: file is over {MAX_FILE_BYTES:,} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UnreadableImage(f"{path.name}: cannot read ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+    if not data:
+        raise UnreadableImage(f"{path.name}: file is empty (0 bytes)")
+    return data
+
+
+def _not_an_image_reason(data: bytes) -> str:
+    for offset, magic, label in _MAGIC_HINTS:
+        if data[offset : offset + len(magic)] == magic:
+            return f"{label} is not supported; export the photo as JPEG or PNG"
+    return "not a JPEG, PNG, WebP, TIFF, BMP or GIF image (or its header is damaged)"
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation exif_transpose will honour, 1 when absent or out of range."""
+    value = im.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb_array(im: Image.Image) -> np.ndarray:
+    """Any supported mode to (h, w, 3) uint8 sRGB, alpha composited onto white."""
+    icc = im.info.get("icc_profile")
+    im, alpha = _split_alpha(_to_8bit(im))
+    if icc:
+        im = _apply_icc(im, icc)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if alpha is not None:
+        a = np.asarray(alpha, dtype=np.uint16)[..., None]
+        # Round to nearest: (rgb*a + 255*(255-a)) / 255, all in integers.
+        blended = (rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255
+        rgb = blended.astype(np.uint8)
+    return np.ascontiguousarray(rgb)
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    if im.mode in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"):
+        return im
+    if im.mode.startswith("I"):  # "I;16", "I;16B", "I": 16-bit greyscale PNG/TIFF
+        values = np.asarray(im).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise UnreadableImage("32-bit integer pixels are not supported; export 8/16-bit")
+        # Scale 0..65535 onto 0..255 with rounding, so full white stays 255.
+        scaled = (values * 255 + 32767) // 65535
+        return Image.fromarray(scaled.astype(np.uint8), "L")
+    raise UnreadableImage(f"pixel mode {im.mode} is not supported; export as 8-bit RGB")
+
+
+def _split_alpha(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """Colour part in L/RGB/CMYK plus the alpha band, if the image has transparency."""
+    if im.mode == "1":
+        return im.convert("L"), None
+    if im.mode in ("P", "PA"):
+        has_alpha = im.mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    elif im.mode == "YCbCr":
+        im = im.convert("RGB")
+    if im.mode in ("LA", "RGBA"):
+        return im.convert(im.mode[:-1]), im.getchannel("A")
+    if im.mode in ("L", "RGB") and "transparency" in im.info:  # tRNS colour key
+        im = im.convert(im.mode + "A")
+        return im.convert(im.mode[:-1]), im.getchannel("A")
+    return im, None
+
+
+def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
+    """Convert from the embedded profile to sRGB; a damaged profile is a refusal."""
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError) as exc:
+        raise UnreadableImage("embedded ICC colour profile is damaged") from exc
+    space = src.profile.xcolor_space.strip()
+    expected = {"L": "GRAY", "RGB": "RGB", "CMYK": "CMYK"}[im.mode]
+    if space == "RGB" and im.mode == "L":
+        im = im.convert("RGB")  # greyscale tagged with an RGB profile: common, harmless
+    elif space != expected:
+        raise UnreadableImage(f"ICC profile is for {space} but the pixels are {im.mode}")
+    return ImageCms.profileToProfile(im, src, _srgb(), outputMode="RGB")

@@ -1,0 +1,95 @@
+"""The keep-or-blur rule on synthetic encodings: exact, no model needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.boxes import Box
+from pipeline.matching import Decision, MatchSettings, Reason, decide
+
+BIG = Box(0, 0, 100, 100)
+SMALL = Box(0, 0, 40, 40)
+S = MatchSettings(tolerance=0.4, margin=0.08, min_face_px=60)
+
+
+def unit(i: int) -> np.ndarray:
+    v = np.zeros(128)
+    v[i] = 1.0
+    return v
+
+
+def near(v: np.ndarray, d: float, axis: int = 127) -> np.ndarray:
+    """A point at distance ``d`` from ``v`` (moving along one axis)."""
+    out = v.copy()
+    out[axis] += d
+    return out
+
+
+GALLERY = {"P1": np.array([unit(0)]), "P2": np.array([unit(1)]), "P3": np.array([unit(2)])}
+
+
+@pytest.mark.parametrize(
+    "box, enc, permitted, decision, reason, pupil",
+    [
+        (BIG, near(unit(0), 0.2), {"P1"}, Decision.KEPT, Reason.MATCHED_WITH_CONSENT, "P1"),
+        (BIG, near(unit(0), 0.39), {"P1"}, Decision.KEPT, Reason.MATCHED_WITH_CONSENT, "P1"),
+        (BIG, near(unit(0), 0.41), {"P1"}, Decision.BLURRED, Reason.NO_MATCH, None),
+        (BIG, near(unit(0), 0.2), {"P2"}, Decision.BLURRED, Reason.NO_CONSENT, "P1"),
+        (BIG, near(unit(0), 0.2), set(), Decision.BLURRED, Reason.NO_CONSENT, "P1"),
+        (SMALL, near(unit(0), 0.0), {"P1"}, Decision.BLURRED, Reason.TOO_SMALL, None),
+        (BIG, None, {"P1"}, Decision.BLURRED, Reason.NOT_ENCODABLE, None),
+    ],
+)
+def test_decision_table(box, enc, permitted, decision, reason, pupil):
+    [d] = decide([box], [enc], GALLERY, permitted, S)
+    assert (d.decision, d.reason, d.pupil_id) == (decision, reason, pupil)
+
+
+def test_ambiguous_between_two_close_pupils_is_blurred():
+    # Halfway between P1 and P2 but pulled slightly to P1: both within tolerance of the
+    # face and less than the margin apart.
+    a, b = np.zeros(128), np.zeros(128)
+    a[0], b[0], b[1] = 1.0, 1.0, 0.3  # P1 and a look-alike P9 0.3 apart
+    gallery = {"P1": np.array([a]), "P9": np.array([b])}
+    face = a.copy()
+    face[1] = 0.14  # 0.14 from P1, 0.16 from P9: margin 0.02 < 0.08
+    [d] = decide([BIG], [face], gallery, {"P1", "P9"}, S)
+    assert (d.decision, d.reason) == (Decision.BLURRED, Reason.AMBIGUOUS)
+
+
+def test_nearest_reference_of_a_pupil_counts():
+    gallery = {"P1": np.array([unit(5), unit(0)])}
+    [d] = decide([BIG], [near(unit(0), 0.1)], gallery, {"P1"}, S)
+    assert d.decision is Decision.KEPT
+    assert d.distance == pytest.approx(0.1)
+
+
+def test_empty_gallery_blurs_everyone():
+    [d] = decide([BIG], [unit(0)], {}, set(), S)
+    assert (d.decision, d.reason) == (Decision.BLURRED, Reason.NO_GALLERY)
+
+
+def test_a_pupil_is_kept_at_most_once_per_photo():
+    faces = [near(unit(0), 0.3), near(unit(0), 0.1)]
+    first, second = decide([BIG, BIG], faces, GALLERY, {"P1"}, S)
+    assert (first.decision, first.reason) == (Decision.BLURRED, Reason.DUPLICATE)
+    assert second.decision is Decision.KEPT
+
+
+def test_report_form_has_no_numpy_types():
+    [d] = decide([BIG], [near(unit(0), 0.2)], GALLERY, {"P1"}, S)
+    r = d.to_report()
+    assert r == {
+        "box": [0, 0, 100, 100],
+        "decision": "kept",
+        "pupil_id": "P1",
+        "distance": 0.2,
+        "reason": Reason.MATCHED_WITH_CONSENT.value,
+    }
+    assert type(r["distance"]) is float
+
+
+def test_one_encoding_per_box_is_required():
+    with pytest.raises(ValueError):
+        decide([BIG, BIG], [None], GALLERY, set(), S)
