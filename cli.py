@@ -30,10 +30,12 @@ from pipeline.publish import (
     PhotoResult,
     PublishOptions,
     default_operator,
+)
+from pipeline.publish import (
     publish as publish_photos,
 )
 from pipeline.redaction import RedactionStyle
-from pipeline.references import reference_from_photo, references_in_folder
+from pipeline.references import enrol_photo, references_in_folder
 from pipeline.writing import OutputFormat
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,7 +53,6 @@ def data_dir_option(f: F) -> F:
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        envvar="PHOTOCONSENT_HOME",
         help="Data directory (registry, audit log, key). "
         "Default: $PHOTOCONSENT_HOME, else ./photoconsent-data.",
     )(f)
@@ -169,7 +170,13 @@ def init(data_dir: Path | None) -> None:
 
 @main.group()
 def pupils() -> None:
-    """Pupils and their photo-consent slips."""
+    """Pupils and their photo-consent slips.
+
+    \b
+    Example:
+        photoconsent pupils import consent-slips.csv
+        photoconsent pupils list
+    """
 
 
 @pupils.command("import")
@@ -278,10 +285,7 @@ def enroll(
     with _store(data_dir) as store:
         for pid, photo in jobs:
             try:
-                ref = reference_from_photo(photo)
-                enrolment.add_reference(
-                    store, pid, ref.encoding, source_sha256=ref.sha256, operator=operator
-                )
+                enrol_photo(store, pid, photo, operator=operator)
                 click.echo(f"enrolled {safe(pid)} from {safe(photo.name)}", err=True)
             except (ConsentError, PipelineError) as exc:
                 rejected += 1
@@ -327,29 +331,61 @@ def _print_progress(done: int, total: int, result: PhotoResult) -> None:
 
 @main.command()
 @purpose_option
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the safe photos and report.json (created if missing).")
-@click.option("--event", default="event", show_default=True,
-              help="Event name, used for output file names and the audit log.")
-@click.option("--style", type=click.Choice([s.value for s in RedactionStyle]),
-              default=RedactionStyle.BLUR.value, show_default=True,
-              help="How faces without consent are hidden.")
-@click.option("--format", "fmt", type=click.Choice(["jpeg", "png", "webp"]), default="jpeg",
-              show_default=True, help="Output image format.")
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Judge consent as on this date (default: today).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the safe photos and report.json (created if missing).",
+)
+@click.option(
+    "--event",
+    default="event",
+    show_default=True,
+    help="Event name, used for output file names and the audit log.",
+)
+@click.option(
+    "--style",
+    type=click.Choice([s.value for s in RedactionStyle]),
+    default=RedactionStyle.BLUR.value,
+    show_default=True,
+    help="How faces without consent are hidden.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jpeg", "png", "webp"]),
+    default="jpeg",
+    show_default=True,
+    help="Output image format.",
+)
+@click.option(
+    "--date",
+    "on",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Judge consent as on this date (default: today).",
+)
 @matching_options
 @data_dir_option
 @operator_option
 @json_option
 @click.option("--quiet", "-q", is_flag=True, help="No per-photo progress on stderr.")
-@click.argument("photos", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @errors_to_exit
 def publish(
-    purpose: str, out: Path, event: str, style: str, fmt: str, on: Any,
-    thoroughness: str, tolerance: float, data_dir: Path | None, operator: str,
-    as_json: bool, quiet: bool, photos: tuple[Path, ...],
+    purpose: str,
+    out: Path,
+    event: str,
+    style: str,
+    fmt: str,
+    on: Any,
+    thoroughness: str,
+    tolerance: float,
+    data_dir: Path | None,
+    operator: str,
+    as_json: bool,
+    quiet: bool,
+    photos: tuple[Path, ...],
 ) -> None:
     """Publish photos for a purpose: blur everyone without consent, strip metadata.
 
@@ -361,8 +397,17 @@ def publish(
         photoconsent publish --purpose website --event "Sports day 2026" \\
             --out to-upload/ camera-card/
     """
-    options = _options(purpose, out, event, operator, style, fmt, thoroughness, tolerance,
-                       on.date() if on else None)
+    options = _options(
+        purpose,
+        out,
+        event,
+        operator,
+        style,
+        fmt,
+        thoroughness,
+        tolerance,
+        on.date() if on else None,
+    )
     with _store(data_dir) as store:
         report = publish_photos(
             store, list(photos), options, progress=None if quiet else _print_progress
@@ -386,17 +431,26 @@ def publish(
 
 @main.command()
 @purpose_option
-@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Judge consent as on this date (default: today).")
+@click.option(
+    "--date",
+    "on",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Judge consent as on this date (default: today).",
+)
 @matching_options
 @data_dir_option
 @json_option
-@click.argument("photos", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @errors_to_exit
 def check(
-    purpose: str, on: Any, thoroughness: str, tolerance: float, data_dir: Path | None,
-    as_json: bool, photos: tuple[Path, ...],
+    purpose: str,
+    on: Any,
+    thoroughness: str,
+    tolerance: float,
+    data_dir: Path | None,
+    as_json: bool,
+    photos: tuple[Path, ...],
 ) -> None:
     """Would these photos be safe to publish exactly as they are?
 
@@ -407,8 +461,17 @@ def check(
     Example:
         photoconsent check --purpose website upload/*.jpg
     """
-    options = _options(purpose, Path("."), "check", "check", "blur", "jpeg", thoroughness,
-                       tolerance, on.date() if on else None)
+    options = _options(
+        purpose,
+        Path("."),
+        "check",
+        "check",
+        "blur",
+        "jpeg",
+        thoroughness,
+        tolerance,
+        on.date() if on else None,
+    )
     with _store(data_dir) as store:
         results = check_photos(store, list(photos), options)
     if as_json:
@@ -423,7 +486,13 @@ def check(
 
 @main.group("audit")
 def audit_group() -> None:
-    """The tamper-evident audit log."""
+    """The tamper-evident audit log.
+
+    \b
+    Example:
+        photoconsent audit log --action publish --limit 20
+        photoconsent audit verify
+    """
 
 
 @audit_group.command("log")
@@ -442,11 +511,23 @@ def audit_log(data_dir: Path | None, as_json: bool, limit: int | None, action: s
     with _store(data_dir) as store:
         rows = audit.entries(store, limit=limit, action=action)
     if as_json:
-        click.echo(json.dumps([
-            {"seq": e.seq, "at": e.at, "operator": e.operator, "action": e.action,
-             "details": e.details, "entry_hash": e.entry_hash}
-            for e in rows
-        ], indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "seq": e.seq,
+                        "at": e.at,
+                        "operator": e.operator,
+                        "action": e.action,
+                        "details": e.details,
+                        "entry_hash": e.entry_hash,
+                    }
+                    for e in rows
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     for e in rows:
         click.echo(
@@ -469,8 +550,9 @@ def audit_verify(data_dir: Path | None, as_json: bool) -> None:
     with _store(data_dir) as store:
         result = audit.verify(store)
     if as_json:
-        click.echo(json.dumps({"ok": result.ok, "entries": result.entries,
-                               "problems": result.problems}))
+        click.echo(
+            json.dumps({"ok": result.ok, "entries": result.entries, "problems": result.problems})
+        )
     elif result.ok:
         click.echo(f"Audit log intact: {result.entries} entries verified.")
     else:

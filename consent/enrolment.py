@@ -42,7 +42,11 @@ def _check_encoding(encoding: np.ndarray) -> np.ndarray:
     return vec.astype("<f8", copy=False)
 
 
-def _require_biometric_consent(conn: sqlite3.Connection, pupil_id: str) -> None:
+def require_biometric_consent(conn: sqlite3.Connection, pupil_id: str) -> None:
+    """Raise `UnknownPupil` or `NoBiometricConsent` unless ``pupil_id`` may be enrolled.
+
+    Call it before computing an encoding: computing one is already biometric processing.
+    """
     if conn.execute("SELECT 1 FROM pupils WHERE pupil_id = ?", (pupil_id,)).fetchone() is None:
         raise UnknownPupil(pupil_id)
     row = conn.execute(
@@ -72,7 +76,7 @@ def add_reference(
     if not _SHA256.fullmatch(source_sha256):
         raise ValueError("source_sha256 must be 64 lowercase hex digits")
     with store.transaction() as conn:
-        _require_biometric_consent(conn, pupil_id)
+        require_biometric_consent(conn, pupil_id)
         existing = conn.execute(
             "SELECT id FROM face_references WHERE pupil_id = ? AND source_sha256 = ?",
             (pupil_id, source_sha256),

@@ -72,5 +72,5 @@ class AuditTampered(ConsentError):
         lines = "\n".join(f"- {p}" for p in self.problems)
         super().__init__(
             "The audit log failed verification; stop publishing and investigate "
-            f"(`photoconsent audit --verify`):\n{lines}"
+            f"(`photoconsent audit verify`):\n{lines}"
         )

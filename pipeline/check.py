@@ -46,9 +46,7 @@ def check(store: Store, inputs: Sequence[Path], options: PublishOptions) -> list
     """Judge every photo in ``inputs`` for ``options.purpose`` (``out_dir`` is unused)."""
     gallery = load_gallery(store, options.purpose, options.on)
     detector = DetectionStage(options.detection)
-    return [
-        _check_one(p, options, detector, gallery) for p in collect_inputs(inputs)
-    ]
+    return [_check_one(p, options, detector, gallery) for p in collect_inputs(inputs)]
 
 
 def _check_one(

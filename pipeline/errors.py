@@ -20,3 +20,6 @@ class EnrolmentRejected(PipelineError):
 class OutputConflict(PipelineError):
     """The output path is unusable: it is an input, or it would overwrite a file."""
 
+
+class InvalidOptions(PipelineError):
+    """A job's options cannot be used as given (the message says which and why)."""

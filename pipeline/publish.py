@@ -26,13 +26,14 @@ from consent.store import Store
 from . import __version__
 from .analysis import Gallery, analyse, blurred, kept, load_gallery
 from .detection import DetectionSettings, DetectionStage
-from .errors import OutputConflict, PipelineError
+from .errors import InvalidOptions, OutputConflict, PipelineError
 from .loading import load_image
 from .matching import FaceDecision, MatchSettings
 from .redaction import RedactionStyle, head_region, redact
 from .writing import OutputFormat, encode_clean, sha256_bytes, write_atomic
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+# Files a camera, phone or OS drops beside photos that are not photos of anyone.
+NOT_PHOTOS = frozenset({"thumbs.db", "desktop.ini", "report.json"})
 REPORT_NAME = "report.json"
 
 
@@ -119,19 +120,20 @@ ProgressCallback = Callable[[int, int, PhotoResult], None]
 
 
 def collect_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into the image files below them (sorted, hidden files skipped).
+    """Expand folders into the files below them (sorted; hidden files and OS clutter such
+    as Thumbs.db skipped).
 
-    Files named explicitly are kept whatever their extension, so a misnamed file is
-    reported as unreadable rather than silently skipped.
+    Every other file is kept whatever its extension, so a HEIC, a video or a misnamed file
+    in a camera folder is reported as withheld with its reason, never silently skipped.
     """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             for sub in sorted(path.rglob("*")):
                 rel = sub.relative_to(path).parts
-                if any(p.startswith(".") for p in rel):
+                if any(p.startswith(".") for p in rel) or sub.name.lower() in NOT_PHOTOS:
                     continue
-                if sub.is_file() and sub.suffix.lower() in IMAGE_SUFFIXES:
+                if sub.is_file():
                     found.append(sub)
         else:
             found.append(path)
@@ -147,11 +149,21 @@ def check_out_dir(out_dir: Path, inputs: Sequence[Path]) -> None:
     out = out_dir.resolve()
     for path in inputs:
         src = path.resolve()
-        if path.is_dir() and (out == src or src in out.parents):
+        # A folder is scanned recursively, so nothing below it may be the output; a file's
+        # own folder counts too: `--out card card/*.jpg` mixes them just the same.
+        if (path.is_dir() and (out == src or src in out.parents)) or out == src.parent:
             raise OutputConflict(
                 f"The output folder {out_dir} is inside the input folder {path}; "
                 "choose an --out folder outside the photos being published."
             )
+
+
+def check_operator(operator: str) -> None:
+    """The audit's ``operator`` must name someone: non-empty, printable, one line."""
+    if not operator.strip() or any(not c.isprintable() for c in operator):
+        raise InvalidOptions(
+            f"--operator {operator!r} is not usable: give a name without control characters."
+        )
 
 
 def slug(event: str) -> str:
@@ -172,7 +184,10 @@ def publish(
     Never raises for one bad photo: it is withheld with the reason, and the rest go on.
     Raises :class:`OutputConflict` before doing anything if the output folder is unsafe.
     """
+    check_operator(options.operator)
     check_out_dir(options.out_dir, inputs)
+    # An audit log that no longer verifies cannot account for new publishes: stop first.
+    audit.ensure_intact(store)
     photos = collect_inputs(inputs)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     gallery = load_gallery(store, options.purpose, options.on)

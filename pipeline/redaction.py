@@ -17,7 +17,8 @@ from .boxes import Box
 
 # How far the head reaches beyond a detector's face box, as fractions of that box: the
 # face box runs roughly brow to chin and cheek to cheek; hair, forehead and ears lie
-# outside it, and a face turned sideways has the back of its head beyond one side. Measured with bench/detection_recall.py (head coverage).
+# outside it, and a face turned sideways has the back of its head beyond one side.
+# Measured with bench/detection_recall.py (head coverage).
 HEAD_LEFT, HEAD_TOP, HEAD_RIGHT, HEAD_BOTTOM = 0.45, 0.8, 0.45, 0.25
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from consent import enrolment
+from consent.store import Store
+
 from .detection import DetectionSettings, DetectionStage
 from .errors import EnrolmentRejected
 from .loading import load_image
@@ -57,6 +60,19 @@ def reference_from_photo(path: Path, detector: DetectionStage | None = None) -> 
     if encoding is None:
         raise EnrolmentRejected(f"{path.name}: the face could not be encoded; use another photo")
     return Reference(Path(path), encoding, loaded.sha256)
+
+
+def enrol_photo(store: Store, pupil_id: str, photo: Path, *, operator: str) -> int:
+    """Enrol one reference photo of ``pupil_id``; return the stored reference's ID.
+
+    Biometric consent is checked before the face is encoded, because computing an
+    encoding is itself processing biometric data (Protection of Freedoms Act 2012 s.26).
+    """
+    enrolment.require_biometric_consent(store.conn, pupil_id)
+    ref = reference_from_photo(photo)
+    return enrolment.add_reference(
+        store, pupil_id, ref.encoding, source_sha256=ref.sha256, operator=operator
+    )
 
 
 REFERENCE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")

@@ -67,7 +67,11 @@ def test_merge_joins_overlapping_boxes_with_score_weighted_mean():
 
 def test_merge_keeps_separate_faces_apart():
     merged = merge_detections([det(0, 0, 10, 10), det(20, 0, 10, 10), det(40, 40, 5, 5, 0.1)])
-    assert sorted(m.box.to_list() for m in merged) == [[0, 0, 10, 10], [20, 0, 10, 10], [40, 40, 5, 5]]
+    assert sorted(m.box.to_list() for m in merged) == [
+        [0, 0, 10, 10],
+        [20, 0, 10, 10],
+        [40, 40, 5, 5],
+    ]
 
 
 def test_merge_absorbs_a_tight_box_inside_a_loose_one():
@@ -112,13 +116,15 @@ def test_rotated_pass_maps_a_marked_pixel_back(k):
 
 
 @given(
-    x=st.floats(0, 90), y=st.floats(0, 50), w=st.floats(1, 10), h=st.floats(1, 10),
+    x=st.floats(0, 90),
+    y=st.floats(0, 50),
+    w=st.floats(1, 10),
+    h=st.floats(1, 10),
     k=st.integers(1, 3),
 )
 def test_rotation_round_trip(x, y, w, h, k):
     """Turning a box with the image and mapping it back gives the box again."""
     W, H = 100, 60
-    box = Box(x, y, w, h)
     # Forward map of rot90 by k (counter-clockwise), the inverse of unrotate_box.
     if k == 1:
         turned = Box(y, W - x - w, h, w)

@@ -67,8 +67,11 @@ def test_head_region_grows_beyond_the_face_box():
 
 @settings(max_examples=50, deadline=None)
 @given(
-    x=st.integers(-50, 200), y=st.integers(-50, 150), w=st.integers(1, 120),
-    h=st.integers(1, 120), style=st.sampled_from(STYLES),
+    x=st.integers(-50, 200),
+    y=st.integers(-50, 150),
+    w=st.integers(1, 120),
+    h=st.integers(1, 120),
+    style=st.sampled_from(STYLES),
 )
 def test_boxes_at_or_beyond_the_edge_are_clipped_not_errors(x, y, w, h, style):
     img = noisy()
