@@ -38,9 +38,14 @@ def analyse(
     detector: DetectionStage,
     gallery: Gallery,
     settings: MatchSettings,
+    *,
+    orientation_known: bool = True,
 ) -> list[FaceDecision]:
-    """Detect every face and decide keep or blur for each."""
-    boxes = [d.box for d in detector.detect(pixels)]
+    """Detect every face and decide keep or blur for each.
+
+    ``orientation_known`` is False for a photo without an EXIF orientation tag, which
+    lets detection also search it turned (see :class:`DetectionStage`)."""
+    boxes = [d.box for d in detector.detect(pixels, orientation_known=orientation_known)]
     # Faces too small to recognise are blurred whatever they would match, and no one
     # enrolled means nothing can be kept: skip the (slow) encoder for those.
     wanted = [b.size >= settings.min_face_px and bool(gallery.encodings) for b in boxes]

@@ -56,7 +56,13 @@ def _check_one(
     try:
         loaded = load_image(photo)
         result.metadata = find_metadata(photo.read_bytes())
-        result.faces = analyse(loaded.pixels, detector, gallery, options.matching)
+        result.faces = analyse(
+            loaded.pixels,
+            detector,
+            gallery,
+            options.matching,
+            orientation_known=loaded.orientation_tagged,
+        )
     except (PipelineError, OSError) as exc:
         result.reasons.append(f"unreadable: {exc}")
         return result

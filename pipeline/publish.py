@@ -231,7 +231,13 @@ def _publish_one(
     try:
         loaded = load_image(photo)
         result.input_sha256 = loaded.sha256
-        result.faces = analyse(loaded.pixels, detector, gallery, options.matching)
+        result.faces = analyse(
+            loaded.pixels,
+            detector,
+            gallery,
+            options.matching,
+            orientation_known=loaded.orientation_tagged,
+        )
         regions = [head_region(f.box) for f in blurred(result.faces)]
         safe = redact(loaded.pixels, regions, options.style)
         data = encode_clean(safe, options.output_format)

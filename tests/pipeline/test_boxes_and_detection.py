@@ -61,7 +61,7 @@ def test_merge_joins_overlapping_boxes_with_score_weighted_mean():
     assert len(merged) == 1
     m = merged[0]
     assert m.score == 0.75
-    assert m.source == "a+b"
+    assert m.source == "a,b"
     assert (m.box.x, m.box.y, m.box.x2, m.box.y2) == pytest.approx((0.5, 0, 10.5, 10), abs=1e-4)
 
 
