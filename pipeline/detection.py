@@ -27,7 +27,6 @@ from .detectors import (
     CenterFace,
     Detection,
     Detector,
-    DlibHog,
     Flipped,
     ModelMissing,
     Rotated,
@@ -42,7 +41,6 @@ __all__ = [
     "DetectionSettings",
     "DetectionStage",
     "Detector",
-    "DlibHog",
     "Flipped",
     "ModelMissing",
     "Rotated",
@@ -62,7 +60,7 @@ class Thoroughness(enum.Enum):
     fast: one full-image pass. standard (default): adds a 2x pass for small faces (on
     photos up to 2048 px), a mirrored pass, zoomed second looks at small candidates and
     turned passes when orientation is unknown. paranoid: every pass on every photo (all
-    turns, mirrored 2x, dlib HOG) and no second-look filtering: most recall, most false
+    turns at full size, mirrored 2x) and no second-look filtering: most recall, most false
     blur, several times slower.
     """
 
@@ -133,7 +131,6 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     if settings.thoroughness is Thoroughness.PARANOID:
         passes.append(Flipped(up))
         passes.extend(build_turned_passes(settings))
-        passes.append(DlibHog(upsample=1))
     return passes
 
 

