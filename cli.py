@@ -80,6 +80,16 @@ def purpose_option(f: F) -> F:
     )(f)
 
 
+def date_option(f: F) -> F:
+    return click.option(
+        "--date",
+        "on",
+        type=click.DateTime(["%Y-%m-%d"]),
+        default=None,
+        help="Judge consent as on this date (default: today).",
+    )(f)
+
+
 def matching_options(f: F) -> F:
     f = click.option(
         "--thoroughness",
@@ -358,13 +368,7 @@ def _print_progress(done: int, total: int, result: PhotoResult) -> None:
     show_default=True,
     help="Output image format.",
 )
-@click.option(
-    "--date",
-    "on",
-    type=click.DateTime(["%Y-%m-%d"]),
-    default=None,
-    help="Judge consent as on this date (default: today).",
-)
+@date_option
 @matching_options
 @data_dir_option
 @operator_option
@@ -431,13 +435,7 @@ def publish(
 
 @main.command()
 @purpose_option
-@click.option(
-    "--date",
-    "on",
-    type=click.DateTime(["%Y-%m-%d"]),
-    default=None,
-    help="Judge consent as on this date (default: today).",
-)
+@date_option
 @matching_options
 @data_dir_option
 @json_option

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from consent_factories import CsvWriter, pupil_row
 
-from consent.registry import COLUMNS, import_pupils_csv
+from consent.registry import import_pupils_csv
 from consent.store import Store, init_data_dir, open_store
+from tests.conftest import write_registry_csv
 
 
 @pytest.fixture(autouse=True)
@@ -37,16 +37,7 @@ def write_csv(tmp_path: Path) -> CsvWriter:
     """``write_csv(rows, name=...)``: rows are dicts (written in COLUMNS order) or raw lines."""
 
     def write(rows: list[dict[str, str] | str], name: str = "pupils.csv") -> Path:
-        path = tmp_path / name
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(COLUMNS)
-            for row in rows:
-                if isinstance(row, str):
-                    handle.write(row + "\n")
-                else:
-                    writer.writerow([row[c] for c in COLUMNS])
-        return path
+        return write_registry_csv(tmp_path / name, rows)
 
     return write
 
