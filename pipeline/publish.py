@@ -241,32 +241,44 @@ def _publish_one(
         regions = [head_region(f.box) for f in blurred(result.faces)]
         safe = redact(loaded.pixels, regions, options.style)
         data = encode_clean(safe, options.output_format)
-        with store.transaction():
-            while True:
-                dest = namer.next()
-                try:
-                    write_atomic(data, dest)
-                    break
-                except OutputConflict:  # taken since we looked: try the next number
-                    continue
-            result.status, result.output = "published", str(dest)
-            result.output_sha256 = sha256_bytes(data)
-            result.reason = _published_reason(result.faces)
-            audit.append(
-                store.conn,
-                store.key,
-                action="publish",
-                operator=options.operator,
-                details=_audit_details(result, options, gallery),
-            )
+        committed = False
+        try:
+            with store.transaction():
+                dest = _write_new(data, namer)
+                result.status, result.output = "published", str(dest)
+                result.output_sha256 = sha256_bytes(data)
+                result.reason = _published_reason(result.faces)
+                audit.append(
+                    store.conn,
+                    store.key,
+                    action="publish",
+                    operator=options.operator,
+                    details=_audit_details(result, options, gallery),
+                )
+            committed = True
+        finally:
+            # No audit entry, no output: also on Ctrl-C between the write and the commit.
+            if not committed and dest is not None:
+                dest.unlink(missing_ok=True)
         return result
     except Exception as exc:  # fail closed: any failure withholds this photo
-        if result.status == "published" and dest is not None:
-            dest.unlink(missing_ok=True)  # the audit entry did not commit: no output either
         result.status, result.output, result.output_sha256 = "withheld", None, None
         result.reason = _withheld_reason(exc)
     _audit_withheld(store, result, options, gallery)
     return result
+
+
+def _write_new(data: bytes, namer: _OutputNamer) -> Path:
+    """Write ``data`` under the next free name; a name taken meanwhile moves on to the next,
+    any other failure (disk full, permissions) is raised."""
+    while True:
+        dest = namer.next()
+        try:
+            write_atomic(data, dest)
+            return dest
+        except OutputConflict:
+            if not dest.exists():
+                raise
 
 
 def _audit_withheld(

@@ -1,0 +1,87 @@
+"""A photo whose output cannot be written or audited is withheld and leaves no file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from consent import audit
+from consent.registry import Purpose
+from consent.store import init_data_dir, open_store
+from pipeline import publish as publish_module
+from pipeline.detection import DetectionSettings, Thoroughness
+from pipeline.errors import OutputConflict
+from pipeline.publish import PublishOptions, publish
+
+pytestmark = pytest.mark.slow  # loads the detector
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    init_data_dir(tmp_path / "data")
+    store = open_store(tmp_path / "data")
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(np.full((64, 96, 3), 128, np.uint8)).save(photos / "plain.png")
+    options = PublishOptions(
+        purpose=Purpose.WEBSITE,
+        out_dir=tmp_path / "out",
+        operator="test",
+        detection=DetectionSettings(thoroughness=Thoroughness.FAST),
+    )
+    yield store, photos, options
+    store.close()
+
+
+def test_a_full_disk_withholds_the_photo_instead_of_looping(setup, monkeypatch):
+    store, photos, options = setup
+
+    def disk_full(data, dest):
+        raise OutputConflict(f"could not write {dest.name}: No space left on device")
+
+    monkeypatch.setattr(publish_module, "write_atomic", disk_full)
+    report = publish(store, [photos], options)
+    [result] = report.results
+    assert result.status == "withheld"
+    assert "No space left" in result.reason
+    assert sorted(p.name for p in options.out_dir.iterdir()) == ["report.json"]
+
+
+def test_a_failed_audit_entry_removes_the_written_output(setup, monkeypatch):
+    store, photos, options = setup
+    real_append = audit.append
+
+    def failing_append(conn, key, *, action, operator, details):
+        if action == "publish":
+            raise RuntimeError("database is locked")
+        return real_append(conn, key, action=action, operator=operator, details=details)
+
+    monkeypatch.setattr(publish_module.audit, "append", failing_append)
+    report = publish(store, [photos], options)
+    [result] = report.results
+    assert result.status == "withheld"
+    assert "database is locked" in result.reason
+    assert sorted(p.name for p in options.out_dir.iterdir()) == ["report.json"]
+    assert [e.action for e in audit.entries(store)][-1] == "withhold"
+
+
+def test_a_name_taken_meanwhile_moves_on_to_the_next_number(setup, monkeypatch):
+    store, photos, options = setup
+    real_write = publish_module.write_atomic
+    calls = []
+
+    def racing_write(data, dest):
+        calls.append(dest.name)
+        if len(calls) == 1:
+            dest.write_bytes(b"someone else's file")
+            raise OutputConflict(f"{dest.name} exists")
+        real_write(data, dest)
+
+    monkeypatch.setattr(publish_module, "write_atomic", racing_write)
+    [result] = publish(store, [photos], options).results
+    assert result.status == "published"
+    assert calls == ["event-0001.jpg", "event-0002.jpg"]
+    assert Path(result.output).name == "event-0002.jpg"
