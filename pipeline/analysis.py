@@ -6,8 +6,8 @@ so both apply exactly the same rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -17,7 +17,7 @@ from consent.registry import Purpose
 from consent.store import Store
 
 from .detection import DetectionStage
-from .matching import Decision, FaceDecision, MatchSettings, decide, encode_faces
+from .matching import Decision, FaceDecision, MatchSettings, decide, encode_faces, sharpness
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Gallery:
 
     encodings: Mapping[str, np.ndarray]
     permitted: Mapping[str, int]
+    siblings: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def analyse(
@@ -46,12 +47,23 @@ def analyse(
     ``orientation_known`` is False for a photo without an EXIF orientation tag, which
     lets detection also search it turned (see :class:`DetectionStage`)."""
     boxes = [d.box for d in detector.detect(pixels, orientation_known=orientation_known)]
-    # Faces too small to recognise are blurred whatever they would match, and no one
-    # enrolled means nothing can be kept: skip the (slow) encoder for those.
-    wanted = [b.size >= settings.min_face_px and bool(gallery.encodings) for b in boxes]
+    # Encode only faces that could be kept: large and sharp enough, with someone who may
+    # be kept for this purpose. Every other face is blurred whoever it is, so computing
+    # its biometric template would be processing for nothing (and slow).
+    sharp = [sharpness(pixels, b) if b.size >= settings.min_face_px else None for b in boxes]
+    can_keep = bool(gallery.permitted)
+    wanted = [can_keep and sh is not None and sh >= settings.min_sharpness for sh in sharp]
     encoded = iter(encode_faces(pixels, [b for b, w in zip(boxes, wanted, strict=True) if w]))
     encodings = [next(encoded) if w else None for w in wanted]
-    return decide(boxes, encodings, gallery.encodings, set(gallery.permitted), settings)
+    return decide(
+        boxes,
+        encodings,
+        gallery.encodings if can_keep else {},
+        set(gallery.permitted),
+        settings,
+        sharpness=sharp,
+        siblings=gallery.siblings,
+    )
 
 
 def blurred(decisions: list[FaceDecision]) -> list[FaceDecision]:
@@ -62,9 +74,23 @@ def kept(decisions: list[FaceDecision]) -> list[FaceDecision]:
     return [d for d in decisions if d.decision is Decision.KEPT]
 
 
-def load_gallery(store: Store, purpose: Purpose, on: date) -> Gallery:
-    """Every enrolled pupil's references, and who of them may be kept for ``purpose``."""
-    encodings = enrolment.load_gallery(store)
+def load_gallery(
+    store: Store, purpose: Purpose, on: date, candidates: frozenset[str] | None = None
+) -> Gallery:
+    """The enrolled pupils' references, and who of them may be kept for ``purpose``.
+
+    ``candidates`` restricts matching to the pupils expected in the photos (a class, a
+    team): every pupil left out is one fewer stranger's look-alike to keep by mistake.
+    """
+    encodings = enrolment.load_gallery(store, candidates)
     consented = registry.pupils_with_consent(store.conn, purpose, on)
     permitted = {p: rec.record_id for p, rec in consented.items() if p in encodings}
     return Gallery(encodings=encodings, permitted=permitted)
+
+
+def pupils_in_classes(store: Store, classes: Iterable[str]) -> frozenset[str]:
+    """IDs of the pupils in any of ``classes`` (compared case-insensitively)."""
+    wanted = {c.strip().casefold() for c in classes}
+    return frozenset(
+        p.pupil_id for p in registry.list_pupils(store.conn) if p.class_name.casefold() in wanted
+    )

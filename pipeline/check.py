@@ -44,7 +44,7 @@ class CheckResult:
 
 def check(store: Store, inputs: Sequence[Path], options: PublishOptions) -> list[CheckResult]:
     """Judge every photo in ``inputs`` for ``options.purpose`` (``out_dir`` is unused)."""
-    gallery = load_gallery(store, options.purpose, options.on)
+    gallery = load_gallery(store, options.purpose, options.on, options.candidates)
     detector = DetectionStage(options.detection)
     return [_check_one(p, options, detector, gallery) for p in collect_inputs(inputs)]
 

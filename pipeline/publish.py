@@ -58,6 +58,11 @@ class PublishOptions:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     matching: MatchSettings = field(default_factory=MatchSettings)
     on: date = field(default_factory=date.today)
+    # The pupils expected in the photos (from --class / --pupils); None means everyone.
+    candidates: frozenset[str] | None = None
+    # Where the photos will be put (a URL or a name such as "newsletter"), so a takedown
+    # can say where to remove them from.
+    destination: str | None = None
 
 
 @dataclass
@@ -190,7 +195,7 @@ def publish(
     audit.ensure_intact(store)
     photos = collect_inputs(inputs)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    gallery = load_gallery(store, options.purpose, options.on)
+    gallery = load_gallery(store, options.purpose, options.on, options.candidates)
     detector = DetectionStage(options.detection)
     namer = _OutputNamer(options.out_dir, slug(options.event), options.output_format)
     results: list[PhotoResult] = []
@@ -319,7 +324,9 @@ def _audit_details(
     return {
         "purpose": options.purpose.value,
         "event": options.event,
+        "destination": options.destination,
         "publish_date": options.on.isoformat(),
+        "candidate_pupils": None if options.candidates is None else sorted(options.candidates),
         "status": result.status,
         "reason": result.reason,
         "input": result.input,

@@ -59,10 +59,45 @@ def test_ambiguous_between_two_close_pupils_is_blurred():
 
 
 def test_nearest_reference_of_a_pupil_counts():
-    gallery = {"P1": np.array([unit(5), unit(0)])}
+    second = near(unit(0), 0.3, axis=50)  # another photo of P1, 0.3 from the first
+    gallery = {"P1": np.array([second, unit(0)])}
     [d] = decide([BIG], [near(unit(0), 0.1)], gallery, {"P1"}, S)
     assert d.decision is Decision.KEPT
     assert d.distance == pytest.approx(0.1)
+
+
+def test_references_that_disagree_blur_the_face():
+    # One reference is near the face, the other is somebody else entirely: mean 0.76.
+    gallery = {"P1": np.array([unit(5), unit(0)])}
+    [d] = decide([BIG], [near(unit(0), 0.1)], gallery, {"P1"}, S)
+    assert (d.decision, d.reason) == (Decision.BLURRED, Reason.REFERENCES_DISAGREE)
+
+
+@pytest.mark.parametrize(
+    "sharp, decision",
+    [(None, Decision.KEPT), (S.min_sharpness, Decision.KEPT), (S.min_sharpness - 1, None)],
+)
+def test_a_blurred_face_is_never_kept(sharp, decision):
+    [d] = decide([BIG], [near(unit(0), 0.1)], GALLERY, {"P1"}, S, sharpness=[sharp])
+    if decision is None:
+        assert (d.decision, d.reason) == (Decision.BLURRED, Reason.TOO_BLURRED)
+    else:
+        assert d.decision is decision
+
+
+def test_siblings_need_the_wider_margin():
+    a, b = np.zeros(128), np.zeros(128)
+    a[0], b[0], b[1] = 1.0, 1.0, 0.4  # P1 and P2 0.4 apart
+    gallery = {"P1": np.array([a]), "P2": np.array([b])}
+    face = a.copy()
+    face[1] = 0.1  # 0.1 from P1, 0.3 from P2: margin 0.2
+    strangers = decide([BIG], [face], gallery, {"P1", "P2"}, S)
+    [d] = strangers
+    assert d.decision is Decision.KEPT  # 0.2 >= the ordinary margin 0.08
+    tighter = MatchSettings(tolerance=0.4, margin=0.08, sibling_margin=0.25)
+    sibs = {"P1": frozenset({"P2"}), "P2": frozenset({"P1"})}
+    [d] = decide([BIG], [face], gallery, {"P1", "P2"}, tighter, siblings=sibs)
+    assert (d.decision, d.reason) == (Decision.BLURRED, Reason.SIBLING_AMBIGUOUS)
 
 
 def test_empty_gallery_blurs_everyone():
