@@ -75,17 +75,29 @@ def kept(decisions: list[FaceDecision]) -> list[FaceDecision]:
 
 
 def load_gallery(
-    store: Store, purpose: Purpose, on: date, candidates: frozenset[str] | None = None
+    store: Store,
+    purpose: Purpose,
+    on: date,
+    candidates: frozenset[str] | None = None,
+    *,
+    encodings: bool = True,
 ) -> Gallery:
     """The enrolled pupils' references, and who of them may be kept for ``purpose``.
 
     ``candidates`` restricts matching to the pupils expected in the photos (a class, a
     team): every pupil left out is one fewer stranger's look-alike to keep by mistake.
+    With ``encodings=False`` no template is decrypted and ``permitted`` lists every pupil
+    whose consent allows the purpose (a reviewer, not a matcher, names who is who).
     """
-    encodings = enrolment.load_gallery(store, candidates)
     consented = registry.pupils_with_consent(store.conn, purpose, on)
-    permitted = {p: rec.record_id for p, rec in consented.items() if p in encodings}
-    return Gallery(encodings=encodings, permitted=permitted)
+    if not encodings:
+        wanted = {p: rec.record_id for p, rec in consented.items()}
+        if candidates is not None:
+            wanted = {p: r for p, r in wanted.items() if p in candidates}
+        return Gallery(encodings={}, permitted=wanted)
+    refs = enrolment.load_gallery(store, candidates)
+    permitted = {p: rec.record_id for p, rec in consented.items() if p in refs}
+    return Gallery(encodings=refs, permitted=permitted)
 
 
 def pupils_in_classes(store: Store, classes: Iterable[str]) -> frozenset[str]:

@@ -58,6 +58,12 @@ class Reason(enum.Enum):
     REFERENCES_DISAGREE = "the pupil's reference photos do not agree on this face"
     NO_CONSENT = "matched a pupil without consent for this purpose"
     DUPLICATE = "pupil already matched to a closer face in this photo"
+    # Review (publish --review, photoconsent review ...)
+    NOT_APPROVED = "matched, but no reviewer approved keeping it"
+    REJECTED = "a reviewer rejected the match"
+    NO_BIOMETRICS = "no biometrics: blurred unless a reviewer un-blurs it"
+    REVIEWER_UNBLURRED = "a reviewer un-blurred it as a pupil whose consent allows this purpose"
+    APPROVED = "matched a pupil with consent, and a reviewer approved it"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from . import __version__
 from .analysis import Gallery, analyse, blurred, kept, load_gallery
 from .detection import DetectionSettings, DetectionStage
 from .errors import InvalidOptions, OutputConflict, PipelineError
-from .loading import load_image
+from .loading import LoadedImage, load_image
 from .matching import FaceDecision, MatchSettings
 from .redaction import RedactionStyle, head_region, redact
 from .writing import OutputFormat, encode_clean, sha256_bytes, write_atomic
@@ -122,6 +122,24 @@ class PublishReport:
 
 
 ProgressCallback = Callable[[int, int, PhotoResult], None]
+# Decides keep or blur for every face of one loaded photo (the path is for its records).
+Decider = Callable[[Path, LoadedImage], list[FaceDecision]]
+
+
+def analysing_decider(options: PublishOptions, gallery: Gallery) -> Decider:
+    """The ordinary decision: detect every face and match it (see :func:`analyse`)."""
+    detector = DetectionStage(options.detection)
+
+    def decide_photo(photo: Path, loaded: LoadedImage) -> list[FaceDecision]:
+        return analyse(
+            loaded.pixels,
+            detector,
+            gallery,
+            options.matching,
+            orientation_known=loaded.orientation_tagged,
+        )
+
+    return decide_photo
 
 
 def collect_inputs(paths: Iterable[Path]) -> list[Path]:
@@ -183,11 +201,14 @@ def publish(
     options: PublishOptions,
     *,
     progress: ProgressCallback | None = None,
+    decider: Decider | None = None,
 ) -> PublishReport:
     """Publish ``inputs`` (files or folders) for ``options.purpose`` into ``options.out_dir``.
 
     Never raises for one bad photo: it is withheld with the reason, and the rest go on.
     Raises :class:`OutputConflict` before doing anything if the output folder is unsafe.
+    ``decider`` replaces detection and matching (a reviewed batch brings its own
+    decisions); the consent records in the audit still come from the registry.
     """
     check_operator(options.operator)
     check_out_dir(options.out_dir, inputs)
@@ -195,12 +216,14 @@ def publish(
     audit.ensure_intact(store)
     photos = collect_inputs(inputs)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    gallery = load_gallery(store, options.purpose, options.on, options.candidates)
-    detector = DetectionStage(options.detection)
+    gallery = load_gallery(
+        store, options.purpose, options.on, options.candidates, encodings=decider is None
+    )
+    decide_photo = decider or analysing_decider(options, gallery)
     namer = _OutputNamer(options.out_dir, slug(options.event), options.output_format)
     results: list[PhotoResult] = []
     for i, photo in enumerate(photos, start=1):
-        result = _publish_one(store, photo, options, detector, gallery, namer)
+        result = _publish_one(store, photo, options, decide_photo, gallery, namer)
         results.append(result)
         if progress is not None:
             progress(i, len(photos), result)
@@ -227,7 +250,7 @@ def _publish_one(
     store: Store,
     photo: Path,
     options: PublishOptions,
-    detector: DetectionStage,
+    decide_photo: Decider,
     gallery: Gallery,
     namer: _OutputNamer,
 ) -> PhotoResult:
@@ -236,13 +259,7 @@ def _publish_one(
     try:
         loaded = load_image(photo)
         result.input_sha256 = loaded.sha256
-        result.faces = analyse(
-            loaded.pixels,
-            detector,
-            gallery,
-            options.matching,
-            orientation_known=loaded.orientation_tagged,
-        )
+        result.faces = decide_photo(photo, loaded)
         regions = [head_region(f.box) for f in blurred(result.faces)]
         safe = redact(loaded.pixels, regions, options.style)
         data = encode_clean(safe, options.output_format)
