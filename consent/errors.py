@@ -74,3 +74,19 @@ class AuditTampered(ConsentError):
             "The audit log failed verification; stop publishing and investigate "
             f"(`photoconsent audit verify`):\n{lines}"
         )
+
+
+class NoChange(ConsentError):
+    """A consent change would not change the current record, so nothing was recorded."""
+
+
+class NoConsentToChange(ConsentError):
+    """A permission cannot be granted to a pupil without any signed slip on record."""
+
+
+class ExportExists(ConsentError):
+    """The folder an export would be written to already exists."""
+
+
+class UnknownRetentionCategory(ConsentError):
+    """A retention period was set for a category of data photoconsent does not hold."""

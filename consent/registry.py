@@ -6,12 +6,17 @@ The CSV has exactly these columns (any order, header on line 1)::
     internal_display,biometric_consent,consent_date
 
 Purposes and ``biometric_consent`` are ``yes``/``no`` (or ``y``/``n``, any case);
-``consent_date`` is ``YYYY-MM-DD``. The whole file is checked before anything is written:
-one bad line and nothing is imported (`CsvImportError` lists every bad line).
+``consent_date`` is ``YYYY-MM-DD``. An optional ``consent_expiry`` column (``YYYY-MM-DD`` or
+empty) gives the slip a use-by date, after which it counts as withdrawn. The whole file is
+checked before anything is written: one bad line and nothing is imported
+(`CsvImportError` lists every bad line).
 
 Consent is versioned: a changed slip adds a new ``consent_records`` row and marks the old
-one superseded; an unchanged slip adds nothing. Pupils missing from a later file are kept
-(a file may cover one class only). Names stay in ``pupils`` and never reach the audit log.
+one superseded; an unchanged slip adds nothing. A single change made since with
+``photoconsent consent set/withdraw`` (`consent.changes`) wins over an import whose slip is
+not dated after that change, so re-importing an old spreadsheet cannot undo a withdrawal.
+Pupils missing from a later file are kept (a file may cover one class only). Names stay in
+``pupils`` and never reach the audit log.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Purpose(enum.Enum):
 NAME_COLUMNS = ("pupil_id", "first_name", "last_name", "class")
 PURPOSE_COLUMNS = tuple(p.value for p in Purpose)
 COLUMNS = (*NAME_COLUMNS, *PURPOSE_COLUMNS, "biometric_consent", "consent_date")
+OPTIONAL_COLUMNS = ("consent_expiry",)
 MAX_ID_LENGTH = 64
 _YES, _NO = frozenset({"yes", "y"}), frozenset({"no", "n"})
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -76,6 +82,8 @@ class ConsentRecord:
     recorded_at: str
     recorded_by: str
     source: str
+    expires_on: date | None = None
+    change_kind: str | None = None  # None for a CSV import, else see consent.changes
 
 
 @dataclass(frozen=True)
@@ -87,15 +95,21 @@ class CsvRow:
     purposes: frozenset[Purpose]
     biometric_consent: bool
     consent_date: date
+    consent_expiry: date | None = None
 
 
 @dataclass(frozen=True)
 class ImportResult:
-    """How many pupils an import added, updated (names or consent) and left unchanged."""
+    """How many pupils an import added, updated (names or consent) and left unchanged.
+
+    ``kept_newer`` lists pupils whose slip in the file was not applied because a single
+    change recorded since (`consent.changes`) is newer than it.
+    """
 
     added: int
     updated: int
     unchanged: int
+    kept_newer: tuple[str, ...] = ()
 
 
 def clean_text(value: str) -> str:
@@ -148,7 +162,7 @@ def _check_header(fields: list[str]) -> list[str]:
     names = [clean_text(f).lower() for f in fields]
     problems = []
     missing = [c for c in COLUMNS if c not in names]
-    extra = [n for n in names if n not in COLUMNS]
+    extra = [n for n in names if n not in COLUMNS and n not in OPTIONAL_COLUMNS]
     doubled = sorted({n for n in names if names.count(n) > 1})
     if missing:
         problems.append(f"missing column(s): {', '.join(missing)}")
@@ -191,8 +205,19 @@ def _parse_row(line: int, cells: dict[str, str], problems: list[str]) -> CsvRow:
         consent_date = date.fromisoformat(raw_date)
     except ValueError:
         problems.append(f"consent_date '{_show(raw_date)}' is not an ISO date (YYYY-MM-DD)")
+    expiry = None
+    raw_expiry = cells.get("consent_expiry", "").strip()
+    if raw_expiry:
+        try:
+            if not _ISO_DATE.fullmatch(raw_expiry):
+                raise ValueError
+            expiry = date.fromisoformat(raw_expiry)
+        except ValueError:
+            problems.append(
+                f"consent_expiry '{_show(raw_expiry)}' is not an ISO date (YYYY-MM-DD) or empty"
+            )
     pupil = Pupil(pupil_id, first_name, clean_text(cells["last_name"]), clean_text(cells["class"]))
-    return CsvRow(line, pupil, purposes, biometric, consent_date)
+    return CsvRow(line, pupil, purposes, biometric, consent_date, expiry)
 
 
 def parse_pupils_csv(raw: bytes, *, filename: str = "the CSV file") -> list[CsvRow]:
@@ -243,13 +268,16 @@ def import_pupils_csv(store: Store, path: Path, *, operator: str) -> ImportResul
     raw = Path(path).read_bytes()
     rows = parse_pupils_csv(raw, filename=Path(path).name)
     added = updated = 0
+    kept_newer: list[str] = []
     with store.transaction() as conn:
         for row in rows:
             source = f"csv:{Path(path).name}:line {row.line}"
-            outcome = _upsert(conn, store.key, row, operator=operator, source=source)
+            outcome = _upsert(
+                conn, store.key, row, operator=operator, source=source, kept_newer=kept_newer
+            )
             added += outcome == "added"
             updated += outcome == "updated"
-        result = ImportResult(added, updated, len(rows) - added - updated)
+        result = ImportResult(added, updated, len(rows) - added - updated, tuple(kept_newer))
         audit.append(
             conn,
             store.key,
@@ -261,6 +289,7 @@ def import_pupils_csv(store: Store, path: Path, *, operator: str) -> ImportResul
                 "added": result.added,
                 "updated": result.updated,
                 "unchanged": result.unchanged,
+                "kept_newer": list(result.kept_newer),
             },
         )
     return result
@@ -271,14 +300,37 @@ def _consent_fields(slip: CsvRow | ConsentRecord) -> dict[str, bool | str]:
     fields: dict[str, bool | str] = {p.value: p in slip.purposes for p in Purpose}
     fields["biometric_consent"] = slip.biometric_consent
     fields["consent_date"] = slip.consent_date.isoformat()
+    expiry = slip.consent_expiry if isinstance(slip, CsvRow) else slip.expires_on
+    if expiry is not None:
+        fields["consent_expiry"] = expiry.isoformat()
     return fields
 
 
+def _is_stale(row: CsvRow, current: ConsentRecord | None) -> bool:
+    """True if ``current`` is a single change and the CSV slip is not dated after it."""
+    if current is None or current.change_kind is None:
+        return False
+    return row.consent_date <= date.fromisoformat(current.recorded_at[:10])
+
+
 def _upsert(
-    conn: sqlite3.Connection, key: bytes, row: CsvRow, *, operator: str, source: str
+    conn: sqlite3.Connection,
+    key: bytes,
+    row: CsvRow,
+    *,
+    operator: str,
+    source: str,
+    kept_newer: list[str],
 ) -> str:
     """Write one row; return "added", "updated" or "unchanged"."""
     pupil, now = row.pupil, audit.utc_now()
+    if conn.execute(
+        "SELECT 1 FROM pupils WHERE pupil_id = ? AND erased_at IS NOT NULL", (pupil.pupil_id,)
+    ).fetchone():
+        # Erased on request (`photoconsent forget`): an old spreadsheet must not bring back
+        # the names or the consent.
+        kept_newer.append(pupil.pupil_id)
+        return "unchanged"
     old_pupil = _fetch_pupil(conn, pupil.pupil_id)
     old_consent = current_consent(conn, pupil.pupil_id)
     changed: list[str] = []
@@ -304,7 +356,14 @@ def _upsert(
             )
     new_fields = _consent_fields(row)
     old_fields = None if old_consent is None else _consent_fields(old_consent)
-    consent_changed = [k for k, v in new_fields.items() if old_fields is None or old_fields[k] != v]
+    keys = [*new_fields, *(k for k in old_fields or {} if k not in new_fields)]
+    consent_changed = [
+        k for k in keys if old_fields is None or old_fields.get(k) != new_fields.get(k)
+    ]
+    if consent_changed and _is_stale(row, old_consent):
+        # The office recorded a parent's change after this slip was signed: keep it.
+        kept_newer.append(pupil.pupil_id)
+        consent_changed = []
     if old_pupil is not None:
         changed += consent_changed
     details: dict[str, object] = {"pupil_id": pupil.pupil_id, "source": source}
@@ -340,8 +399,8 @@ def _insert_record(
     flags = [int(p in row.purposes) for p in Purpose]
     cursor = conn.execute(
         "INSERT INTO consent_records (pupil_id, website, press, social_media, prospectus,"
-        " internal_display, biometric_consent, consent_date, recorded_at, recorded_by, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " internal_display, biometric_consent, consent_date, recorded_at, recorded_by, source,"
+        " expires_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             row.pupil.pupil_id,
             *flags,
@@ -350,6 +409,7 @@ def _insert_record(
             now,
             operator,
             source,
+            None if row.consent_expiry is None else row.consent_expiry.isoformat(),
         ),
     )
     return int(cursor.lastrowid or 0)
@@ -389,6 +449,8 @@ def _record(row: sqlite3.Row) -> ConsentRecord:
         recorded_at=row["recorded_at"],
         recorded_by=row["recorded_by"],
         source=row["source"],
+        expires_on=None if row["expires_on"] is None else date.fromisoformat(row["expires_on"]),
+        change_kind=row["change_kind"],
     )
 
 
@@ -408,11 +470,17 @@ def consent_history(conn: sqlite3.Connection, pupil_id: str) -> list[ConsentReco
 
 
 def consent_allows(record: ConsentRecord | None, purpose: Purpose, on: date) -> bool:
-    """True only if the slip grants ``purpose`` and was signed on or before ``on``.
+    """True only if the slip grants ``purpose``, was signed on or before ``on`` and has not
+    expired by ``on`` (a slip with ``expires_on`` still counts on that day, not after).
 
     None (no record) is False: no slip, no publishing.
     """
-    return record is not None and purpose in record.purposes and record.consent_date <= on
+    return (
+        record is not None
+        and purpose in record.purposes
+        and record.consent_date <= on
+        and (record.expires_on is None or on <= record.expires_on)
+    )
 
 
 def pupils_with_consent(

@@ -86,6 +86,32 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
     ),
+    # 2: consent changes, expiry, erasure and retention (issue 7).
+    (
+        # "Use-by" date of a slip: after it the record counts as withdrawn.
+        "ALTER TABLE consent_records ADD COLUMN expires_on TEXT",
+        # NULL for a CSV import; 'set', 'withdraw' or 'erasure' for a single change, so a
+        # later import of an older spreadsheet cannot silently undo it.
+        "ALTER TABLE consent_records ADD COLUMN change_kind TEXT",
+        # When an erasure request blanked the pupil's names (`photoconsent forget`).
+        "ALTER TABLE pupils ADD COLUMN erased_at TEXT",
+        # Retention period per category of leavers' data, in days; NULL keeps it.
+        """CREATE TABLE retention (
+            category TEXT PRIMARY KEY,
+            days INTEGER CHECK (days IS NULL OR days >= 0),
+            set_at TEXT NOT NULL,
+            set_by TEXT NOT NULL
+        )""",
+    ),
+    # 3: named siblings, held apart by a wider matching margin (issue 4).
+    (
+        """CREATE TABLE siblings (
+            pupil_id TEXT NOT NULL REFERENCES pupils(pupil_id) ON DELETE CASCADE,
+            sibling_id TEXT NOT NULL REFERENCES pupils(pupil_id) ON DELETE CASCADE,
+            PRIMARY KEY (pupil_id, sibling_id),
+            CHECK (pupil_id <> sibling_id)
+        )""",
+    ),
 ]
 
 

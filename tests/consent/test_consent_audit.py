@@ -8,7 +8,12 @@ import pytest
 
 from consent import audit
 from consent.errors import AuditTampered
-from consent.store import Store
+from consent.store import MIGRATIONS, Store
+
+# Entries in a fresh log: one per schema migration, then "init". The `imported` fixture
+# adds three pupil_add entries and one consent_import after them.
+FRESH = len(MIGRATIONS) + 1
+P001, P002, P003, IMPORT = FRESH + 1, FRESH + 2, FRESH + 3, FRESH + 4
 
 
 def tamper(db_path: Path, *statements: str) -> None:
@@ -28,12 +33,12 @@ def last_seq(store: Store) -> int:
 
 def test_fresh_chain_verifies(store: Store) -> None:
     result = audit.verify(store)
-    assert result == audit.VerifyResult(ok=True, entries=2, problems=[])
+    assert result == audit.VerifyResult(ok=True, entries=FRESH, problems=[])
 
 
 def test_chain_after_imports_verifies(imported: Store) -> None:
     result = audit.verify(imported)
-    assert result.ok and result.entries == last_seq(imported) == 6
+    assert result.ok and result.entries == last_seq(imported) == IMPORT
 
 
 def test_first_entry_links_to_genesis(store: Store) -> None:
@@ -43,32 +48,32 @@ def test_first_entry_links_to_genesis(store: Store) -> None:
 
 TAMPERING = {
     "edit-details": (
-        ["UPDATE audit_log SET details = replace(details, 'P002', 'P009') WHERE seq = 4"],
-        "entry 4 ('pupil_add'): contents do not match its hash",
+        [f"UPDATE audit_log SET details = replace(details, 'P002', 'P009') WHERE seq = {P002}"],
+        f"entry {P002} ('pupil_add'): contents do not match its hash",
     ),
     "edit-operator": (
-        ["UPDATE audit_log SET operator = 'someone-else' WHERE seq = 3"],
-        "entry 3 ('pupil_add'): contents do not match its hash",
+        [f"UPDATE audit_log SET operator = 'someone-else' WHERE seq = {P001}"],
+        f"entry {P001} ('pupil_add'): contents do not match its hash",
     ),
     "delete-middle": (
-        ["DELETE FROM audit_log WHERE seq = 3"],
-        "entries 3..3 are missing",
+        [f"DELETE FROM audit_log WHERE seq = {P001}"],
+        f"entries {P001}..{P001} are missing",
     ),
     "delete-last": (
-        ["DELETE FROM audit_log WHERE seq = 6"],
-        "audit-head records entry 6 but the log ends at entry 5",
+        [f"DELETE FROM audit_log WHERE seq = {IMPORT}"],
+        f"audit-head records entry {IMPORT} but the log ends at entry {P003}",
     ),
     "delete-last-two": (
-        ["DELETE FROM audit_log WHERE seq >= 5"],
-        "audit-head records entry 6 but the log ends at entry 4",
+        [f"DELETE FROM audit_log WHERE seq >= {P003}"],
+        f"audit-head records entry {IMPORT} but the log ends at entry {P002}",
     ),
     "swap-seq": (
         [
-            "UPDATE audit_log SET seq = -1 WHERE seq = 3",
-            "UPDATE audit_log SET seq = 3 WHERE seq = 4",
-            "UPDATE audit_log SET seq = 4 WHERE seq = -1",
+            f"UPDATE audit_log SET seq = -1 WHERE seq = {P001}",
+            f"UPDATE audit_log SET seq = {P001} WHERE seq = {P002}",
+            f"UPDATE audit_log SET seq = {P002} WHERE seq = -1",
         ],
-        "entry 3: prev_hash does not match the entry before it",
+        f"entry {P001}: prev_hash does not match the entry before it",
     ),
 }
 
@@ -98,7 +103,7 @@ def test_garbled_anchor_is_a_problem(imported: Store) -> None:
 
 def test_triggers_refuse_in_place_edits(imported: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="append-only"), imported.transaction() as c:
-        c.execute("DELETE FROM audit_log WHERE seq = 6")
+        c.execute(f"DELETE FROM audit_log WHERE seq = {IMPORT}")
     assert audit.verify(imported).ok
 
 
@@ -131,7 +136,7 @@ def test_append_outside_transaction_is_refused(store: Store) -> None:
 def test_append_refuses_raw_data_and_names(store: Store, details: dict) -> None:
     with pytest.raises(ValueError), store.transaction() as conn:
         audit.append(conn, store.key, action="publish", operator="t", details=details)
-    assert last_seq(store) == 2
+    assert last_seq(store) == FRESH
 
 
 @pytest.mark.parametrize(
@@ -150,7 +155,7 @@ def test_details_are_canonical_json(store: Store) -> None:
 
 
 def test_entries_filters_and_limits(imported: Store) -> None:
-    assert [e.seq for e in audit.entries(imported, action="pupil_add")] == [3, 4, 5]
-    assert [e.seq for e in audit.entries(imported, limit=2)] == [5, 6]
-    assert [e.seq for e in audit.entries(imported, action="pupil_add", limit=1)] == [5]
+    assert [e.seq for e in audit.entries(imported, action="pupil_add")] == [P001, P002, P003]
+    assert [e.seq for e in audit.entries(imported, limit=2)] == [P003, IMPORT]
+    assert [e.seq for e in audit.entries(imported, action="pupil_add", limit=1)] == [P003]
     assert audit.entries(imported, action="nothing") == []

@@ -1,0 +1,222 @@
+"""Subject access export (UK GDPR Art. 15) and the transfer file for a receiving school.
+
+`export_pupil` writes one new folder (mode 0700, files 0600: it holds the child's name)::
+
+    README.txt              what is in the folder, in plain words
+    pupil.json              ID, names, class, leaving date
+    consent-history.json    every version of the consent record and what changed
+    published-photos.json   every published photo the child's face was kept in
+    photos/                 copies of those published (redacted) files, where found
+    biometrics.json         whether face encodings are held, how many, since when
+
+Only published outputs are copied, never originals: they are what the world could see,
+with everyone else blurred. The encodings themselves are never exported, only the fact.
+
+``transfer=True`` makes the file for a receiving school: pupil and consent history only.
+Biometric data is never transferred (a new school needs its own consent under the
+Protection of Freedoms Act 2012), and the published-photo list stays with this school.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consent import audit, changes, registry
+from consent.errors import ExportExists, UnknownPupil
+from consent.leavers import CATEGORIES
+from consent.store import Store
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """The folder written, its files (relative names) and how many photos were copied
+    out of how many published ones."""
+
+    folder: Path
+    files: list[str]
+    photos_published: int
+    photos_copied: int
+
+
+def published_with(store: Store, pupil_id: str) -> list[dict[str, Any]]:
+    """Every published photo ``pupil_id`` was recognised in, oldest first: ``face_shown``
+    is True where their face was kept, False where it was recognised and blurred."""
+    replaced = {
+        int(e.details["replaced_seq"]): e.details.get("new_output")
+        for e in audit.entries(store, action="takedown_republish")
+    }
+    found = []
+    for e in audit.entries(store, action="publish"):
+        d = e.details
+        shown = pupil_id in d.get("pupils_kept", [])
+        if d.get("status") != "published" or not (shown or pupil_id in d.get("pupils_blurred", [])):
+            continue
+        found.append(
+            {
+                "face_shown": shown,
+                "output": d.get("output"),
+                "output_sha256": d.get("output_sha256"),
+                "event": d.get("event"),
+                "purpose": d.get("purpose"),
+                "publish_date": d.get("publish_date"),
+                "destination": d.get("destination"),
+                "published_at": e.at,
+                "replaced_by": replaced.get(e.seq),
+            }
+        )
+    return found
+
+
+def _index_photos(folders: Iterable[Path]) -> dict[str, Path]:
+    """``sha256 -> path`` of every file below ``folders``."""
+    index: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                index.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+    return index
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _write_json(path: Path, data: object) -> None:
+    _write_private(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _biometrics(store: Store, pupil_id: str) -> dict[str, Any]:
+    rows = store.conn.execute(
+        "SELECT enrolled_at FROM face_references WHERE pupil_id = ? ORDER BY id", (pupil_id,)
+    ).fetchall()
+    record = registry.current_consent(store.conn, pupil_id)
+    held = {
+        name: cat.count(store.conn, pupil_id)
+        for name, cat in sorted(CATEGORIES.items())
+        if name != "biometrics"
+    }
+    return {
+        "biometric_consent": bool(record and record.biometric_consent),
+        "face_encodings_held": len(rows),
+        "enrolled_at": [r[0] for r in rows],
+        "what_an_encoding_is": (
+            "128 numbers computed from a reference photo, stored encrypted, used only to "
+            "recognise the child in event photos so their face can be kept or blurred as "
+            "the consent slip says. The reference photo itself is not kept. The numbers are "
+            "not included here."
+        ),
+        "other_data_held": held,
+    }
+
+
+def _readme(pupil_id: str, transfer: bool, published: int, copied: int) -> str:
+    if transfer:
+        return (
+            f"Transfer record for pupil {pupil_id}.\n\n"
+            "pupil.json: the pupil's ID, name and class.\n"
+            "consent-history.json: every version of the photo-consent record held by the "
+            "sending school.\n\n"
+            "Biometric data (face encodings) is never transferred. Consent given to the "
+            "sending school does not carry over: ask the parents for a new consent slip.\n"
+        )
+    return (
+        f"Subject access copy for pupil {pupil_id}.\n\n"
+        "pupil.json: the pupil's ID, name and class as the school holds them.\n"
+        "consent-history.json: every version of the photo-consent record, who recorded "
+        "it, when and from which slip or letter.\n"
+        f"published-photos.json: the {published} published photo(s) in which the child was "
+        "recognised, with event, purpose, date, where published and whether their face was "
+        "shown (face_shown) or blurred.\n"
+        f"photos/: {copied} of those published photos (everyone else is blurred in them). "
+        "Originals are not included.\n"
+        "biometrics.json: whether face encodings of the child are held (the fact, not the "
+        "data).\n"
+    )
+
+
+def export_pupil(
+    store: Store,
+    pupil_id: str,
+    dest: Path,
+    *,
+    operator: str,
+    transfer: bool = False,
+    photo_folders: Iterable[Path] = (),
+) -> ExportResult:
+    """Write the subject access folder (or the transfer folder) ``dest``; audited.
+
+    ``photo_folders`` are searched for the published files (by sha256) to copy. Raises
+    `UnknownPupil`, or `ExportExists` if ``dest`` exists.
+    """
+    pupil = registry.get_pupil(store.conn, pupil_id)
+    row = store.conn.execute(
+        "SELECT left_on, erased_at FROM pupils WHERE pupil_id = ?", (pupil_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownPupil(pupil_id)
+    dest = Path(dest)
+    if dest.exists():
+        raise ExportExists(f"{dest} already exists; give a new folder to export into.")
+    versions = [changes.version_json(v) for v in changes.history(store.conn, pupil_id)]
+    published = [] if transfer else published_with(store, pupil_id)
+    index = _index_photos(photo_folders) if published else {}
+    dest.mkdir(parents=True, mode=0o700)
+    dest.chmod(0o700)
+    files = ["README.txt", "pupil.json", "consent-history.json"]
+    copied = 0
+    try:
+        _write_json(
+            dest / "pupil.json",
+            {
+                "pupil_id": pupil.pupil_id,
+                "first_name": pupil.first_name,
+                "last_name": pupil.last_name,
+                "class": pupil.class_name,
+                "left_on": row["left_on"],
+                "erased_at": row["erased_at"],
+            },
+        )
+        _write_json(dest / "consent-history.json", versions)
+        if not transfer:
+            photos = dest / "photos"
+            photos.mkdir(mode=0o700)
+            for item in published:
+                source = index.get(str(item["output_sha256"]))
+                item["included_as"] = None
+                if source is not None:
+                    target = photos / f"{item['output_sha256'][:12]}{source.suffix.lower()}"
+                    if not target.exists():
+                        shutil.copyfile(source, target)
+                        target.chmod(0o600)
+                        copied += 1
+                    item["included_as"] = f"photos/{target.name}"
+            _write_json(dest / "published-photos.json", published)
+            _write_json(dest / "biometrics.json", _biometrics(store, pupil_id))
+            files += ["published-photos.json", "biometrics.json", "photos/"]
+        _write_private(dest / "README.txt", _readme(pupil_id, transfer, len(published), copied))
+        with store.transaction() as conn:
+            audit.append(
+                conn,
+                store.key,
+                action="transfer_export" if transfer else "subject_access_export",
+                operator=operator,
+                details={
+                    "pupil_id": pupil_id,
+                    "files": files,
+                    "photos_published": len(published),
+                    "photos_copied": copied,
+                },
+            )
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)  # no half-written folder of personal data
+        raise
+    return ExportResult(dest, files, len(published), copied)
