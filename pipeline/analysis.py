@@ -14,6 +14,7 @@ import numpy as np
 
 from consent import enrolment, registry
 from consent.registry import Purpose
+from consent.siblings import siblings
 from consent.store import Store
 
 from .detection import DetectionStage
@@ -97,7 +98,7 @@ def load_gallery(
         return Gallery(encodings={}, permitted=wanted)
     refs = enrolment.load_gallery(store, candidates)
     permitted = {p: rec.record_id for p, rec in consented.items() if p in refs}
-    return Gallery(encodings=refs, permitted=permitted)
+    return Gallery(encodings=refs, permitted=permitted, siblings=siblings(store.conn))
 
 
 def pupils_in_classes(store: Store, classes: Iterable[str]) -> frozenset[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from consent import audit
+from consent import audit, registry
 from consent.store import Store
 
 from .analysis import Gallery, analyse, load_gallery
@@ -270,6 +270,8 @@ def record_verdict(
         raise ReviewError(f"Unknown verdict {verdict!r}.")
     if (verdict == "unblurred") != (as_pupil is not None):
         raise ReviewError("Un-blurring a face needs --as PUPIL_ID (and only un-blurring does).")
+    if as_pupil is not None:
+        registry.get_pupil(store.conn, as_pupil)  # UnknownPupil for a typo, before recording
     batch = load_batch(store, batch_id)
     if batch.published_to is not None:
         raise ReviewError(f"Batch {batch_id} is already published; start a new review.")

@@ -1,0 +1,286 @@
+"""Open-set matching: how often the keep-or-blur rule keeps the wrong face, and the right one.
+
+Usage:
+    .venv/bin/python bench/matching.py [EVAL_DIR] [--seed 0] [--sizes 10,50,200]
+                                        [--refs 1] [--repeats 3]
+
+Reads the single-face photos of ``lfw/identities.csv`` and ``deepface/identities.csv``
+under EVAL_DIR (default ``../shared/eval``; columns ``file,person``), finds the largest
+face with the real detection stage and encodes it once. Each draw enrols some people with
+at least two photos (references: photos meeting the enrolment rule, a face of 80 px or
+more that can be encoded), all with consent, and runs ``decide`` on every other photo:
+photos of enrolled people are genuine probes, every photo of anyone else is an impostor
+probe (the open set: a pupil who is not enrolled). A false keep is a genuine probe kept as
+another pupil or an impostor kept at all. Prints markdown tables to stdout; progress goes
+to stderr. A photo with no detected face is left out (detection is measured elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import functools
+import os
+import random
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.boxes import Box  # noqa: E402
+from pipeline.detection import DetectionStage, opencv_threads  # noqa: E402
+from pipeline.errors import UnreadableImage  # noqa: E402
+from pipeline.loading import load_image  # noqa: E402
+from pipeline.matching import Decision, MatchSettings, Reason, decide, encode_faces  # noqa: E402
+from pipeline.references import MIN_REFERENCE_FACE_PX  # noqa: E402
+
+SOURCES = ("lfw", "deepface")
+CLEAR_PX = 80  # genuine probes this large or larger stand in for "clear, frontal" faces
+TOLERANCES = (0.35, 0.40, 0.45, 0.50, 0.60)
+TARGET_CLEAR_KEEPS = 0.60
+KEYS = (
+    "genuine",
+    "impostor",
+    "false",
+    "false_imp",
+    "true",
+    "clear",
+    "clear_true",
+    "small",
+    "ambiguous",
+)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo's largest face: box (x, y, w, h) in pixels and its dlib encoding."""
+
+    path: Path
+    person: str
+    box: Box
+    encoding: np.ndarray | None
+
+    @property
+    def can_be_reference(self) -> bool:
+        return self.encoding is not None and self.box.size >= MIN_REFERENCE_FACE_PX
+
+
+def read_photos(eval_dir: Path, jobs: int) -> tuple[list[Photo], list[str]]:
+    """Every identity photo with a detected face, and notes on the ones left out."""
+    rows = []
+    for source in SOURCES:
+        csv_path = eval_dir / source / "identities.csv"
+        if csv_path.is_file():
+            with csv_path.open(newline="") as f:
+                rows += [
+                    (eval_dir / source / r["file"], f"{source}/{r['person']}")
+                    for r in csv.DictReader(f)
+                ]
+    photos: list[Photo] = []
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    # Detecting on the large deepface photos is the slow part: one process per core.
+    with ProcessPoolExecutor(jobs, initializer=opencv_threads, initargs=(1,)) as pool:
+        for i, found in enumerate(pool.map(encode_photo, rows, chunksize=2), 1):
+            if isinstance(found, Photo):
+                photos.append(found)
+            else:
+                notes.append(found.replace(str(eval_dir) + "/", ""))
+            if i % 25 == 0 or i == len(rows):
+                elapsed = time.perf_counter() - t0
+                print(f"encoded {i}/{len(rows)} photos, {elapsed:.0f} s", file=sys.stderr)
+    return photos, notes
+
+
+@functools.cache
+def _stage() -> DetectionStage:
+    return DetectionStage()  # once per worker process
+
+
+def encode_photo(item: tuple[Path, str]) -> Photo | str:
+    """The photo's largest face, detected as ``publish`` would, or why there is none."""
+    path, person = item
+    try:
+        loaded = load_image(path)
+    except UnreadableImage as exc:
+        return f"unreadable: {exc}"
+    found = _stage().detect(loaded.pixels, orientation_known=loaded.orientation_tagged)
+    if not found:
+        return f"no face detected: {path}"
+    box = max(found, key=lambda d: d.box.area).box
+    return Photo(path, person, box, encode_faces(loaded.pixels, [box])[0])
+
+
+def evaluate(
+    photos: list[Photo], refs: dict[str, list[Photo]], settings: MatchSettings
+) -> Counter[str]:
+    """Outcome counts for every photo that is not a reference, against ``refs``' people."""
+    gallery = {p: np.stack([r.encoding for r in rs]) for p, rs in refs.items()}  # type: ignore[misc]
+    used = {id(r) for rs in refs.values() for r in rs}
+    c: Counter[str] = Counter()
+    for photo in photos:
+        if id(photo) in used:
+            continue
+        genuine = photo.person in gallery
+        (d,) = decide([photo.box], [photo.encoding], gallery, set(gallery), settings)
+        kept = d.decision is Decision.KEPT
+        right = kept and d.pupil_id == photo.person
+        clear = genuine and photo.box.size >= CLEAR_PX
+        c["genuine" if genuine else "impostor"] += 1
+        c["false"] += kept and not right
+        c["false_imp"] += kept and not genuine
+        c["true"] += right
+        c["clear"] += clear
+        c["clear_true"] += clear and right
+        c["small"] += d.reason is Reason.TOO_SMALL
+        c["ambiguous"] += d.reason is Reason.AMBIGUOUS
+    return c
+
+
+def pct(num: float, den: float) -> str:
+    return f"{100 * num / den:.1f}%" if den else "-"
+
+
+def row(label: list[str], runs: list[Counter[str]]) -> str:
+    """One table row: means over draws, and the worst draw's false keeps."""
+    n = np.mean([c["genuine"] + c["impostor"] for c in runs])
+    mean: Counter[str] = Counter({k: float(np.mean([c[k] for c in runs])) for k in KEYS})
+    worst = max(runs, key=lambda c: c["false"] / (c["genuine"] + c["impostor"]))
+    worst_n = worst["genuine"] + worst["impostor"]
+    cells = label + [
+        f"{mean['genuine']:.0f} / {mean['impostor']:.0f}",
+        f"{1000 * mean['false'] / n:.1f}",
+        f"{1000 * worst['false'] / worst_n:.1f} ({worst['false']})",
+        f"{sum(c['false'] - c['false_imp'] for c in runs)} / {sum(c['false_imp'] for c in runs)}",
+        pct(mean["true"], mean["genuine"]),
+        f"{pct(mean['clear_true'], mean['clear'])} of {mean['clear']:.0f}",
+        pct(mean["small"], n),
+        pct(mean["ambiguous"], n),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+HEADER = (
+    "probes gen / imp | false keeps per 1,000 (mean) | worst draw per 1,000 (count) | "
+    "false keeps, all draws: wrong pupil / impostor | "
+    f"true keeps (of genuine) | clear >= {CLEAR_PX} px true keeps | too small | ambiguous |"
+)
+
+
+def header(first: list[str]) -> str:
+    return "| " + " | ".join(first) + " | " + HEADER + "\n|" + " --- |" * (len(first) + 8)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("eval_dir", nargs="?", default=str(ROOT.parent / "shared" / "eval"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", default="10,50,200", help="gallery sizes (people enrolled)")
+    parser.add_argument("--refs", type=int, default=1, help="references per person (2 is also run)")
+    parser.add_argument("--repeats", type=int, default=3, help="random draws to average over")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes")
+    args = parser.parse_args()
+    eval_dir = Path(args.eval_dir)
+    if not any((eval_dir / s / "identities.csv").is_file() for s in SOURCES):
+        print(f"no {' or '.join(SOURCES)} identities.csv under {eval_dir}", file=sys.stderr)
+        return 1
+    photos, notes = read_photos(eval_dir, args.jobs)
+    by_person: dict[str, list[Photo]] = {}
+    for p in photos:
+        by_person.setdefault(p.person, []).append(p)
+    enrolable = sorted(
+        p for p, ph in by_person.items() if len(ph) >= 2 and any(x.can_be_reference for x in ph)
+    )
+    wanted = [int(s) for s in args.sizes.split(",")]
+    sizes = sorted({min(s, len(enrolable)) for s in wanted})
+    refs_counts = sorted({args.refs, 2})
+
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    print(f"`{shlex.join(sys.orig_argv)}` on {now}, commit {git_commit()}")
+    print(
+        f"\n{len(photos)} photos of {len(by_person)} people with a detected face under "
+        f"{eval_dir} ({', '.join(SOURCES)}); {len(enrolable)} people have >= 2 such photos "
+        f"and a reference-quality one (>= {MIN_REFERENCE_FACE_PX} px, encodable). "
+        f"{sum(p.encoding is None for p in photos)} faces could not be encoded."
+    )
+    for note in notes:
+        print(f"- left out, {note}")
+    if any(s > len(enrolable) for s in wanted):
+        print(f"- gallery sizes above {len(enrolable)} are capped at {len(enrolable)}")
+    print(
+        f"- seed {args.seed}, {args.repeats} draws; permitted = every enrolled person; "
+        f"default {MatchSettings().describe()}"
+    )
+
+    # draws[r] = (people in a random order, each person's reference candidates shuffled):
+    # a size-n gallery enrols the first n people, refs=k their first k candidates, so
+    # sizes, reference counts and tolerances are compared on the same draws.
+    draws = []
+    for r in range(args.repeats):
+        rng = random.Random(f"{args.seed}:{r}")
+        order = rng.sample(enrolable, len(enrolable))
+        cands = {p: rng.sample(ph, len(ph)) for p, ph in by_person.items()}
+        draws.append((order, {p: [x for x in c if x.can_be_reference] for p, c in cands.items()}))
+
+    def runs(size: int, k: int, settings: MatchSettings) -> list[Counter[str]]:
+        return [evaluate(photos, {p: c[p][:k] for p in o[:size]}, settings) for o, c in draws]
+
+    default = MatchSettings()
+    print("\n## Default settings\n")
+    print(header(["people enrolled", "refs"]))
+    at_default = {}
+    for size in sizes:
+        for k in refs_counts:
+            at_default[size, k] = runs(size, k, default)
+            print(row([str(size), str(k)], at_default[size, k]))
+
+    print(f"\n## Tolerance, {sizes[-1]} people enrolled\n")
+    print(header(["tolerance", "refs"]))
+    for k in refs_counts:
+        for tol in TOLERANCES:
+            label = f"**{tol:.2f}**" if tol == default.tolerance else f"{tol:.2f}"
+            print(row([label, str(k)], runs(sizes[-1], k, MatchSettings(tolerance=tol))))
+    short = [p for p in enrolable if sum(x.can_be_reference for x in by_person[p]) < 2]
+    if short:
+        print(f"\n{len(short)} enrolable people have only 1 reference-quality photo.")
+
+    print(
+        f"\nTarget at default settings: no false keep in any draw at any gallery size, and "
+        f">= {TARGET_CLEAR_KEEPS:.0%} of clear (>= {CLEAR_PX} px) genuine faces kept in each."
+    )
+    for k in refs_counts:
+        results = [at_default[size, k] for size in sizes]
+        false = sum(c["false"] for r in results for c in r)
+        clear = min(
+            sum(c["clear_true"] for c in r) / max(sum(c["clear"] for c in r), 1) for r in results
+        )
+        verdict = "met" if false == 0 and clear >= TARGET_CLEAR_KEEPS else "NOT met"
+        print(f"- refs={k}: {false} false keeps, clear kept >= {clear:.1%}: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
