@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import numpy as np
 
 from consent import audit, changes, enrolment, leavers, registry
 from consent import export as subject_export
@@ -703,6 +704,11 @@ def calibrate(
             click.echo(
                 f"{r.tolerance:.2f}\t\t{kept}\t\t{r.impostor_pairs_within}\t\t\t"
                 f"{r.false_keep_per_face:.2e}{mark}"
+            )
+        if len(cal.sibling):
+            click.echo(
+                f"Siblings: {len(cal.sibling)} pairs, closest {float(cal.sibling.min()):.3f}, "
+                f"median {float(np.median(cal.sibling)):.3f} (the sibling margin applies)."
             )
         rec = "none" if cal.recommended is None else f"{cal.recommended:.2f}"
         click.echo(f"Recommended tolerance for at most {target:g} per face: {rec}")
