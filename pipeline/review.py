@@ -25,7 +25,7 @@ from pathlib import Path
 from consent import audit, registry
 from consent.store import Store
 
-from .analysis import Gallery, analyse, load_gallery
+from .analysis import Gallery, load_gallery
 from .boxes import Box
 from .detection import DetectionStage
 from .errors import PipelineError
@@ -34,6 +34,7 @@ from .matching import Decision, FaceDecision, Reason
 from .publish import (
     PublishOptions,
     PublishReport,
+    analysing_decider,
     check_operator,
     collect_inputs,
     publish,
@@ -164,7 +165,10 @@ def create_batch(
     gallery = load_gallery(
         store, options.purpose, options.on, options.candidates, encodings=biometrics
     )
-    detector = DetectionStage(options.detection)
+    if biometrics:
+        decide_photo = analysing_decider(options, gallery)
+    else:
+        decide_photo = _detect_only(DetectionStage(options.detection))
     now = datetime.now(UTC)
     batch_id = now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     photos: list[ReviewPhoto] = []
@@ -175,7 +179,7 @@ def create_batch(
         try:
             loaded = load_image(path)
             photo.sha256 = loaded.sha256
-            decisions = _machine_decisions(loaded, detector, gallery, options, biometrics)
+            decisions = decide_photo(path, loaded)
         except PipelineError as exc:
             photo.withheld = str(exc)
             decisions = []
@@ -231,23 +235,14 @@ def create_batch(
     return batch
 
 
-def _machine_decisions(
-    loaded: LoadedImage,
-    detector: DetectionStage,
-    gallery: Gallery,
-    options: PublishOptions,
-    biometrics: bool,
-) -> list[FaceDecision]:
-    if biometrics:
-        return analyse(
-            loaded.pixels,
-            detector,
-            gallery,
-            options.matching,
-            orientation_known=loaded.orientation_tagged,
-        )
-    found = detector.detect(loaded.pixels, orientation_known=loaded.orientation_tagged)
-    return [FaceDecision(d.box, Decision.BLURRED, Reason.NO_BIOMETRICS) for d in found]
+def _detect_only(detector: DetectionStage):  # type: ignore[no-untyped-def]
+    """No-biometrics decisions: every face found, none encoded, all blurred."""
+
+    def decide_photo(path: Path, loaded: LoadedImage) -> list[FaceDecision]:
+        found = detector.detect(loaded.pixels, orientation_known=loaded.orientation_tagged)
+        return [FaceDecision(d.box, Decision.BLURRED, Reason.NO_BIOMETRICS) for d in found]
+
+    return decide_photo
 
 
 def record_verdict(
