@@ -1,0 +1,1 @@
+"""photoconsent's CLI commands, one module per area; ``cli.main`` registers them."""

@@ -1,0 +1,219 @@
+"""Options, helpers and printers shared by several commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import unicodedata
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from consent import leavers
+from consent.errors import ConsentError
+from consent.registry import Purpose
+from consent.store import Store, open_store, resolve_data_dir
+from pipeline.analysis import pupils_in_classes
+from pipeline.detection import DetectionSettings, Thoroughness
+from pipeline.errors import PipelineError
+from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
+from pipeline.publish import (
+    PublishOptions,
+    PublishReport,
+    default_operator,
+)
+from pipeline.redaction import RedactionStyle
+from pipeline.writing import OutputFormat
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def safe(text: object) -> str:
+    """``text`` with control characters replaced, for echoing names from files."""
+    return "".join("?" if unicodedata.category(c).startswith("C") else c for c in str(text))
+
+
+# --- shared options ------------------------------------------------------------------------
+
+
+def data_dir_option(f: F) -> F:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Data directory (registry, audit log, key). "
+        "Default: $PHOTOCONSENT_HOME, else ./photoconsent-data.",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
+
+
+def operator_option(f: F) -> F:
+    return click.option(
+        "--operator",
+        default=default_operator,
+        show_default="the OS user",
+        help="Who is doing this, for the audit log.",
+    )(f)
+
+
+def purpose_option(f: F) -> F:
+    return click.option(
+        "--purpose",
+        required=True,
+        type=click.Choice([p.value for p in Purpose]),
+        help="What the photos are for; consent is checked for this purpose.",
+    )(f)
+
+
+def date_option(f: F) -> F:
+    return click.option(
+        "--date",
+        "on",
+        type=click.DateTime(["%Y-%m-%d"]),
+        default=None,
+        help="Judge consent as on this date (default: today).",
+    )(f)
+
+
+def matching_options(f: F) -> F:
+    f = click.option(
+        "--thoroughness",
+        type=click.Choice([t.value for t in Thoroughness]),
+        default=Thoroughness.STANDARD.value,
+        show_default=True,
+        help="Detection passes: fast (one), standard (2x, mirror, turned when the photo "
+        "has no orientation tag), paranoid (every pass, no second-look filtering).",
+    )(f)
+    f = click.option(
+        "--class",
+        "class_names",
+        multiple=True,
+        metavar="CLASS",
+        help="Only match pupils of this class (repeatable): a smaller gallery means "
+        "fewer wrong keeps.",
+    )(f)
+    f = click.option(
+        "--pupils",
+        "pupils_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Only match the pupil IDs listed in this file, one per line.",
+    )(f)
+    f = click.option(
+        "--tolerance",
+        type=click.FloatRange(0.1, 0.6),
+        default=DEFAULT_TOLERANCE,
+        show_default=True,
+        help="Largest face distance that counts as a match. Raising it keeps more "
+        "faces and risks keeping the wrong child.",
+    )(f)
+    return f
+
+
+def _data_dir(data_dir: Path | None) -> Path:
+    """The command's --data-dir, else the group's (``photoconsent --data-dir X cmd``),
+    else $PHOTOCONSENT_HOME, else ./photoconsent-data."""
+    if data_dir is None:
+        ctx = click.get_current_context(silent=True)
+        data_dir = ctx.find_root().params.get("data_dir") if ctx else None
+    return resolve_data_dir(str(data_dir) if data_dir else None)
+
+
+def _store(data_dir: Path | None) -> Store:
+    return open_store(_data_dir(data_dir))
+
+
+def errors_to_exit(f: F) -> F:
+    """Turn the library's typed errors into ``Error: ...`` and exit 1."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except (ConsentError, PipelineError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- shared by several commands ----------------------------------------------------------
+
+
+def _options(
+    purpose: str,
+    out: Path,
+    event: str,
+    operator: str,
+    style: str,
+    fmt: str,
+    thoroughness: str,
+    tolerance: float,
+    on: date | None,
+    candidates: frozenset[str] | None = None,
+) -> PublishOptions:
+    return PublishOptions(
+        purpose=Purpose(purpose),
+        out_dir=out,
+        event=event,
+        operator=operator,
+        style=RedactionStyle(style),
+        output_format=OutputFormat[fmt.upper()],
+        detection=DetectionSettings(thoroughness=Thoroughness(thoroughness)),
+        matching=MatchSettings(tolerance=tolerance, margin=DEFAULT_MARGIN),
+        on=on or date.today(),
+        candidates=candidates,
+    )
+
+
+def _candidates(
+    store: Store, class_names: tuple[str, ...], pupils_file: Path | None
+) -> frozenset[str] | None:
+    """The pupils --class and --pupils name (together: either), or None for everyone."""
+    if not class_names and pupils_file is None:
+        return None
+    chosen = set(pupils_in_classes(store, class_names)) if class_names else set()
+    if pupils_file is not None:
+        lines = pupils_file.read_text(encoding="utf-8-sig").splitlines()
+        chosen |= {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    if not chosen:
+        raise click.ClickException(
+            "--class/--pupils name no pupil in the registry; check the class names "
+            "(`photoconsent pupils list`) or the file."
+        )
+    return frozenset(chosen)
+
+
+def _print_report(report: PublishReport, out: Path, as_json: bool) -> None:
+    summary = report.to_json()["summary"]
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(
+            f"{summary['published']} published, {summary['withheld']} withheld "  # type: ignore[index]
+            f"({summary['faces_kept']} faces kept, {summary['faces_blurred']} blurred).",  # type: ignore[index]
+            err=True,
+        )
+        click.echo(f"Output: {out.resolve()}", err=True)
+        click.echo(f"Report: {(out / 'report.json').resolve()}", err=True)
+        for r in report.withheld:
+            click.echo(f"withheld {safe(r.input)}: {safe(r.reason)}", err=True)
+    if report.withheld:
+        sys.exit(1)
+
+
+def _iso_date(value: Any) -> date | None:
+    return None if value is None else value.date()
+
+
+def _print_purged(purged: list[leavers.Purged], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in purged], indent=2, ensure_ascii=False))
+        return
+    for p in purged:
+        click.echo(f"{safe(p.pupil_id)}\t{p.category}\t{p.deleted} deleted\t{safe(p.reason)}")
+    click.echo(f"{len(purged)} deletion(s).", err=True)

@@ -1,0 +1,338 @@
+"""Publishing and checking photos: ``publish``, ``check`` and ``calibrate``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from commands._shared import (
+    _candidates,
+    _options,
+    _print_report,
+    _store,
+    data_dir_option,
+    date_option,
+    errors_to_exit,
+    json_option,
+    matching_options,
+    operator_option,
+    purpose_option,
+    safe,
+)
+from consent import enrolment
+from consent.siblings import siblings as sibling_links
+from pipeline.calibration import DEFAULT_TARGET
+from pipeline.calibration import calibrate as calibrate_gallery
+from pipeline.calibration import plot as plot_calibration
+from pipeline.check import check as check_photos
+from pipeline.contact_sheet import write_contact_sheet
+from pipeline.matching import DEFAULT_TOLERANCE
+from pipeline.publish import (
+    PhotoResult,
+)
+from pipeline.publish import (
+    publish as publish_photos,
+)
+from pipeline.redaction import RedactionStyle
+from pipeline.review import (
+    ReviewBatch,
+    create_batch,
+)
+
+
+def _print_progress(done: int, total: int, result: PhotoResult) -> None:
+    kept = sum(1 for f in result.faces if f.decision.value == "kept")
+    detail = (
+        f"{Path(result.output or '').name} ({kept} kept, {len(result.faces) - kept} blurred)"
+        if result.status == "published"
+        else f"WITHHELD: {result.reason}"
+    )
+    click.echo(f"[{done}/{total}] {safe(result.input)} -> {safe(detail)}", err=True)
+
+
+@click.command()
+@purpose_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the safe photos and report.json (created if missing). "
+    "Required unless --review.",
+)
+@click.option(
+    "--review",
+    is_flag=True,
+    help="Do not publish yet: save a review batch and a contact sheet; kept faces wait "
+    "for a reviewer's approval (`photoconsent review ...`).",
+)
+@click.option(
+    "--no-biometrics",
+    is_flag=True,
+    help="With --review: encode no face at all; everyone is blurred unless a reviewer "
+    "un-blurs them as a named pupil.",
+)
+@click.option(
+    "--event",
+    default="event",
+    show_default=True,
+    help="Event name, used for output file names and the audit log.",
+)
+@click.option(
+    "--destination",
+    default=None,
+    help="Where the photos will be published (URL or name, e.g. newsletter); recorded in "
+    "the audit log so a takedown can say where to remove them from.",
+)
+@click.option(
+    "--style",
+    type=click.Choice([s.value for s in RedactionStyle]),
+    default=RedactionStyle.BLUR.value,
+    show_default=True,
+    help="How faces without consent are hidden.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jpeg", "png", "webp"]),
+    default="jpeg",
+    show_default=True,
+    help="Output image format.",
+)
+@date_option
+@matching_options
+@data_dir_option
+@operator_option
+@json_option
+@click.option("--quiet", "-q", is_flag=True, help="No per-photo progress on stderr.")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@errors_to_exit
+def publish(
+    purpose: str,
+    out: Path | None,
+    review: bool,
+    no_biometrics: bool,
+    event: str,
+    destination: str | None,
+    style: str,
+    fmt: str,
+    on: Any,
+    thoroughness: str,
+    tolerance: float,
+    class_names: tuple[str, ...],
+    pupils_file: Path | None,
+    data_dir: Path | None,
+    operator: str,
+    as_json: bool,
+    quiet: bool,
+    photos: tuple[Path, ...],
+) -> None:
+    """Publish photos for a purpose: blur everyone without consent, strip metadata.
+
+    Writes <event>-0001.jpg... and report.json to --out, one audit entry per photo.
+    Exits 0 when every photo was published, 1 when any was withheld (see report.json).
+
+    With --review nothing is published yet: see `photoconsent review --help`.
+
+    \b
+    Examples:
+        photoconsent publish --purpose website --event "Sports day 2026" \\
+            --out to-upload/ camera-card/
+        photoconsent publish --purpose press --review --class 3B camera-card/
+    """
+    if no_biometrics and not review:
+        raise click.UsageError("--no-biometrics goes with --review.")
+    if out is None and not review:
+        raise click.UsageError("Missing option '--out' (needed unless --review).")
+    options = _options(
+        purpose,
+        out or Path("."),
+        event,
+        operator,
+        style,
+        fmt,
+        thoroughness,
+        tolerance,
+        on.date() if on else None,
+    )
+    with _store(data_dir) as store:
+        candidates = _candidates(store, class_names, pupils_file)
+        options = dataclasses.replace(options, destination=destination, candidates=candidates)
+        if review:
+            batch = create_batch(store, list(photos), options, biometrics=not no_biometrics)
+            sheet = write_contact_sheet(store, batch)
+            _print_batch(batch, sheet, as_json)
+            return
+        report = publish_photos(
+            store, list(photos), options, progress=None if quiet else _print_progress
+        )
+    _print_report(report, options.out_dir, as_json)
+
+
+def _print_batch(batch: ReviewBatch, sheet: Path, as_json: bool) -> None:
+    faces = [f for _, f in batch.faces()]
+    summary = {
+        "batch": batch.batch_id,
+        "contact_sheet": str(sheet),
+        "photos": len(batch.photos),
+        "faces": len(faces),
+        "awaiting_approval": sum(1 for f in faces if f.decision == "kept" and not f.verdict),
+        "needs_a_person": sum(1 for f in faces if f.needs_person),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(
+        f"Review batch {batch.batch_id}: {summary['photos']} photos, {summary['faces']} faces, "
+        f"{summary['awaiting_approval']} keeps awaiting approval, "
+        f"{summary['needs_a_person']} near the tolerance.",
+        err=True,
+    )
+    click.echo(f"Contact sheet (confidential): {sheet}", err=True)
+    click.echo(
+        f"Next: photoconsent review approve {batch.batch_id} FACE_ID... --reviewer NAME, "
+        f"then photoconsent review publish {batch.batch_id} --out DIR",
+        err=True,
+    )
+
+
+@click.command()
+@purpose_option
+@date_option
+@matching_options
+@data_dir_option
+@json_option
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@errors_to_exit
+def check(
+    purpose: str,
+    on: Any,
+    thoroughness: str,
+    tolerance: float,
+    class_names: tuple[str, ...],
+    pupils_file: Path | None,
+    data_dir: Path | None,
+    as_json: bool,
+    photos: tuple[Path, ...],
+) -> None:
+    """Would these photos be safe to publish exactly as they are?
+
+    Safe means: no face that is not positively matched to a pupil with consent for the
+    purpose, and no metadata at all. Exits 0 if every photo is safe, 1 if not.
+
+    \b
+    Example:
+        photoconsent check --purpose website upload/*.jpg
+    """
+    options = _options(
+        purpose,
+        Path("."),
+        "check",
+        "check",
+        "blur",
+        "jpeg",
+        thoroughness,
+        tolerance,
+        on.date() if on else None,
+    )
+    with _store(data_dir) as store:
+        candidates = _candidates(store, class_names, pupils_file)
+        options = dataclasses.replace(options, candidates=candidates)
+        results = check_photos(store, list(photos), options)
+    if as_json:
+        click.echo(json.dumps([r.to_report() for r in results], indent=2, ensure_ascii=False))
+    else:
+        for r in results:
+            verdict = "safe" if r.safe else "NOT SAFE: " + "; ".join(r.reasons)
+            click.echo(f"{safe(r.input)}: {safe(verdict)}")
+    if not all(r.safe for r in results):
+        sys.exit(1)
+
+
+@click.command()
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0.1, 0.6),
+    default=DEFAULT_TOLERANCE,
+    show_default=True,
+    help="The tolerance to mark on the plot and report on.",
+)
+@click.option(
+    "--target",
+    type=click.FloatRange(1e-9, 0.5),
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="Acceptable false keeps per unenrolled face (1e-4 = 1 in 10,000).",
+)
+@click.option(
+    "--gallery-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Pupils matched against per photo (default: all enrolled; a --class gallery is smaller).",
+)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw both distance distributions, tolerance marked, as a PNG.",
+)
+@data_dir_option
+@json_option
+@errors_to_exit
+def calibrate(
+    tolerance: float,
+    target: float,
+    gallery_size: int | None,
+    plot_file: Path | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Measure matching on the school's own references and recommend a tolerance.
+
+    Genuine distances (two references of one pupil) and impostor distances (references
+    of different pupils, siblings apart) give, per tolerance, the share of pupils' own
+    faces kept and the estimated false keeps per unenrolled face for the gallery size.
+
+    \b
+    Example:
+        photoconsent calibrate --gallery-size 30 --plot calibration.png
+    """
+    with _store(data_dir) as store:
+        gallery = enrolment.load_gallery(store)
+        siblings = sibling_links(store.conn)
+    cal = calibrate_gallery(gallery, gallery_size=gallery_size, target=target, siblings=siblings)
+    if plot_file is not None:
+        plot_calibration(cal, str(plot_file), tolerance)
+    if as_json:
+        click.echo(json.dumps(cal.to_json(), indent=2))
+    else:
+        click.echo(
+            f"{cal.pupils} pupils enrolled, {cal.references} references; "
+            f"{len(cal.genuine)} genuine, {len(cal.impostor)} impostor and "
+            f"{len(cal.sibling)} sibling pairs; gallery size {cal.gallery_size}."
+        )
+        click.echo("tolerance\town faces kept\timpostor pairs within\tfalse keeps per face")
+        for r in cal.rows:
+            kept = "-" if r.genuine_kept is None else f"{r.genuine_kept:.1%}"
+            mark = "  <- current" if abs(r.tolerance - tolerance) < 1e-9 else ""
+            mark += "  <- recommended" if r.tolerance == cal.recommended else ""
+            click.echo(
+                f"{r.tolerance:.2f}\t\t{kept}\t\t{r.impostor_pairs_within}\t\t\t"
+                f"{r.false_keep_per_face:.2e}{mark}"
+            )
+        if len(cal.sibling):
+            click.echo(
+                f"Siblings: {len(cal.sibling)} pairs, closest {float(cal.sibling.min()):.3f}, "
+                f"median {float(np.median(cal.sibling)):.3f} (the sibling margin applies)."
+            )
+        rec = "none" if cal.recommended is None else f"{cal.recommended:.2f}"
+        click.echo(f"Recommended tolerance for at most {target:g} per face: {rec}")
+    for w in cal.warnings:
+        click.echo(f"Warning: {w}", err=True)
+    if plot_file is not None:
+        click.echo(f"Plot: {plot_file.resolve()}", err=True)
