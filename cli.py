@@ -10,24 +10,9 @@ from pathlib import Path
 
 import click
 
-# The shared options and helpers live in commands/_shared.py so the command modules need not
-# import this module (no import cycle); they are re-exported here for `from cli import ...`.
-from commands._shared import F as F
-from commands._shared import _candidates as _candidates
-from commands._shared import _data_dir as _data_dir
-from commands._shared import _iso_date as _iso_date
-from commands._shared import _options as _options
-from commands._shared import _print_purged as _print_purged
-from commands._shared import _print_report as _print_report
-from commands._shared import _store as _store
+# Shared options and helpers live in commands/_shared.py, so that the command modules
+# never import this module (no import cycle when it runs as a script).
 from commands._shared import data_dir_option
-from commands._shared import date_option as date_option
-from commands._shared import errors_to_exit as errors_to_exit
-from commands._shared import json_option as json_option
-from commands._shared import matching_options as matching_options
-from commands._shared import operator_option as operator_option
-from commands._shared import purpose_option as purpose_option
-from commands._shared import safe as safe
 from commands.audit_log import audit_group
 from commands.consent_changes import consent_group, takedown
 from commands.publishing import calibrate, check, publish
