@@ -19,6 +19,7 @@ from commands.publishing import calibrate, check, publish
 from commands.pupil_registry import enroll, init, pupils
 from commands.retention import export_pupil, forget, purge, retention_group
 from commands.review import review
+from commands.verify_clean import verify_clean
 from pipeline import __version__
 
 
@@ -46,6 +47,7 @@ main.add_command(pupils)
 main.add_command(enroll)
 main.add_command(publish)
 main.add_command(check)
+main.add_command(verify_clean)
 main.add_command(calibrate)
 main.add_command(review)
 main.add_command(audit_group)
