@@ -13,13 +13,12 @@ from pathlib import Path
 
 from consent.store import Store
 
-from .analysis import Gallery, analyse, blurred, load_gallery
-from .detection import DetectionStage
+from .analysis import blurred, load_gallery
 from .errors import PipelineError
 from .loading import load_image
 from .matching import FaceDecision
-from .metadata import MetadataFinding, describe, find_metadata
-from .publish import PublishOptions, collect_inputs
+from .metadata import MetadataFinding, describe
+from .publish import Decider, PublishOptions, analysing_decider, collect_inputs
 
 
 @dataclass
@@ -45,24 +44,17 @@ class CheckResult:
 def check(store: Store, inputs: Sequence[Path], options: PublishOptions) -> list[CheckResult]:
     """Judge every photo in ``inputs`` for ``options.purpose`` (``out_dir`` is unused)."""
     gallery = load_gallery(store, options.purpose, options.on, options.candidates)
-    detector = DetectionStage(options.detection)
-    return [_check_one(p, options, detector, gallery) for p in collect_inputs(inputs)]
+    decide_photo = analysing_decider(options, gallery)  # exactly publish's decision
+    return [_check_one(p, options, decide_photo) for p in collect_inputs(inputs)]
 
 
-def _check_one(
-    photo: Path, options: PublishOptions, detector: DetectionStage, gallery: Gallery
-) -> CheckResult:
+def _check_one(photo: Path, options: PublishOptions, decide_photo: Decider) -> CheckResult:
     result = CheckResult(input=str(photo), safe=False)
     try:
         loaded = load_image(photo)
-        result.metadata = find_metadata(photo.read_bytes())
-        result.faces = analyse(
-            loaded.pixels,
-            detector,
-            gallery,
-            options.matching,
-            orientation_known=loaded.orientation_tagged,
-        )
+        # Findings from the very bytes that were decoded: no second read of the file.
+        result.metadata = list(loaded.metadata)
+        result.faces = decide_photo(photo, loaded)
     except (PipelineError, OSError) as exc:
         result.reasons.append(f"unreadable: {exc}")
         return result

@@ -8,6 +8,7 @@ is an :class:`~pipeline.errors.UnreadableImage` whose message says why and what 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
@@ -23,7 +24,13 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from pipeline.errors import UnreadableImage
-from pipeline.metadata import DAMAGED_EXIF, MALFORMED, TRUNCATED, find_metadata
+from pipeline.metadata import (
+    DAMAGED_EXIF,
+    MALFORMED,
+    TRUNCATED,
+    MetadataFinding,
+    find_metadata,
+)
 
 # Pillow plugins allowed to parse untrusted input; every other decoder stays unused.
 # The JPEG plugin opens files with an MPF index (phones, cameras) as "MPO".
@@ -50,6 +57,8 @@ class LoadedImage:
     of the file bytes exactly as read; ``format`` is Pillow's name ("JPEG", "PNG", ...).
     ``orientation_tagged`` says whether the file carried a valid orientation tag at all:
     without one, nobody knows which way up the photo is (scans, exports, screenshots).
+    ``metadata`` is what :func:`~pipeline.metadata.find_metadata` found in those same
+    bytes (the pre-check reports it; the pixels never carry it onward).
     """
 
     pixels: np.ndarray
@@ -58,6 +67,7 @@ class LoadedImage:
     orientation: int
     size: tuple[int, int]
     orientation_tagged: bool = False
+    metadata: tuple[MetadataFinding, ...] = ()
 
 
 def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
@@ -71,7 +81,8 @@ def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
     """
     data = _read_bytes(Path(path))
     name = Path(path).name
-    for finding in find_metadata(data):
+    findings = tuple(find_metadata(data))
+    for finding in findings:
         if finding.kind in (TRUNCATED, MALFORMED):
             raise UnreadableImage(f"{name}: damaged file ({finding.detail}); re-export it")
         if finding.kind == DAMAGED_EXIF:
@@ -81,7 +92,8 @@ def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
                 f"{name}: EXIF block is damaged, so the orientation is unknown; re-export it"
             )
     with _truncated_images_are_errors():
-        return _open_and_decode(data, name, max_pixels)
+        loaded = _open_and_decode(data, name, max_pixels)
+    return dataclasses.replace(loaded, metadata=findings)
 
 
 def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:

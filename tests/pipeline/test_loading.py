@@ -362,3 +362,9 @@ def test_damaged_files_load_or_raise_unreadable(kind: str, data: st.DataObject) 
         except UnreadableImage:
             return
     assert loaded.pixels.ndim == 3 and loaded.pixels.shape[2] == 3
+
+
+def test_loaded_image_reports_the_metadata_of_the_bytes_it_decoded(tmp_path: Path) -> None:
+    path = dirty.make_dirty_jpeg(tmp_path / "dirty.jpg")
+    kinds = {f.kind for f in load_image(path).metadata}
+    assert {"EXIF", "GPS", "XMP", "JPEG comment", "IFD1 thumbnail"} <= kinds
