@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install tools demo test test-fast lint clean
 
 install: $(STAMP)
 
@@ -43,8 +43,22 @@ demo: $(STAMP)
 	@echo "Per-photo report:  $(CURDIR)/$(DEMO)/website/report.json"
 	@echo "Registry + audit:  $(CURDIR)/$(DEMO)/data/"
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# Outside programs the tests use as independent second opinions: ExifTool (is any
+# metadata left in an output?) and pdftoppm (does the medical board PDF render?). From
+# Debian's packages; installed here when missing and apt-get is usable (CI runs as root).
+TOOLS_PKGS := libimage-exiftool-perl poppler-utils
+tools:
+	@if command -v exiftool >/dev/null && command -v pdftoppm >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing $(TOOLS_PKGS) for the tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS) >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS) >/dev/null; }; \
+	else echo "exiftool/pdftoppm missing: install $(TOOLS_PKGS) (the tests that need them will fail)"; fi
+
+# PHOTOCONSENT_REQUIRE_TOOLS=1 turns a missing exiftool/pdftoppm into a failure instead of
+# a skip, so CI can never pass without the second opinions.
+test: $(STAMP) tools
+	PHOTOCONSENT_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -4,6 +4,8 @@ CSV writer, an in-process CLI runner and the optional folder of real evaluation 
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,6 +37,21 @@ def eval_dir() -> Path:
     if not (EVAL_DIR / "MANIFEST.md").is_file():
         pytest.skip(f"real evaluation photos not found at {EVAL_DIR}")
     return EVAL_DIR
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of the outside program ``name`` (from Debian's ``package``).
+
+    Missing: skipped when run by hand, a failure under ``make test``, which installs it and
+    sets PHOTOCONSENT_REQUIRE_TOOLS=1, so CI can never pass without the second opinion.
+    """
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} not found: install the Debian package {package} (make tools)"
+    if os.environ.get("PHOTOCONSENT_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture
