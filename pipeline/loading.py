@@ -133,6 +133,7 @@ def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:
         findings = tuple(find_metadata(data))
         _check_structure(name, findings)
         try:
+            tagged = _orientation_tagged(im)  # before decoding: see _decode
             pixels, orientation = _decode(im, max_pixels)
         except UnreadableImage as exc:
             raise UnreadableImage(f"{name}: {exc}") from exc
@@ -140,7 +141,6 @@ def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:
             reason = f"{type(exc).__name__}: {exc}"
             raise UnreadableImage(f"{name}: cannot decode ({reason}); re-export it") from exc
         fmt = "JPEG" if im.format == "MPO" else str(im.format)
-        tagged = _orientation_tagged(im)
     h, w = pixels.shape[:2]
     digest = hashlib.sha256(data).hexdigest()
     return LoadedImage(pixels, digest, fmt, orientation, (w, h), tagged, findings)
@@ -193,6 +193,9 @@ def _decode(im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int]:
     """
     _check_size(im, max_pixels)
     _check_single_image(im)
+    # Read before load(): Pillow 13's TIFF plugin applies the orientation itself while
+    # loading and then drops the tag (exif_transpose below is then a no-op for it).
+    orientation = _orientation(im)
     im.load()
     if im.format == heif.FORMAT:
         # libheif has already applied irot/imir and the plugin reset the EXIF tag to 1;
@@ -200,7 +203,6 @@ def _decode(im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int]:
         original = im.info.get("original_orientation")
         orientation = original if isinstance(original, int) and 1 <= original <= 8 else 1
         return _to_srgb_array(im), orientation
-    orientation = _orientation(im)
     upright = ImageOps.exif_transpose(im) or im
     return _to_srgb_array(upright), orientation
 
