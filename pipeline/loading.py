@@ -12,6 +12,7 @@ import functools
 import hashlib
 import io
 import os
+import re
 import stat
 import threading
 import warnings
@@ -89,7 +90,8 @@ def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
     not a complete, single-image JPEG, PNG, WebP, HEIC/HEIF, TIFF, BMP or GIF.
     """
     data = _read_bytes(Path(path))
-    name = Path(path).name
+    # Reasons quote the file name; a name may carry escape sequences of its own.
+    name = _CONTROL.sub("?", Path(path).name)
     heif.register()
     with _truncated_images_are_errors():
         loaded = _open_and_decode(data, name, max_pixels)
@@ -138,7 +140,7 @@ def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:
         except UnreadableImage as exc:
             raise UnreadableImage(f"{name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - see _decode
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = _library_message(exc)
             raise UnreadableImage(f"{name}: cannot decode ({reason}); re-export it") from exc
         fmt = "JPEG" if im.format == "MPO" else str(im.format)
     h, w = pixels.shape[:2]
@@ -242,33 +244,47 @@ def _tiff_pages(im: Image.Image) -> int:
     return pages
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]+")
+
+
+def _library_message(exc: Exception) -> str:
+    """A decoder's exception as one short printable line for reports and audit rows.
+
+    libheif's messages span lines, and some decoders quote bytes of the file; control
+    and bidirectional-override characters would garble a terminal or a log.
+    """
+    text = _CONTROL.sub(" ", f"{type(exc).__name__}: {exc}").strip()
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _read_bytes(path: Path) -> bytes:
+    name = _CONTROL.sub("?", path.name)
     # O_NONBLOCK so that a FIFO cannot hang the open; fstat on the open descriptor so the
     # checked file is the one that is read.
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except IsADirectoryError as exc:
-        raise UnreadableImage(f"{path.name}: is a directory, not an image file") from exc
+        raise UnreadableImage(f"{name}: is a directory, not an image file") from exc
     except OSError as exc:
-        raise UnreadableImage(f"{path.name}: cannot open ({exc.strerror})") from exc
+        raise UnreadableImage(f"{name}: cannot open ({exc.strerror})") from exc
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise UnreadableImage(f"{path.name}: is a directory, not an image file")
+            raise UnreadableImage(f"{name}: is a directory, not an image file")
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableImage(f"{path.name}: is not a regular file")
+            raise UnreadableImage(f"{name}: is not a regular file")
         if info.st_size == 0:
-            raise UnreadableImage(f"{path.name}: file is empty (0 bytes)")
+            raise UnreadableImage(f"{name}: file is empty (0 bytes)")
         if info.st_size > MAX_FILE_BYTES:
-            raise UnreadableImage(f"{path.name}: file is over {MAX_FILE_BYTES:,} bytes")
+            raise UnreadableImage(f"{name}: file is over {MAX_FILE_BYTES:,} bytes")
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise UnreadableImage(f"{path.name}: cannot read ({exc.strerror})") from exc
+        raise UnreadableImage(f"{name}: cannot read ({exc.strerror})") from exc
     finally:
         os.close(fd)
     if not data:
-        raise UnreadableImage(f"{path.name}: file is empty (0 bytes)")
+        raise UnreadableImage(f"{name}: file is empty (0 bytes)")
     return data
 
 
