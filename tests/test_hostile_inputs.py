@@ -32,6 +32,9 @@ from pipeline.publish import PublishOptions, PublishReport, publish
 from tests import cleanproof as cp
 from tests.pipeline import dirty
 
+# Pillow warns about the corrupt EXIF rows; the walker, not the warning, decides.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
 NAME = cp.FULL_NAME
 DAMAGED = r"damaged|truncated|EOI|past the end|cannot decode|IEND|image data"
 TOO_BIG = r"over the limit|too large"
@@ -321,7 +324,6 @@ def write_case(folder: Path, case_id: str) -> Path:
     return path
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("case_id", CASES)
 def test_loader(tmp_path: Path, case_id: str) -> None:
     path = write_case(tmp_path, case_id)
