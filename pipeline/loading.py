@@ -8,11 +8,11 @@ is an :class:`~pipeline.errors.UnreadableImage` whose message says why and what 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import io
 import os
+import re
 import stat
 import threading
 import warnings
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
+from pipeline import heif
 from pipeline.errors import UnreadableImage
 from pipeline.metadata import (
     DAMAGED_EXIF,
@@ -33,17 +34,25 @@ from pipeline.metadata import (
 )
 
 # Pillow plugins allowed to parse untrusted input; every other decoder stays unused.
-# The JPEG plugin opens files with an MPF index (phones, cameras) as "MPO".
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+# The JPEG plugin opens files with an MPF index (phones, cameras) as "MPO"; "HEIF" is
+# pillow-heif's plugin (HEIC from iPhones and iPads, see pipeline/heif.py).
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", heif.FORMAT)
+# What a refusal lists as readable, in words an office manager knows.
+READABLE = "JPEG, PNG, WebP, HEIC/HEIF, TIFF, BMP or GIF"
 # Guards reading a whole file into memory; a 64 MP 16-bit uncompressed TIFF is ~400 MiB.
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
+# Recognisable files that are refused, and what to say about each. A HEIC only gets here
+# when libheif could not parse it, hence "damaged".
 _MAGIC_HINTS = (
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftypavif", "AVIF"),
-    (0, b"%PDF", "PDF"),
+    (4, b"ftypheic", "HEIC file is damaged or uses a feature libheif cannot decode"),
+    (4, b"ftypheix", "HEIC file is damaged or uses a feature libheif cannot decode"),
+    (4, b"ftypmif1", "HEIF file is damaged or uses a feature libheif cannot decode"),
+    (4, b"ftypavif", "AVIF is not supported"),
+    (0, b"%PDF", "PDF is not supported"),
+    (4, b"ftypqt  ", "a video (QuickTime) is not a photo"),
+    (4, b"ftypisom", "a video (MP4) is not a photo"),
+    (4, b"ftypmp42", "a video (MP4) is not a photo"),
 )
 
 
@@ -76,12 +85,21 @@ def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
     ``max_pixels`` bounds width x height as declared in the header and is checked before
     any pixel is decoded; 64 MP admits every current camera and phone while capping the
     decoded buffer near 200 MB (Pillow's own hard limit of about 179 MP still applies).
-    Transparency is composited onto white. Raises UnreadableImage for anything that is
-    not a complete, single-frame JPEG, PNG, WebP, TIFF, BMP or GIF.
+    Transparency is composited onto white. HEIC/HEIF is read through libheif, which
+    applies the container's rotation itself. Raises UnreadableImage for anything that is
+    not a complete, single-image JPEG, PNG, WebP, HEIC/HEIF, TIFF, BMP or GIF.
     """
     data = _read_bytes(Path(path))
-    name = Path(path).name
-    findings = tuple(find_metadata(data))
+    # Reasons quote the file name; a name may carry escape sequences of its own.
+    name = _CONTROL.sub("?", Path(path).name)
+    heif.register()
+    with _truncated_images_are_errors():
+        loaded = _open_and_decode(data, name, max_pixels)
+    return loaded
+
+
+def _check_structure(name: str, findings: tuple[MetadataFinding, ...]) -> None:
+    """Refuse what our own container walker found damaged (see pipeline.metadata)."""
     for finding in findings:
         if finding.kind in (TRUNCATED, MALFORMED):
             raise UnreadableImage(f"{name}: damaged file ({finding.detail}); re-export it")
@@ -91,12 +109,12 @@ def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
             raise UnreadableImage(
                 f"{name}: EXIF block is damaged, so the orientation is unknown; re-export it"
             )
-    with _truncated_images_are_errors():
-        loaded = _open_and_decode(data, name, max_pixels)
-    return dataclasses.replace(loaded, metadata=findings)
 
 
 def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:
+    # Order matters: the header's size is checked before our walker inflates a PNG's
+    # data stream (a bomb costs nothing), and the walker's verdict on damage comes
+    # before Pillow's decoders, which pad or guess where the walker refuses.
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check replaces Pillow's global warning. (catch_warnings
@@ -107,20 +125,27 @@ def _open_and_decode(data: bytes, name: str, max_pixels: int) -> LoadedImage:
     except Image.DecompressionBombError as exc:
         raise UnreadableImage(f"{name}: image dimensions are too large ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - see _decode: any parser failure is a refusal
+        _check_structure(name, tuple(find_metadata(data)))
         raise UnreadableImage(f"{name}: {_not_an_image_reason(data)}") from exc
     with im:
         try:
+            _check_size(im, max_pixels)
+        except UnreadableImage as exc:
+            raise UnreadableImage(f"{name}: {exc}") from exc
+        findings = tuple(find_metadata(data))
+        _check_structure(name, findings)
+        try:
+            tagged = _orientation_tagged(im)  # before decoding: see _decode
             pixels, orientation = _decode(im, max_pixels)
         except UnreadableImage as exc:
             raise UnreadableImage(f"{name}: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - see _decode
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = _library_message(exc)
             raise UnreadableImage(f"{name}: cannot decode ({reason}); re-export it") from exc
         fmt = "JPEG" if im.format == "MPO" else str(im.format)
-        tagged = _orientation_tagged(im)
     h, w = pixels.shape[:2]
     digest = hashlib.sha256(data).hexdigest()
-    return LoadedImage(pixels, digest, fmt, orientation, (w, h), tagged)
+    return LoadedImage(pixels, digest, fmt, orientation, (w, h), tagged, findings)
 
 
 _strict_lock = threading.Lock()
@@ -152,57 +177,114 @@ def _truncated_images_are_errors() -> Iterator[None]:
                 ImageFile.LOAD_TRUNCATED_IMAGES = _saved_flag
 
 
-def _decode(im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int]:
-    """Pixels and applied orientation of an opened image, after the size/frame checks.
-
-    Pillow's plugins raise assorted exception types on hostile input (OSError,
-    struct.error, IndexError, ...), so callers treat any exception as a refusal.
-    """
+def _check_size(im: Image.Image, max_pixels: int) -> None:
+    """Refuse a header that declares more than ``max_pixels``, before any decoding."""
     width, height = im.size
     if width * height > max_pixels:
         raise UnreadableImage(
             f"{width}x{height} pixels is over the limit of {max_pixels:,}"
             " (possible decompression bomb); downscale it first"
         )
-    # MPO's extra pictures are previews/depth maps; only the primary one is published.
-    if im.format != "MPO" and getattr(im, "n_frames", 1) > 1:
-        raise UnreadableImage(
-            "multi-frame image (animated GIF/WebP/multi-page TIFF) is not supported;"
-            " export the frame you want as a single image"
-        )
-    im.load()
+
+
+def _decode(im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int]:
+    """Pixels and applied orientation of an opened image, after the size/frame checks.
+
+    Pillow's plugins raise assorted exception types on hostile input (OSError,
+    struct.error, IndexError, ...), so callers treat any exception as a refusal.
+    """
+    _check_size(im, max_pixels)
+    _check_single_image(im)
+    # Read before load(): Pillow 13's TIFF plugin applies the orientation itself while
+    # loading and then drops the tag (exif_transpose below is then a no-op for it).
     orientation = _orientation(im)
+    im.load()
+    if im.format == heif.FORMAT:
+        # libheif has already applied irot/imir and the plugin reset the EXIF tag to 1;
+        # applying the stored EXIF value again would turn the photo a second time.
+        original = im.info.get("original_orientation")
+        orientation = original if isinstance(original, int) and 1 <= original <= 8 else 1
+        return _to_srgb_array(im), orientation
     upright = ImageOps.exif_transpose(im) or im
     return _to_srgb_array(upright), orientation
 
 
+def _check_single_image(im: Image.Image) -> None:
+    """Refuse animations, bursts and multi-page files: which picture to publish is a
+    person's choice, and publishing only the first could hide what the rest show."""
+    if im.format == "MPO":
+        return  # MPO's extra pictures are previews/depth maps; the primary one is the photo
+    frames = getattr(im, "n_frames", 1)
+    if im.format == "TIFF" and frames > 1:
+        frames = _tiff_pages(im)
+    if frames <= 1:
+        return
+    what = {
+        "GIF": f"animated GIF ({frames} frames)",
+        "WEBP": f"animated WebP ({frames} frames)",
+        "PNG": f"animated PNG ({frames} frames)",
+        "TIFF": f"multi-page TIFF ({frames} pages)",
+        heif.FORMAT: f"HEIC/HEIF holding {frames} images (a burst or an image sequence)",
+    }.get(str(im.format), f"multi-frame image ({frames} frames)")
+    raise UnreadableImage(
+        f"{what} is not supported (multi-frame); export the one picture you want as a single image"
+    )
+
+
+def _tiff_pages(im: Image.Image) -> int:
+    """Full-resolution pages of a TIFF: subfiles flagged as reduced-resolution copies
+    (NewSubfileType bit 0, TIFF 6.0 section 8: thumbnails, previews) do not count."""
+    pages = 0
+    for index in range(im.n_frames):
+        im.seek(index)
+        subfile = im.tag_v2.get(254, 0)  # NewSubfileType
+        if not (isinstance(subfile, int) and subfile & 1):
+            pages += 1
+    im.seek(0)
+    return pages
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]+")
+
+
+def _library_message(exc: Exception) -> str:
+    """A decoder's exception as one short printable line for reports and audit rows.
+
+    libheif's messages span lines, and some decoders quote bytes of the file; control
+    and bidirectional-override characters would garble a terminal or a log.
+    """
+    text = _CONTROL.sub(" ", f"{type(exc).__name__}: {exc}").strip()
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _read_bytes(path: Path) -> bytes:
+    name = _CONTROL.sub("?", path.name)
     # O_NONBLOCK so that a FIFO cannot hang the open; fstat on the open descriptor so the
     # checked file is the one that is read.
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except IsADirectoryError as exc:
-        raise UnreadableImage(f"{path.name}: is a directory, not an image file") from exc
+        raise UnreadableImage(f"{name}: is a directory, not an image file") from exc
     except OSError as exc:
-        raise UnreadableImage(f"{path.name}: cannot open ({exc.strerror})") from exc
+        raise UnreadableImage(f"{name}: cannot open ({exc.strerror})") from exc
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise UnreadableImage(f"{path.name}: is a directory, not an image file")
+            raise UnreadableImage(f"{name}: is a directory, not an image file")
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableImage(f"{path.name}: is not a regular file")
+            raise UnreadableImage(f"{name}: is not a regular file")
         if info.st_size == 0:
-            raise UnreadableImage(f"{path.name}: file is empty (0 bytes)")
+            raise UnreadableImage(f"{name}: file is empty (0 bytes)")
         if info.st_size > MAX_FILE_BYTES:
-            raise UnreadableImage(f"{path.name}: file is over {MAX_FILE_BYTES:,} bytes")
+            raise UnreadableImage(f"{name}: file is over {MAX_FILE_BYTES:,} bytes")
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise UnreadableImage(f"{path.name}: cannot read ({exc.strerror})") from exc
+        raise UnreadableImage(f"{name}: cannot read ({exc.strerror})") from exc
     finally:
         os.close(fd)
     if not data:
-        raise UnreadableImage(f"{path.name}: file is empty (0 bytes)")
+        raise UnreadableImage(f"{name}: file is empty (0 bytes)")
     return data
 
 
@@ -210,7 +292,10 @@ def _not_an_image_reason(data: bytes) -> str:
     for offset, magic, label in _MAGIC_HINTS:
         if data[offset : offset + len(magic)] == magic:
             return f"{label} is not supported; export the photo as JPEG or PNG"
-    return "not a JPEG, PNG, WebP, TIFF, BMP or GIF image (or its header is damaged)"
+    head = data[:1024].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "an SVG drawing is not a photo; export it as PNG"
+    return f"not a {READABLE} image (or its header is damaged)"
 
 
 def _orientation(im: Image.Image) -> int:

@@ -31,6 +31,7 @@ _PNG_ALLOWED = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"}
 _WEBP_ALLOWED = {b"VP8 ", b"VP8L", b"ALPH"}
 # VP8X flag bits (WebP container spec, "Extended File Format").
 _VP8X_ICC, _VP8X_EXIF, _VP8X_XMP, _VP8X_ANIM = 0x20, 0x08, 0x04, 0x02
+_VP8X_RESERVED = 0xC1
 
 # JPEG markers that only carry coding structure: SOFn, DHT, DAC, DQT, DNL, DRI, SOS.
 _JPEG_STRUCTURE = {0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB}
@@ -102,6 +103,7 @@ def _jpeg_findings(data: bytes) -> Iterable[MetadataFinding]:
     # than stopping at the first one: progressive files have several scans, and APPn or
     # COM segments between scans are legal, so stopping early would miss them.
     pos, end = 2, len(data)
+    seen: set[int] = set()
     while pos < end:
         if data[pos] != 0xFF:
             yield MetadataFinding(MALFORMED, f"JPEG: expected a marker at byte {pos}")
@@ -113,6 +115,8 @@ def _jpeg_findings(data: bytes) -> Iterable[MetadataFinding]:
         marker = data[pos]
         pos += 1
         if marker == _EOI:
+            if not {_SOS} <= seen or not seen & _SOF:
+                yield MetadataFinding(MALFORMED, "JPEG: EOI before any frame or scan")
             if pos < end:
                 yield MetadataFinding("trailing data", _trailing_detail(data[pos:]))
             return
@@ -126,6 +130,7 @@ def _jpeg_findings(data: bytes) -> Iterable[MetadataFinding]:
             return
         payload = data[pos + 2 : pos + length]
         pos += length
+        seen.add(marker)
         yield from _jpeg_segment(marker, payload)
         if marker == _SOS:
             pos = _skip_entropy_data(data, pos)
@@ -153,16 +158,31 @@ def _trailing_detail(tail: bytes) -> str:
 def _jpeg_segment(marker: int, payload: bytes) -> Iterable[MetadataFinding]:
     size = f"{len(payload)} bytes"
     if marker in _JPEG_STRUCTURE:
+        expected = _structure_length(marker, payload)
+        if expected is not None and expected != len(payload):
+            # Coding tables and headers have exact sizes; any slack is room for a payload
+            # no viewer shows (a classic steganographic hiding place).
+            yield MetadataFinding(
+                "hidden bytes", f"marker 0x{marker:02X} is {len(payload)} bytes, not {expected}"
+            )
         return
     if marker == 0xE0 and payload.startswith(b"JFIF\0"):
         # JFIF carries only version, density and an optional thumbnail; the thumbnail is
-        # a second copy of the picture, so it is reported.
-        if len(payload) >= 14 and (payload[12] or payload[13]):
+        # a second copy of the picture, so it is reported, and so is any other extra byte
+        # (JFIF 1.02: the segment is exactly 16 + 3 x thumbnail pixels long).
+        if len(payload) < 14:
+            yield MetadataFinding(MALFORMED, f"JPEG: JFIF header is only {size}")
+        elif payload[12] or payload[13]:
             yield MetadataFinding("JFIF thumbnail", f"{payload[12]}x{payload[13]} pixels")
+        elif len(payload) != 14:
+            yield MetadataFinding("hidden bytes", f"JFIF header is {size}, not 14")
         return
     if marker == 0xEE and payload.startswith(b"Adobe"):
         # APP14 "Adobe" only says whether the components are YCbCr/YCCK or raw RGB/CMYK;
         # decoders need it to get colours right and it holds nothing about the subject.
+        # It is exactly 12 bytes (Adobe TN 5116); more is room for something else.
+        if len(payload) != 12:
+            yield MetadataFinding("hidden bytes", f"Adobe APP14 is {size}, not 12")
         return
     if marker == 0xE1 and payload.startswith(b"Exif\0\0"):
         yield MetadataFinding("EXIF", f"APP1, {size}")
@@ -183,6 +203,32 @@ def _jpeg_segment(marker: int, payload: bytes) -> Iterable[MetadataFinding]:
         yield MetadataFinding("unknown APPn", f"APP{marker - 0xE0}, {size}")
     else:
         yield MetadataFinding("unknown segment", f"marker 0x{marker:02X}, {size}")
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _structure_length(marker: int, payload: bytes) -> int | None:
+    """The exact payload length ITU-T T.81 implies for a structural segment, or None
+    when the segment has no fixed layout we check (DAC, DNL, DHP, EXP) or is too short
+    to say (then the decoder refuses it)."""
+    if marker in _SOF and len(payload) >= 6:
+        return 6 + 3 * payload[5]  # P, Y, X, Nf, then Nf x (C, H/V, Tq)
+    if marker == _SOS and len(payload) >= 1:
+        return 4 + 2 * payload[0]  # Ns, Ns x (Cs, Td/Ta), Ss, Se, Ah/Al
+    if marker == 0xDD:  # DRI
+        return 2
+    if marker == 0xDB:  # DQT: tables of 1 + 64 or 1 + 128 bytes
+        pos = 0
+        while pos < len(payload):
+            pos += 1 + 64 * (2 if payload[pos] >> 4 else 1)
+        return pos
+    if marker == 0xC4:  # DHT: tables of 1 + 16 counts + the codes they count
+        pos = 0
+        while pos + 17 <= len(payload):
+            pos += 17 + sum(payload[pos + 1 : pos + 17])
+        return pos
+    return None
 
 
 def _photoshop_resource_ids(blob: bytes) -> set[int]:
@@ -271,6 +317,8 @@ def _tiff_ifds(tiff: bytes) -> dict[str, dict[int, int]]:
 
 def _png_findings(data: bytes) -> Iterable[MetadataFinding]:
     pos, end = len(_PNG_SIGNATURE), len(data)
+    ihdr: bytes | None = None
+    idat: list[bytes] = []
     while pos + 12 <= end:
         length, ctype = struct.unpack_from(">I4s", data, pos)
         body_end = pos + 8 + length
@@ -283,12 +331,98 @@ def _png_findings(data: bytes) -> Iterable[MetadataFinding]:
             yield MetadataFinding(MALFORMED, f"PNG: bad CRC in chunk {ctype!r}")
             return
         pos = body_end + 4
+        if ihdr is None and ctype != b"IHDR":
+            yield MetadataFinding(MALFORMED, f"PNG: first chunk is {ctype!r}, not IHDR")
+            return
+        if ctype == b"IHDR":
+            if ihdr is not None or len(body) != 13:
+                yield MetadataFinding(MALFORMED, "PNG: IHDR repeated or not 13 bytes")
+                return
+            ihdr = body
+        elif ctype == b"IDAT":
+            idat.append(body)
         yield from _png_chunk(ctype, body)
         if ctype == b"IEND":
+            yield from _png_image_data(ihdr, idat)
+            if body:
+                yield MetadataFinding("hidden bytes", f"IEND carries {len(body)} bytes")
             if pos < end:
                 yield MetadataFinding("trailing data", f"{end - pos} bytes after IEND")
             return
     yield MetadataFinding(TRUNCATED, "PNG: no IEND chunk (file cut short?)")
+
+
+# Samples per pixel of each PNG colour type (PNG spec, table 11.1).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+# Adam7 passes: (x start, y start, x step, y step).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2))
+_ADAM7 += ((0, 1, 1, 2),)
+# Above this many bytes of filtered scanlines (a 64 MP RGBA image is 256 MB) the IDAT
+# stream is not inflated; the finding says the data could not be accounted for.
+_MAX_INFLATE = 300 * 1024 * 1024
+
+
+def _png_raw_size(ihdr: bytes) -> int | None:
+    """Bytes of filtered scanlines the IHDR implies (filter byte per row), or None."""
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
+    channels = _PNG_CHANNELS.get(colour)
+    if channels is None or depth not in (1, 2, 4, 8, 16) or interlace > 1:
+        return None
+    bits = channels * depth
+
+    def rows(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits + 7) // 8)
+
+    if not interlace:
+        return rows(width, height)
+    return sum(
+        rows((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy)
+        for x0, y0, dx, dy in _ADAM7
+        if width > x0 and height > y0
+    )
+
+
+def _png_image_data(ihdr: bytes | None, idat: list[bytes]) -> Iterable[MetadataFinding]:
+    """The IDAT stream must inflate to exactly the scanlines the IHDR declares.
+
+    Bytes after the end of the zlib stream, or a stream longer than the image, are
+    invisible to every viewer and a known way to smuggle data in a "clean" PNG.
+    """
+    if ihdr is None or not idat:
+        yield MetadataFinding(MALFORMED, "PNG: no image data")
+        return
+    expected = _png_raw_size(ihdr)
+    if expected is None:
+        yield MetadataFinding(MALFORMED, "PNG: IHDR values are invalid")
+        return
+    if expected > _MAX_INFLATE:
+        yield MetadataFinding("unchecked data", f"PNG: {expected} bytes of image data")
+        return
+    inflater = zlib.decompressobj()
+    produced = tail = 0
+    try:
+        for chunk in idat:
+            if inflater.eof:
+                tail += len(chunk)
+                continue
+            # Bounded output per call, so a stream far longer than declared stops early.
+            pending = chunk
+            while pending and not inflater.eof:
+                produced += len(inflater.decompress(pending, 1 << 20))
+                pending = inflater.unconsumed_tail
+                if produced > expected:
+                    yield MetadataFinding("hidden bytes", "PNG: more image data than IHDR")
+                    return
+            if inflater.eof:
+                tail += len(inflater.unused_data)
+        produced += len(inflater.flush())
+    except zlib.error:
+        yield MetadataFinding(MALFORMED, "PNG: image data does not inflate")
+        return
+    if not inflater.eof or produced != expected:
+        yield MetadataFinding(TRUNCATED, f"PNG: {produced} of {expected} image data bytes")
+    elif tail:
+        yield MetadataFinding("hidden bytes", f"PNG: {tail} bytes after the zlib stream")
 
 
 def _png_chunk(ctype: bytes, body: bytes) -> Iterable[MetadataFinding]:
@@ -321,6 +455,7 @@ def _webp_findings(data: bytes) -> Iterable[MetadataFinding]:
         yield MetadataFinding(TRUNCATED, "WebP: RIFF size runs past the end")
         return
     pos = 12
+    fourccs: list[bytes] = []
     while pos + 8 <= riff_end:
         fourcc, size = struct.unpack_from("<4sI", data, pos)
         body = data[pos + 8 : pos + 8 + size]
@@ -328,11 +463,30 @@ def _webp_findings(data: bytes) -> Iterable[MetadataFinding]:
             yield MetadataFinding(TRUNCATED, f"WebP: chunk {fourcc!r} runs past the end")
             return
         pos += 8 + size + (size & 1)  # chunks are padded to an even length
+        if not fourccs and fourcc not in (b"VP8 ", b"VP8L", b"VP8X"):
+            yield MetadataFinding(MALFORMED, f"WebP: first chunk is {fourcc!r}")
+            return
+        fourccs.append(fourcc)
         yield from _webp_chunk(fourcc, body)
     if pos != riff_end:
         yield MetadataFinding(MALFORMED, "WebP: chunks do not fill the RIFF size")
+    yield from _webp_layout(fourccs)
     if riff_end < len(data):
         yield MetadataFinding("trailing data", f"{len(data) - riff_end} bytes after RIFF")
+
+
+def _webp_layout(fourccs: list[bytes]) -> Iterable[MetadataFinding]:
+    """One still image: a simple file is one VP8/VP8L chunk; an extended one is VP8X,
+    at most one ALPH, then one VP8/VP8L (animations are reported by their chunks)."""
+    if b"ANIM" in fourccs or b"ANMF" in fourccs:
+        return
+    images = sum(f in (b"VP8 ", b"VP8L") for f in fourccs)
+    if images != 1:
+        yield MetadataFinding(MALFORMED, f"WebP: {images} image chunks, expected 1")
+    elif fourccs[0] != b"VP8X" and len(fourccs) > 1:
+        yield MetadataFinding(MALFORMED, "WebP: chunks after a simple-format image")
+    elif fourccs.count(b"ALPH") > 1 or fourccs.count(b"VP8X") > 1:
+        yield MetadataFinding(MALFORMED, "WebP: repeated ALPH or VP8X chunk")
 
 
 def _webp_chunk(fourcc: bytes, body: bytes) -> Iterable[MetadataFinding]:
@@ -345,6 +499,10 @@ def _webp_chunk(fourcc: bytes, body: bytes) -> Iterable[MetadataFinding]:
         # readers to look for metadata or animation chunks.
         if flags & (_VP8X_ICC | _VP8X_EXIF | _VP8X_XMP | _VP8X_ANIM):
             yield MetadataFinding("VP8X flags", f"metadata/animation flags 0x{flags:02X}")
+        elif len(body) != 10 or flags & _VP8X_RESERVED or any(body[1:4]):
+            # The spec fixes VP8X at 10 bytes with reserved bits zero (WebP container
+            # spec, "Extended File Format"); anything else is room for hidden data.
+            yield MetadataFinding("hidden bytes", f"VP8X is {size} or has reserved bits set")
     elif fourcc == b"EXIF":
         yield MetadataFinding("EXIF", f"WebP EXIF chunk, {size}")
         yield from _exif_details(body[6:] if body.startswith(b"Exif\0\0") else body)
