@@ -517,3 +517,46 @@ def test_real_models_check_and_publish_a_sample_photo(real_server: Server) -> No
     assert b"Example" not in image and b"SN-0042-DEMO" not in image
     assert "Example" not in published["caption"] and "Sample" not in published["caption"]
     assert published["faces_kept"] + published["faces_blurred"] >= 1
+
+
+@pytest.mark.slow
+def test_photoconsent_serve_runs_as_a_process(real_server: Server, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "photoconsent"
+    if not exe.is_file():
+        pytest.skip("the photoconsent entry point is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [str(exe), "--data-dir", str(real_server.data_dir), "serve", "--port", str(port)]
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not answer /health"
+            time.sleep(0.5)
+        anonymous = httpx.post(url + "/check", data={"purpose": "website"})
+        answered = httpx.post(
+            url + "/check",
+            headers={"Authorization": f"Bearer {real_server.token}"},
+            files={"file": ("a.png", photo("PNG"), "image/png")},
+            data={"purpose": "website"},
+            timeout=120,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    assert anonymous.status_code == 401
+    assert answered.status_code == 200 and answered.json()["safe"] is True, answered.text
