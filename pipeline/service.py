@@ -31,6 +31,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ DEFAULT_PORT = 8750
 DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 TEMP_DIR = "service-tmp"
+# A request never takes this long; a folder older than this was left by a killed server.
+STALE_UPLOAD_SECONDS = 3600.0
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".gif"}
 _SUFFIXES |= {".bmp"}
 
@@ -171,6 +174,24 @@ class Service:
         self.settings = settings
         self.decider_factory = decider_factory
         self.work_lock = threading.Lock()
+        self.remove_stale_uploads()
+
+    def remove_stale_uploads(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Delete request folders a killed server left behind (they hold photos of
+        children); only old ones, in case another server shares the data directory."""
+        base = self.settings.data_dir / TEMP_DIR
+        removed = 0
+        if not base.is_dir():
+            return removed
+        now = time.time()
+        for folder in base.iterdir():
+            try:
+                if now - folder.stat().st_mtime > older_than:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Store]:

@@ -560,3 +560,33 @@ def test_photoconsent_serve_runs_as_a_process(real_server: Server, tmp_path: Pat
 
     assert anonymous.status_code == 401
     assert answered.status_code == 200 and answered.json()["safe"] is True, answered.text
+
+
+def test_concurrent_requests_each_get_their_own_answer(server: Server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server.faces.faces = [kept("P001")]
+    captions = [f"Amelia Hart, photo {i}" for i in range(6)]
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda c: check(server, photo(), caption=c).json(), captions))
+
+    assert [a["suggested_caption"] for a in answers] == [f"Amelia, photo {i}" for i in range(6)]
+    with open_store(server.data_dir) as store:
+        assert audit.verify(store).ok
+
+
+def test_stale_upload_folders_are_removed_at_start(tmp_path: Path) -> None:
+    import os
+
+    data_dir = tmp_path / "data"
+    init_data_dir(data_dir)
+    old, fresh = data_dir / "service-tmp" / "old", data_dir / "service-tmp" / "fresh"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / "upload.jpg").write_bytes(b"photo of a child")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+
+    create_app(ServiceSettings(data_dir=data_dir), decider_factory=FakeFaces().factory)
+
+    assert not old.exists() and fresh.exists()
