@@ -15,10 +15,12 @@ import click
 from commands._shared import data_dir_option
 from commands.audit_log import audit_group
 from commands.consent_changes import consent_group, takedown
+from commands.names import names_group
 from commands.publishing import calibrate, check, publish
 from commands.pupil_registry import enroll, init, pupils
 from commands.retention import export_pupil, forget, purge, retention_group
 from commands.review import review
+from commands.serve import serve, token_group
 from commands.verify_clean import verify_clean
 from pipeline import __version__
 
@@ -57,6 +59,9 @@ main.add_command(purge)
 main.add_command(retention_group)
 main.add_command(forget)
 main.add_command(export_pupil)
+main.add_command(names_group)
+main.add_command(token_group)
+main.add_command(serve)
 
 
 if __name__ == "__main__":

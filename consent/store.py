@@ -112,6 +112,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
             CHECK (pupil_id <> sibling_id)
         )""",
     ),
+    # 4: caption name policy per purpose, and API tokens for `photoconsent serve` (issue 5).
+    (
+        # A purpose without a row uses consent.name_policy.DEFAULTS.
+        """CREATE TABLE name_policies (
+            purpose TEXT PRIMARY KEY,
+            policy TEXT NOT NULL CHECK (policy IN ('full', 'first', 'none')),
+            set_at TEXT NOT NULL,
+            set_by TEXT NOT NULL
+        )""",
+        # Only the SHA-256 of a token is kept; the token itself is shown once at creation.
+        """CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            revoked_at TEXT,
+            revoked_by TEXT
+        )""",
+        # One live token per name; revoked ones stay for the record.
+        "CREATE UNIQUE INDEX api_tokens_live ON api_tokens (name) WHERE revoked_at IS NULL",
+    ),
 ]
 
 

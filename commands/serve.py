@@ -1,0 +1,189 @@
+"""The web service: ``serve`` and its API tokens (``token create/list/revoke``), issue 5."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import click
+
+from commands._shared import (
+    _data_dir,
+    _store,
+    data_dir_option,
+    errors_to_exit,
+    json_option,
+    operator_option,
+    safe,
+)
+from consent import tokens
+from pipeline.detection import DetectionSettings, Thoroughness
+from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
+from pipeline.service import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(0.1, 512),
+    default=DEFAULT_MAX_UPLOAD / 1024 / 1024,
+    show_default=True,
+    help="Largest request body accepted, in MiB (413 above it).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1_000, 64_000_000),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Largest image accepted, width x height (413 above it).",
+)
+@click.option(
+    "--thoroughness",
+    type=click.Choice([t.value for t in Thoroughness]),
+    default=Thoroughness.STANDARD.value,
+    show_default=True,
+    help="Face detection passes, as for `publish`.",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0.1, 0.6),
+    default=DEFAULT_TOLERANCE,
+    show_default=True,
+    help="Largest face distance that counts as a match, as for `publish`.",
+)
+@data_dir_option
+@errors_to_exit
+def serve(
+    host: str,
+    port: int,
+    max_upload_mb: float,
+    max_pixels: int,
+    thoroughness: str,
+    tolerance: float,
+    data_dir: Path | None,
+) -> None:
+    """Run the upload pre-check web service (POST /check, POST /publish) for a school
+    website or CMS. Every request needs an API token (`photoconsent token create`) and is
+    audited with the token's name. Listens on 127.0.0.1 unless --host says otherwise.
+
+    See docs/web-service.md for the API, limits and curl examples.
+
+    \b
+    Example:
+        photoconsent token create website
+        photoconsent serve --port 8750
+    """
+    from pipeline.service import ServiceSettings
+    from pipeline.service import serve as run
+
+    with _store(data_dir) as store:
+        live = tokens.list_tokens(store.conn)
+    if not live:
+        raise click.ClickException(
+            "No API token exists, so nothing could call the service. "
+            "Create one first: photoconsent token create NAME"
+        )
+    if not _is_loopback(host):
+        click.echo(
+            f"WARNING: serving on {safe(host)}, beyond this machine. Tokens and photos "
+            "travel unencrypted over plain HTTP: put it behind an HTTPS reverse proxy.",
+            err=True,
+        )
+    settings = ServiceSettings(
+        data_dir=_data_dir(data_dir),
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_pixels=max_pixels,
+        detection=DetectionSettings(thoroughness=Thoroughness(thoroughness)),
+        matching=MatchSettings(tolerance=tolerance, margin=DEFAULT_MARGIN),
+    )
+    click.echo("Loading the face models...", err=True)
+    run(settings, host, port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.group("token")
+def token_group() -> None:
+    """API tokens for `photoconsent serve`: one named token per website or plug-in.
+
+    \b
+    Example:
+        photoconsent token create website
+        photoconsent token list
+        photoconsent token revoke website
+    """
+
+
+@token_group.command("create")
+@click.argument("name")
+@data_dir_option
+@operator_option
+@errors_to_exit
+def token_create(name: str, data_dir: Path | None, operator: str) -> None:
+    """Create an API token called NAME and print it once (only its hash is kept).
+
+    Paste it into the website's settings; if it is lost, revoke it and create another.
+
+    \b
+    Example:
+        photoconsent token create website
+    """
+    with _store(data_dir) as store:
+        token = tokens.create_token(store, name, operator=operator)
+    click.echo(token)
+    click.echo(
+        f"Token {safe(name)!r} created. It is shown only this once; store it in the "
+        "website's settings now.",
+        err=True,
+    )
+
+
+@token_group.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
+@data_dir_option
+@json_option
+@errors_to_exit
+def token_list(include_revoked: bool, data_dir: Path | None, as_json: bool) -> None:
+    """List API tokens by name (the tokens themselves cannot be shown again).
+
+    \b
+    Example:
+        photoconsent token list --all
+    """
+    with _store(data_dir) as store:
+        found = tokens.list_tokens(store.conn, include_revoked=include_revoked)
+    if as_json:
+        click.echo(json.dumps([t.to_json() for t in found], indent=2))
+        return
+    for t in found:
+        state = f"revoked {t.revoked_at} by {safe(t.revoked_by)}" if t.revoked_at else "live"
+        click.echo(f"{safe(t.name)}\tcreated {t.created_at} by {safe(t.created_by)}\t{state}")
+    if not found:
+        click.echo("No tokens. Create one with `photoconsent token create NAME`.", err=True)
+
+
+@token_group.command("revoke")
+@click.argument("name")
+@data_dir_option
+@operator_option
+@errors_to_exit
+def token_revoke(name: str, data_dir: Path | None, operator: str) -> None:
+    """Revoke the API token called NAME: it stops working at once.
+
+    \b
+    Example:
+        photoconsent token revoke website
+    """
+    with _store(data_dir) as store:
+        tokens.revoke_token(store, name, operator=operator)
+    click.echo(f"Token {safe(name)!r} revoked.", err=True)

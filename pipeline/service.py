@@ -1,0 +1,546 @@
+"""The upload pre-check service (`photoconsent serve`): an HTTP API for a school website's
+upload form or CMS plug-in.
+
+* ``POST /check``: is this image safe to put online exactly as it is? Answers
+  ``{"safe": bool, "reasons": [...]}`` plus the details: faces not permitted for the
+  purpose, metadata present (fields named), pupils' full names in the caption, the file
+  name or the embedded text fields, and the caption rewritten for the purpose.
+* ``POST /publish``: runs the real publish job (`pipeline.publish.publish`) on the upload
+  and returns the redacted, metadata-free image with its rewritten caption; a photo that
+  cannot be made safe answers 422 with the reason.
+* ``GET /health`` and ``GET /openapi.json`` need no token; everything else needs
+  ``Authorization: Bearer <token>`` (`consent.tokens`), checked before the body is read
+  (`pipeline.service_guard`).
+
+Every authenticated request is audited with the token's *name* (operator ``api:<name>``);
+publish's own per-photo entries carry the same operator. Uploads are written only to a
+private folder inside the data directory and removed when the request ends. SQLite
+connections are opened per request in the worker thread that uses them. Face detection and
+matching run one request at a time (the models are shared and the work is CPU-bound); the
+models are loaded once per process.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+from pydantic import BaseModel
+
+from consent import audit, tokens
+from consent.registry import Purpose
+from consent.store import Store, open_store
+
+from . import __version__
+from .analysis import analyse, blurred, kept, load_gallery
+from .caption_sources import MAX_FIELD_CHARS, embedded_texts
+from .check import _check_one
+from .detection import DetectionSettings, DetectionStage
+from .loading import ACCEPTED_FORMATS
+from .matching import MatchSettings
+from .photo_captions import full_names_in, photo_caption, register_pupils
+from .publish import Decider, PublishOptions, publish
+from .redaction import RedactionStyle
+from .service_guard import Guard
+from .writing import OutputFormat
+
+log = logging.getLogger("photoconsent.service")
+
+DEFAULT_PORT = 8750
+DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+TEMP_DIR = "service-tmp"
+# A request never takes this long; a folder older than this was left by a killed server.
+STALE_UPLOAD_SECONDS = 3600.0
+_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".gif"}
+_SUFFIXES |= {".bmp"}
+
+# (store, publish options) -> the decider for one request (see `ModelDecider`).
+DeciderFactory = Callable[[Store, PublishOptions], Decider]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """How the service runs. ``max_upload_bytes`` bounds the whole request body;
+    ``max_pixels`` bounds width x height as declared in the image header (checked before
+    decoding; the loader's own limit still applies)."""
+
+    data_dir: Path
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    matching: MatchSettings = field(default_factory=MatchSettings)
+    style: RedactionStyle = RedactionStyle.BLUR
+    output_format: OutputFormat = OutputFormat.JPEG
+
+
+class ModelDecider:
+    """The ordinary keep-or-blur decision with one detection stage per process.
+
+    The models behind it (CenterFace, dlib) are process-wide caches; `warm` loads them at
+    start-up so the first upload does not pay for it. Calls are serialised by the
+    service's work lock: OpenCV's DNN net is not shared safely between threads.
+    """
+
+    def __init__(self, detection: DetectionSettings) -> None:
+        self.settings = detection
+        self._stage: DetectionStage | None = None
+        self._lock = threading.Lock()
+
+    def stage(self) -> DetectionStage:
+        with self._lock:
+            if self._stage is None:
+                self._stage = DetectionStage(self.settings)
+            return self._stage
+
+    def warm(self) -> None:
+        import numpy as np
+
+        from .matching import _face_recognition
+
+        self.stage().detect(np.full((64, 64, 3), 128, np.uint8))
+        _face_recognition()
+
+    def __call__(self, store: Store, options: PublishOptions) -> Decider:
+        gallery = load_gallery(store, options.purpose, options.on, options.candidates)
+        stage = self.stage()
+
+        def decide(photo: Path, loaded: Any) -> list[Any]:
+            return analyse(
+                loaded.pixels,
+                stage,
+                gallery,
+                options.matching,
+                orientation_known=loaded.orientation_tagged,
+            )
+
+        return decide
+
+
+class NameReason(BaseModel):
+    pupil_id: str
+    where: str
+
+
+class CheckAnswer(BaseModel):
+    """The verdict of ``POST /check``; ``reasons`` is empty exactly when ``safe``."""
+
+    safe: bool
+    reasons: list[str]
+    faces_not_permitted: int
+    faces_kept: int
+    metadata: list[str]
+    full_names: list[NameReason]
+    suggested_caption: str | None
+
+
+class PublishAnswer(BaseModel):
+    """The result of ``POST /publish`` as JSON (the default)."""
+
+    status: str
+    reason: str
+    caption: str | None
+    name_policy: str
+    media_type: str
+    image_base64: str
+    output_sha256: str
+    input_sha256: str
+    faces_kept: int
+    faces_blurred: int
+
+
+class Service:
+    """The state one server process keeps: settings, the decider factory, the work lock."""
+
+    def __init__(self, settings: ServiceSettings, decider_factory: DeciderFactory) -> None:
+        self.settings = settings
+        self.decider_factory = decider_factory
+        self.work_lock = threading.Lock()
+        self.remove_stale_uploads()
+
+    def remove_stale_uploads(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
+        """Delete request folders a killed server left behind (they hold photos of
+        children); only old ones, in case another server shares the data directory."""
+        base = self.settings.data_dir / TEMP_DIR
+        removed = 0
+        if not base.is_dir():
+            return removed
+        now = time.time()
+        for folder in base.iterdir():
+            try:
+                if now - folder.stat().st_mtime > older_than:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Store]:
+        """A store for this thread only (sqlite3 connections stay in their thread)."""
+        store = open_store(self.settings.data_dir)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def authenticate(self, presented: str) -> str | None:
+        with self.store() as store:
+            token = tokens.authenticate(store.conn, presented)
+        return None if token is None else token.name
+
+    def audit_request(self, token_name: str, details: dict[str, Any], store: Store) -> None:
+        with store.transaction() as conn:
+            audit.append(
+                conn,
+                store.key,
+                action="api_request",
+                operator=operator_for(token_name),
+                details={"token": token_name, **details},
+            )
+
+    def audit_refusal(self, token_name: str, path: str, status: int, reason: str) -> None:
+        with self.store() as store:
+            self.audit_request(
+                token_name, {"endpoint": path, "status": status, "reason": reason}, store
+            )
+
+    @contextlib.contextmanager
+    def workspace(self) -> Iterator[Path]:
+        """A private folder (0700) in the data directory, removed afterwards: uploads never
+        touch the system's shared temp folder under a guessable name."""
+        base = self.settings.data_dir / TEMP_DIR
+        base.mkdir(mode=0o700, exist_ok=True)
+        folder = base / secrets.token_hex(8)
+        folder.mkdir(mode=0o700)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def operator_for(token_name: str) -> str:
+    """The audit operator of requests made with a token: ``api:<name>``."""
+    return f"api:{token_name}"
+
+
+def _upload_name(filename: str | None) -> str:
+    """A neutral name for the saved upload: ``upload`` plus a known suffix. The client's
+    file name may itself hold a child's name, and it would reach the audit log."""
+    suffix = Path(filename or "").suffix.lower()
+    return "upload" + (suffix if suffix in _SUFFIXES else "")
+
+
+def _declared_pixels(data: bytes) -> int | None:
+    """width x height from the image header, without decoding; None if unreadable (the
+    loader then gives the reason)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as im:
+                return int(im.size[0]) * int(im.size[1])
+    except Image.DecompressionBombError:
+        return 2**62
+    except Exception:  # noqa: BLE001 - hostile header: let the loader refuse it
+        return None
+
+
+def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | None = None) -> Any:
+    """The ASGI application: FastAPI endpoints behind the `Guard` middleware.
+
+    ``decider_factory`` replaces face detection and matching (tests, or a reviewed
+    workflow); by default it is a `ModelDecider` shared by every request.
+    """
+    service = Service(settings, decider_factory or ModelDecider(settings.detection))
+    app = FastAPI(
+        title="photoconsent upload pre-check",
+        version=__version__,
+        description=(
+            "Checks and publishes school photos as parents' consent allows. Send "
+            "`Authorization: Bearer <token>` (see `photoconsent token create`)."
+        ),
+        # The interactive docs pages would load scripts from a CDN; the JSON description
+        # at /openapi.json is enough for a CMS developer and makes no outside request.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = service
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        """Liveness for monitoring; needs no token and says nothing about the data."""
+        return {"status": "ok", "version": __version__}
+
+    @app.post("/check", response_model=CheckAnswer)
+    def check_upload(
+        request: Request,
+        file: Annotated[UploadFile, File(description="The image, as uploaded.")],
+        purpose: Annotated[Purpose, Form(description="What the photo is for.")],
+        caption: Annotated[str | None, Form(max_length=MAX_FIELD_CHARS)] = None,
+    ) -> CheckAnswer:
+        """Would this image be safe to publish exactly as it is, with this caption?"""
+        token_name = request.state.token_name
+        data = file.file.read()
+        with service.store() as store:
+            _check_pixels(service, store, token_name, "/check", data)
+            answer, audit_details = _check(service, store, data, file.filename, purpose, caption)
+            service.audit_request(
+                token_name,
+                {"endpoint": "/check", "status": 200, "purpose": purpose.value, **audit_details},
+                store,
+            )
+        return answer
+
+    @app.post(
+        "/publish",
+        response_model=PublishAnswer,
+        responses={
+            200: {"content": {"image/jpeg": {}}, "description": "JSON, or the image itself"},
+            422: {"description": "Withheld: the photo cannot be made safe (reason given)"},
+        },
+    )
+    def publish_upload(
+        request: Request,
+        file: Annotated[UploadFile, File(description="The image, as uploaded.")],
+        purpose: Annotated[Purpose, Form(description="What the photo is for.")],
+        caption: Annotated[str | None, Form(max_length=MAX_FIELD_CHARS)] = None,
+        event: Annotated[str, Form(max_length=200)] = "upload",
+        destination: Annotated[str | None, Form(max_length=500)] = None,
+    ) -> Any:
+        """Redact the image for the purpose and return it clean, with its caption rewritten.
+
+        Answers JSON (``image_base64``) unless the request's ``Accept`` header asks for
+        ``image/*``: then the body is the image and the caption is in the
+        ``X-Photoconsent-Caption`` header (UTF-8, percent-encoded).
+        """
+        token_name = request.state.token_name
+        data = file.file.read()
+        with service.store() as store:
+            _check_pixels(service, store, token_name, "/publish", data)
+            outcome = _publish(
+                service,
+                store,
+                token_name,
+                data,
+                file.filename,
+                purpose,
+                caption,
+                event,
+                destination,
+            )
+        if outcome.withheld:
+            return JSONResponse({"status": "withheld", "detail": outcome.reason}, status_code=422)
+        accept = request.headers.get("accept", "")
+        if "image/" in accept and "application/json" not in accept:
+            headers = {
+                "X-Photoconsent-Caption": quote(outcome.answer.caption or "", safe=" ,.'!?"),
+                "X-Photoconsent-Name-Policy": outcome.answer.name_policy,
+                "X-Photoconsent-Output-Sha256": outcome.answer.output_sha256,
+                "Cache-Control": "no-store",
+            }
+            return Response(outcome.image, media_type=outcome.answer.media_type, headers=headers)
+        return outcome.answer
+
+    return Guard(
+        app,
+        authenticate=service.authenticate,
+        audit_refusal=service.audit_refusal,
+        max_body=settings.max_upload_bytes,
+    )
+
+
+def _check_pixels(service: Service, store: Store, token_name: str, path: str, data: bytes) -> None:
+    pixels = _declared_pixels(data)
+    limit = service.settings.max_pixels
+    if pixels is not None and pixels > limit:
+        reason = f"image over the limit of {limit:,} pixels"
+        service.audit_request(
+            token_name, {"endpoint": path, "status": 413, "reason": reason}, store
+        )
+        raise HTTPException(413, f"The image is over the limit of {limit:,} pixels; downscale it.")
+
+
+def _check(
+    service: Service,
+    store: Store,
+    data: bytes,
+    filename: str | None,
+    purpose: Purpose,
+    caption: str | None,
+) -> tuple[CheckAnswer, dict[str, Any]]:
+    options = _options(service, purpose, Path("unused"), "check", "check")
+    pupils = register_pupils(store.conn)
+    with service.workspace() as folder:
+        path = folder / _upload_name(filename)
+        path.write_bytes(data)
+        with service.work_lock:
+            decide = service.decider_factory(store, options)
+            result = _check_one(path, options, decide)
+    # The file name the client gave is not the saved one; the loader's reasons name ours.
+    reasons = [r.replace(path.name, "the upload") for r in result.reasons]
+    names = full_names_in(caption or "", pupils, where="caption")
+    if filename:
+        names += full_names_in(Path(filename).name, pupils, where="file name", file_name=True)
+    embedded = embedded_texts(data)
+    for f in embedded.fields:
+        names += full_names_in(f.text, pupils, where=f.name)
+    by_where: dict[str, set[str]] = {}
+    for n in names:
+        by_where.setdefault(n.where, set()).add(n.pupil_id)
+    for where, ids in by_where.items():
+        reasons.append(f"{where} gives the full name of {len(ids)} pupil(s)")
+    source = caption if caption is not None else embedded.caption
+    suggested = photo_caption(store.conn, source, result.faces, purpose, options.on, pupils=pupils)
+    unique = sorted({(n.pupil_id, n.where) for n in names})
+    answer = CheckAnswer(
+        safe=not reasons,
+        reasons=reasons,
+        faces_not_permitted=len(blurred(result.faces)),
+        faces_kept=len(kept(result.faces)),
+        metadata=[f"{m.kind}: {m.detail}" for m in result.metadata],
+        full_names=[NameReason(pupil_id=p, where=w) for p, w in unique],
+        suggested_caption=None if suggested is None else suggested.text,
+    )
+    details = {
+        "safe": answer.safe,
+        "reasons": len(reasons),
+        "input_sha256": _sha256(data),
+        "faces_not_permitted": answer.faces_not_permitted,
+        "pupils_named_in_full": sorted({n.pupil_id for n in names}),
+    }
+    return answer, details
+
+
+@dataclass
+class _Outcome:
+    withheld: bool
+    reason: str
+    answer: PublishAnswer | None = None
+    image: bytes = b""
+
+
+def _publish(
+    service: Service,
+    store: Store,
+    token_name: str,
+    data: bytes,
+    filename: str | None,
+    purpose: Purpose,
+    caption: str | None,
+    event: str,
+    destination: str | None,
+) -> _Outcome:
+    with service.workspace() as folder:
+        inbox, out = folder / "in", folder / "out"
+        inbox.mkdir(mode=0o700)
+        path = inbox / _upload_name(filename)
+        path.write_bytes(data)
+        options = _options(service, purpose, out, event, operator_for(token_name), destination)
+        with service.work_lock:
+            decide = service.decider_factory(store, options)
+            report = publish(store, [path], options, decider=decide)
+        (result,) = report.results
+        details: dict[str, Any] = {
+            "endpoint": "/publish",
+            "purpose": purpose.value,
+            "input_sha256": result.input_sha256 or _sha256(data),
+            "outcome": result.status,
+        }
+        if result.status != "published" or result.output is None:
+            reason = result.reason.replace(path.name, "the upload")
+            service.audit_request(token_name, {**details, "status": 422}, store)
+            return _Outcome(True, reason)
+        image = Path(result.output).read_bytes()
+    source = caption if caption is not None else embedded_texts(data).caption
+    rewritten = photo_caption(store.conn, source, result.faces, purpose, options.on)
+    policy = rewritten.policy.value if rewritten else _policy(store, purpose)
+    service.audit_request(
+        token_name,
+        {
+            **details,
+            "status": 200,
+            "output_sha256": result.output_sha256,
+            "caption_pupils_removed": rewritten.removed if rewritten else [],
+            "caption_pupils_shortened": rewritten.shortened if rewritten else [],
+        },
+        store,
+    )
+    answer = PublishAnswer(
+        status="published",
+        reason=result.reason,
+        caption=None if rewritten is None else rewritten.text,
+        name_policy=policy,
+        media_type=f"image/{service.settings.output_format.value.lower()}",
+        image_base64=base64.b64encode(image).decode("ascii"),
+        output_sha256=result.output_sha256 or "",
+        input_sha256=result.input_sha256 or "",
+        faces_kept=len(kept(result.faces)),
+        faces_blurred=len(blurred(result.faces)),
+    )
+    return _Outcome(False, result.reason, answer, image)
+
+
+def _policy(store: Store, purpose: Purpose) -> str:
+    from consent.name_policy import name_policy
+
+    return name_policy(store.conn, purpose).value
+
+
+def _options(
+    service: Service,
+    purpose: Purpose,
+    out: Path,
+    event: str,
+    operator: str,
+    destination: str | None = None,
+) -> PublishOptions:
+    s = service.settings
+    return PublishOptions(
+        purpose=purpose,
+        out_dir=out,
+        event=re.sub(r"[\x00-\x1f\x7f]", " ", event).strip() or "upload",
+        operator=operator,
+        style=s.style,
+        output_format=s.output_format,
+        detection=s.detection,
+        matching=s.matching,
+        on=date.today(),
+        destination=destination,
+    )
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def serve(settings: ServiceSettings, host: str, port: int, *, warm: bool = True) -> None:
+    """Run the service with uvicorn until interrupted (blocking)."""
+    import uvicorn
+
+    factory = ModelDecider(settings.detection)
+    if warm:
+        factory.warm()
+    app = create_app(settings, decider_factory=factory)
+    # Uploads are written with 0600 files in a 0700 folder whatever the umask.
+    os.umask(0o077)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
