@@ -45,10 +45,10 @@ def check(store: Store, inputs: Sequence[Path], options: PublishOptions) -> list
     """Judge every photo in ``inputs`` for ``options.purpose`` (``out_dir`` is unused)."""
     gallery = load_gallery(store, options.purpose, options.on, options.candidates)
     decide_photo = analysing_decider(options, gallery)  # exactly publish's decision
-    return [_check_one(p, options, decide_photo) for p in collect_inputs(inputs)]
+    return [check_one(p, options, decide_photo) for p in collect_inputs(inputs)]
 
 
-def _check_one(photo: Path, options: PublishOptions, decide_photo: Decider) -> CheckResult:
+def check_one(photo: Path, options: PublishOptions, decide_photo: Decider) -> CheckResult:
     result = CheckResult(input=str(photo), safe=False)
     try:
         loaded = load_image(photo)

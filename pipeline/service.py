@@ -52,7 +52,7 @@ from consent.store import Store, open_store
 from . import __version__
 from .analysis import analyse, blurred, kept, load_gallery
 from .caption_sources import MAX_FIELD_CHARS, embedded_texts
-from .check import _check_one
+from .check import check_one
 from .detection import DetectionSettings, DetectionStage
 from .loading import ACCEPTED_FORMATS
 from .matching import MatchSettings
@@ -393,7 +393,7 @@ def _check(
         path.write_bytes(data)
         with service.work_lock:
             decide = service.decider_factory(store, options)
-            result = _check_one(path, options, decide)
+            result = check_one(path, options, decide)
     # The file name the client gave is not the saved one; the loader's reasons name ours.
     reasons = [r.replace(path.name, "the upload") for r in result.reasons]
     names = full_names_in(caption or "", pupils, where="caption")
