@@ -14,7 +14,9 @@ import click
 # never import this module (no import cycle when it runs as a script).
 from commands._shared import data_dir_option
 from commands.audit_log import audit_group
+from commands.board import board_group
 from commands.consent_changes import consent_group, takedown
+from commands.medical import medical_group
 from commands.publishing import calibrate, check, publish
 from commands.pupil_registry import enroll, init, pupils
 from commands.retention import export_pupil, forget, purge, retention_group
@@ -57,6 +59,8 @@ main.add_command(purge)
 main.add_command(retention_group)
 main.add_command(forget)
 main.add_command(export_pupil)
+main.add_command(medical_group)
+main.add_command(board_group)
 
 
 if __name__ == "__main__":
