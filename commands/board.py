@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,6 @@ from commands._shared import (
     _iso_date,
     _store,
     data_dir_option,
-    date_option,
     errors_to_exit,
     json_option,
     operator_option,
@@ -23,6 +23,14 @@ from consent.medical import Room
 from pipeline.board import BoardFilter, BoardOptions, Orientation, generate
 from pipeline.board_photos import prepare_photo
 from pipeline.board_status import board_status
+
+_date_option = click.option(
+    "--date",
+    "on",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Judge records, photos and boards as on this date (default: today).",
+)
 
 
 @click.group("board")
@@ -56,7 +64,7 @@ def board_group() -> None:
     required=True,
     help="The named member of staff making the board (recorded in the audit log).",
 )
-@date_option
+@_date_option
 @data_dir_option
 @json_option
 @errors_to_exit
@@ -102,7 +110,7 @@ def board_make(
     )
     day = _iso_date(on)
     if day is not None:
-        options = BoardOptions(**{**options.__dict__, "on": day})
+        options = dataclasses.replace(options, on=day)
     with _store(data_dir) as store:
         result = generate(store, options)
     summary = {
@@ -129,7 +137,7 @@ def board_make(
 
 @board_group.command("status")
 @click.option("--all", "every", is_flag=True, help="Also judge boards that were replaced.")
-@date_option
+@_date_option
 @data_dir_option
 @json_option
 @errors_to_exit
@@ -211,7 +219,7 @@ def photo_add(pupil_id: str, photo: Path, taken: Any, data_dir: Path | None, ope
 
 
 @photo_group.command("list")
-@date_option
+@_date_option
 @data_dir_option
 @json_option
 @errors_to_exit

@@ -13,7 +13,6 @@ from commands._shared import (
     _iso_date,
     _store,
     data_dir_option,
-    date_option,
     errors_to_exit,
     json_option,
     operator_option,
@@ -23,6 +22,15 @@ from consent import audit, leavers, medical
 from consent.medical import Condition, Room, Severity
 
 _SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
+
+
+_date_option = click.option(
+    "--date",
+    "on",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Judge current conditions and reviews as on this date (default: today).",
+)
 
 
 @click.group("medical")
@@ -161,7 +169,7 @@ def medical_remove(
 
 
 @medical_group.command("list")
-@date_option
+@_date_option
 @data_dir_option
 @json_option
 @errors_to_exit

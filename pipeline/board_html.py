@@ -25,7 +25,8 @@ body { font-family: "DejaVu Sans", Verdana, Arial, sans-serif; margin: 0; color:
 .meta { display: flex; justify-content: space-between; font-size: 15px; margin: 8px 0 12px; }
 .meta .room { font-weight: bold; font-size: 18px; }
 main { padding: 0 12px; }
-.cards { display: grid; grid-template-columns: repeat(var(--cols), 1fr); gap: 12px; }
+.cards { display: grid; grid-template-columns: repeat(var(--cols), 1fr); gap: 12px;
+         align-items: start; }
 .card { border: solid #000; padding: 8px; break-inside: avoid; page-break-inside: avoid;
         overflow-wrap: anywhere; }
 .card.life-threatening { border-width: 6px; }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fpdf import FPDF
 
-from consent.medical import Severity
+from consent.medical import Condition, Severity
 from pipeline.board import CONFIDENTIAL, Board, BoardError, Card, Orientation
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -172,10 +172,7 @@ class _CardPainter:
         cy = self._text(inner_x, cy + 1, inner_w, 10.5, self.emergency, bold=True, draw=draw)
         return cy + PAD - y
 
-    def _condition(self, condition: object, x: float, y: float, w: float, draw: bool) -> float:
-        from consent.medical import Condition
-
-        assert isinstance(condition, Condition)
+    def _condition(self, condition: Condition, x: float, y: float, w: float, draw: bool) -> float:
         bw = self._badge(x, y, condition.severity, 9.5, draw)
         name_bottom = self._text(
             x + bw + 2, y - 0.3, w - bw - 2, 12.5, condition.name, bold=True, draw=draw
