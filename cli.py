@@ -14,7 +14,9 @@ import click
 # never import this module (no import cycle when it runs as a script).
 from commands._shared import data_dir_option
 from commands.audit_log import audit_group
+from commands.board import board_group
 from commands.consent_changes import consent_group, takedown
+from commands.medical import medical_group
 from commands.names import names_group
 from commands.publishing import calibrate, check, publish
 from commands.pupil_registry import enroll, init, pupils
@@ -62,6 +64,8 @@ main.add_command(export_pupil)
 main.add_command(names_group)
 main.add_command(token_group)
 main.add_command(serve)
+main.add_command(medical_group)
+main.add_command(board_group)
 
 
 if __name__ == "__main__":

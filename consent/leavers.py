@@ -3,9 +3,10 @@
 Personal data about pupils is grouped in *categories* (`DataCategory`), each with a
 retention period counted from the day the pupil left: ``biometrics`` (face encodings) is
 0 days by default, i.e. deleted at the first ``purge`` on or after the leaving date. A
-school changes a period with `set_retention`. Other kinds of pupil data (board photos,
-medical notes: not held yet) plug in by calling `register_category` with a count and a
-delete function; ``purge``, ``forget`` and the subject access export then cover them too.
+school changes a period with `set_retention`. Other kinds of pupil data plug in by calling
+`register_category` with a count and a delete function (``medical`` records and
+``board_photos`` do, 0 days by default); ``purge``, ``forget`` and the subject access
+export then cover them too.
 
 ``forget`` answers an erasure request at once, whatever the retention: it deletes every
 category, withdraws all consent (so no new photo keeps the child) and blanks the names and
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from consent import audit, changes, registry
+from consent import audit, board_photos, changes, medical, registry
 from consent.changes import ChangeKind, ConsentChange
 from consent.enrolment import purge_references
 from consent.errors import NoChange, UnknownPupil, UnknownRetentionCategory
@@ -82,6 +83,40 @@ register_category(
         count=_count_references,
         delete=_delete_references,
         transferable=False,  # never transferred to another school
+    )
+)
+
+
+def _delete_medical(
+    conn: sqlite3.Connection, key: bytes, pupil_id: str, operator: str, reason: str
+) -> int:
+    return medical.delete_records(conn, key, pupil_id, operator, reason)
+
+
+def _delete_board_photos(
+    conn: sqlite3.Connection, key: bytes, pupil_id: str, operator: str, reason: str
+) -> int:
+    return board_photos.delete_photos(conn, key, pupil_id, operator, reason)
+
+
+register_category(
+    DataCategory(
+        name="medical",
+        description="medical records for the staff-room board (conditions, actions)",
+        default_days=0,
+        count=medical.count_records,
+        delete=_delete_medical,
+        transferable=False,  # the school passes the health care plan on by its own route
+    )
+)
+register_category(
+    DataCategory(
+        name="board_photos",
+        description="photos held for the staff-room medical board",
+        default_days=0,
+        count=board_photos.count_photos,
+        delete=_delete_board_photos,
+        transferable=False,
     )
 )
 

@@ -134,6 +134,35 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # One live token per name; revoked ones stay for the record.
         "CREATE UNIQUE INDEX api_tokens_live ON api_tokens (name) WHERE revoked_at IS NULL",
     ),
+    # 5: medical records, board photos and board settings (issue 6). Medical text and
+    # photos are AES-GCM ciphertexts under the medical key (consent/medical.py).
+    (
+        """CREATE TABLE medical_records (
+            pupil_id TEXT PRIMARY KEY REFERENCES pupils(pupil_id),
+            payload BLOB NOT NULL,
+            rooms TEXT NOT NULL,
+            review_on TEXT,
+            revision TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE board_photos (
+            pupil_id TEXT PRIMARY KEY REFERENCES pupils(pupil_id),
+            photo BLOB NOT NULL,
+            taken_on TEXT NOT NULL,
+            source_sha256 TEXT NOT NULL,
+            revision TEXT NOT NULL,
+            from_reference INTEGER NOT NULL CHECK (from_reference IN (0, 1)),
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        )""",
+        """CREATE TABLE board_settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            set_at TEXT NOT NULL,
+            set_by TEXT NOT NULL
+        )""",
+    ),
 ]
 
 

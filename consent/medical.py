@@ -1,0 +1,710 @@
+"""Pupils' medical records for the staff-room board, encrypted at rest under a medical key.
+
+A record holds, per pupil: one or more conditions (each with a `Severity`, what staff must
+do, where the medication is kept and an optional end date for a temporary need), free-text
+notes, the rooms whose board shows the pupil (`Room`) and the individual health care plan
+(IHCP) review date.
+
+Medical text is special-category data (UK GDPR Art. 9). Conditions, severities, actions,
+medication locations and notes are one AES-256-GCM ciphertext per pupil, with the
+associated data ``b"medical:" + pupil_id`` so a ciphertext copied to another pupil's row
+fails to decrypt. They are encrypted under a *separate* key, ``DATA_DIR/medical.key`` (or
+the file ``$PHOTOCONSENT_MEDICAL_KEY_FILE`` names), made on the first medical write, so a
+school can keep it away from both the database and the face-encoding key; its
+fingerprint is kept in ``meta`` to catch a swapped file (docs/medical-board.md).
+
+Left in the clear, because the board and its status need them without the key: the pupil
+id, the rooms, the review date and a random ``revision`` that changes on every edit. The
+audit log records pupil ids, rooms, counts and revisions, never medical text.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from consent import audit, crypto
+from consent.errors import ConsentError, CsvImportError, KeyMismatch, KeyMissing, UnknownPupil
+from consent.registry import _decode, _read_records, clean_text
+from consent.store import Store
+
+MEDICAL_KEY_ENV = "PHOTOCONSENT_MEDICAL_KEY_FILE"
+MEDICAL_KEY_NAME = "medical.key"
+_FINGERPRINT = "medical_key_fingerprint"
+MAX_TEXT = 600  # characters per free-text cell: enough for an action plan, fits a card
+
+
+class MedicalError(ConsentError):
+    """A medical record cannot be stored or used as asked (the message says why)."""
+
+
+class NoMedicalRecord(MedicalError):
+    """The pupil has no medical record (or no condition of that name)."""
+
+
+class Severity(enum.IntEnum):
+    """How bad it is if staff do not act; higher is worse, boards list the worst first."""
+
+    LOW = 1
+    MODERATE = 2
+    SERIOUS = 3
+    LIFE_THREATENING = 4
+
+    @property
+    def label(self) -> str:
+        """The spelling in CSV files, on the CLI and on the board: ``life-threatening``."""
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """``life-threatening`` / ``life threatening`` / ``LIFE_THREATENING`` ... ``low``."""
+        key = text.strip().upper().replace("-", "_").replace(" ", "_")
+        try:
+            return cls[key]
+        except KeyError:
+            raise ValueError(
+                f"severity {clean_text(text)[:40]!r} is not one of: "
+                + ", ".join(s.label for s in sorted(cls, reverse=True))
+            ) from None
+
+
+class Room(enum.Enum):
+    """Where a printed board hangs; a record lists the rooms whose board shows the pupil."""
+
+    STAFF_ROOM = "staff-room"
+    CLASSROOM = "classroom"
+    KITCHEN = "kitchen"
+    MEDICAL_ROOM = "medical-room"
+
+    @property
+    def title(self) -> str:
+        return self.value.replace("-", " ").capitalize()
+
+
+def parse_rooms(text: str) -> frozenset[Room]:
+    """``"staff-room; kitchen"`` (``;``, ``|`` or ``,`` between) or ``all``; at least one."""
+    words = [w.strip().lower() for w in text.replace("|", ";").replace(",", ";").split(";")]
+    words = [w.replace(" ", "-").replace("_", "-") for w in words if w]
+    if words == ["all"]:
+        return frozenset(Room)
+    rooms, bad = set(), []
+    for word in words:
+        try:
+            rooms.add(Room(word))
+        except ValueError:
+            bad.append(clean_text(word)[:30])
+    if bad or not rooms:
+        raise ValueError(
+            f"rooms {', '.join(repr(b) for b in bad) or '(none)'} not known; use "
+            + "; ".join(r.value for r in Room)
+            + " or all"
+        )
+    return frozenset(rooms)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One medical need. ``ends_on``: a temporary need is current up to that day."""
+
+    name: str
+    severity: Severity
+    action: str
+    medication: str = ""
+    ends_on: date | None = None
+
+    def current(self, on: date) -> bool:
+        return self.ends_on is None or on <= self.ends_on
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "severity": self.severity.label,
+            "action": self.action,
+            "medication": self.medication,
+            "ends_on": None if self.ends_on is None else self.ends_on.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, str | None]) -> Condition:
+        ends = data.get("ends_on")
+        return cls(
+            name=str(data["name"]),
+            severity=Severity.parse(str(data["severity"])),
+            action=str(data["action"]),
+            medication=str(data.get("medication") or ""),
+            ends_on=None if not ends else date.fromisoformat(ends),
+        )
+
+
+@dataclass(frozen=True)
+class MedicalRecord:
+    """A pupil's decrypted record. ``revision`` changes on every edit (for board status)."""
+
+    pupil_id: str
+    conditions: tuple[Condition, ...]
+    rooms: frozenset[Room]
+    review_on: date | None = None
+    notes: str = ""
+    revision: str = ""
+    updated_at: str = ""
+
+    def current_conditions(self, on: date) -> list[Condition]:
+        """Conditions current on ``on``, worst first (then by name)."""
+        live = [c for c in self.conditions if c.current(on)]
+        return sorted(live, key=lambda c: (-c.severity, c.name.lower()))
+
+    def worst(self, on: date) -> Severity | None:
+        live = self.current_conditions(on)
+        return live[0].severity if live else None
+
+
+# --- the medical key ---------------------------------------------------------------------
+
+
+def medical_key_path(data_dir: Path) -> Path:
+    """``$PHOTOCONSENT_MEDICAL_KEY_FILE`` if set, else ``DATA_DIR/medical.key``."""
+    override = os.environ.get(MEDICAL_KEY_ENV)
+    return Path(override).expanduser() if override else Path(data_dir) / MEDICAL_KEY_NAME
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyMissing(
+            f"Medical key {path} not found, so the medical records and board photos cannot "
+            f"be read. Restore it from the school's backup, or set ${MEDICAL_KEY_ENV} to "
+            "where it is kept (docs/medical-board.md)."
+        ) from None
+    except OSError as exc:
+        raise KeyMissing(f"Cannot read medical key {path}: {exc.strerror}.") from None
+    if len(key) != crypto.KEY_BYTES:
+        raise KeyMissing(
+            f"{path} is not a photoconsent key ({len(key)} bytes, expected "
+            f"{crypto.KEY_BYTES}). Restore the right medical key from your backup."
+        )
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        crypto.log.warning("medical key %s is readable by other users; run chmod 600", path)
+    return key
+
+
+def medical_key(store: Store, *, create: bool = False) -> bytes | None:
+    """The medical key, checked against the fingerprint in the database.
+
+    None if no medical data was ever written and ``create`` is False. With ``create`` the
+    key file is made (0600, never overwriting) and its fingerprint recorded; call it inside
+    the transaction that writes the first record. Raises `KeyMissing` / `KeyMismatch`.
+    """
+    path = medical_key_path(store.data_dir)
+    row = store.conn.execute("SELECT value FROM meta WHERE key = ?", (_FINGERPRINT,)).fetchone()
+    if row is None:
+        if not create:
+            return None
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, os.urandom(crypto.KEY_BYTES))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        key = _read_key_file(path)
+        if key == store.key:
+            raise MedicalError(
+                f"{path} is the same key as the main secret key; the medical key must be "
+                "a key of its own. Point $PHOTOCONSENT_MEDICAL_KEY_FILE at another file."
+            )
+        store.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)", (_FINGERPRINT, _fingerprint(key))
+        )
+        return key
+    key = _read_key_file(path)
+    if _fingerprint(key) != row[0]:
+        raise KeyMismatch(
+            f"The medical key {path} is not the key these medical records were written "
+            f"with. Restore the right file or fix ${MEDICAL_KEY_ENV}."
+        )
+    return key
+
+
+def require_medical_key(store: Store) -> bytes:
+    """The medical key; `NoMedicalRecord` if no medical data was ever stored."""
+    key = medical_key(store)
+    if key is None:
+        raise NoMedicalRecord(
+            "No medical records are held yet. Add them with `photoconsent medical import`."
+        )
+    return key
+
+
+def _fingerprint(key: bytes) -> str:
+    return crypto._derive(key, b"photoconsent medical key check").hex()
+
+
+def _aad(pupil_id: str) -> bytes:
+    return b"medical:" + pupil_id.encode("utf-8")
+
+
+def encrypt_text(key: bytes, text: str, purpose: bytes) -> str:
+    """A short text (e.g. a board's condition filter) as base64 ciphertext for the audit."""
+    return base64.b64encode(crypto.encrypt(key, text.encode("utf-8"), purpose)).decode("ascii")
+
+
+def decrypt_text(key: bytes, blob: str, purpose: bytes) -> str:
+    """The text `encrypt_text` stored; raises `TamperedData`."""
+    return crypto.decrypt(key, base64.b64decode(blob), purpose).decode("utf-8")
+
+
+# --- reading and writing records -----------------------------------------------------------
+
+
+def _require_current_pupil(conn: sqlite3.Connection, pupil_id: str) -> None:
+    row = conn.execute(
+        "SELECT left_on, erased_at FROM pupils WHERE pupil_id = ?", (pupil_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownPupil(pupil_id)
+    if row["erased_at"] is not None:
+        raise MedicalError(f"{pupil_id} was erased on request; no new data may be stored.")
+    if row["left_on"] is not None:
+        raise MedicalError(
+            f"{pupil_id} left on {row['left_on']}; medical records are kept for pupils on "
+            "roll only."
+        )
+
+
+def _check_record(record: MedicalRecord) -> None:
+    if not record.conditions:
+        raise MedicalError(
+            f"{record.pupil_id}: a record needs at least one condition; to remove the "
+            "record use `photoconsent medical remove`."
+        )
+    if not record.rooms:
+        raise MedicalError(f"{record.pupil_id}: name at least one room for the board.")
+    names = [c.name.lower() for c in record.conditions]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise MedicalError(f"{record.pupil_id}: condition listed twice: {', '.join(doubled)}")
+    for c in record.conditions:
+        if not c.name.strip() or not c.action.strip():
+            raise MedicalError(f"{record.pupil_id}: every condition needs a name and an action.")
+
+
+def _write(
+    conn: sqlite3.Connection, key: bytes, record: MedicalRecord, operator: str
+) -> MedicalRecord:
+    """Insert or replace one record inside the caller's transaction; return it as stored."""
+    _check_record(record)
+    payload = {
+        "conditions": [c.to_json() for c in record.conditions],
+        "notes": record.notes,
+    }
+    plain = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    revision, now = secrets.token_hex(8), audit.utc_now()
+    conn.execute(
+        "INSERT INTO medical_records (pupil_id, payload, rooms, review_on, revision,"
+        " updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (pupil_id) DO UPDATE SET payload = excluded.payload,"
+        " rooms = excluded.rooms, review_on = excluded.review_on,"
+        " revision = excluded.revision, updated_at = excluded.updated_at,"
+        " updated_by = excluded.updated_by",
+        (
+            record.pupil_id,
+            crypto.encrypt(key, plain, _aad(record.pupil_id)),
+            ",".join(sorted(r.value for r in record.rooms)),
+            None if record.review_on is None else record.review_on.isoformat(),
+            revision,
+            now,
+            operator,
+        ),
+    )
+    return MedicalRecord(
+        record.pupil_id,
+        record.conditions,
+        record.rooms,
+        record.review_on,
+        record.notes,
+        revision,
+        now,
+    )
+
+
+def _content_digest(key: bytes, record: MedicalRecord) -> str:
+    """A keyed digest of the record's content: tells "changed" from "same" without text."""
+    data = json.dumps(
+        {
+            "conditions": sorted((c.to_json() for c in record.conditions), key=str),
+            "rooms": sorted(r.value for r in record.rooms),
+            "review_on": None if record.review_on is None else record.review_on.isoformat(),
+            "notes": record.notes,
+        },
+        sort_keys=True,
+    )
+    return hashlib.blake2b(data.encode("utf-8"), key=key[:32], digest_size=16).hexdigest()
+
+
+def _row_record(key: bytes, row: sqlite3.Row) -> MedicalRecord:
+    data = json.loads(crypto.decrypt(key, row["payload"], _aad(row["pupil_id"])))
+    return MedicalRecord(
+        pupil_id=row["pupil_id"],
+        conditions=tuple(Condition.from_json(c) for c in data["conditions"]),
+        rooms=frozenset(Room(r) for r in row["rooms"].split(",") if r),
+        review_on=None if row["review_on"] is None else date.fromisoformat(row["review_on"]),
+        notes=data.get("notes", ""),
+        revision=row["revision"],
+        updated_at=row["updated_at"],
+    )
+
+
+def get_record(store: Store, pupil_id: str) -> MedicalRecord | None:
+    """The pupil's decrypted record, or None. Raises `TamperedData`, `KeyMissing`."""
+    row = store.conn.execute(
+        "SELECT * FROM medical_records WHERE pupil_id = ?", (pupil_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return _row_record(require_medical_key(store), row)
+
+
+def all_records(store: Store, pupil_ids: Iterable[str] | None = None) -> list[MedicalRecord]:
+    """Every record (or those of ``pupil_ids``), decrypted, by pupil id."""
+    rows = store.conn.execute("SELECT * FROM medical_records ORDER BY pupil_id").fetchall()
+    if not rows:
+        return []
+    wanted = None if pupil_ids is None else set(pupil_ids)
+    key = require_medical_key(store)
+    return [_row_record(key, r) for r in rows if wanted is None or r["pupil_id"] in wanted]
+
+
+def revisions(conn: sqlite3.Connection) -> dict[str, str]:
+    """``pupil_id -> revision`` of every record (no key needed)."""
+    rows = conn.execute("SELECT pupil_id, revision FROM medical_records")
+    return {pupil_id: revision for pupil_id, revision in rows}
+
+
+def set_record(store: Store, record: MedicalRecord, *, operator: str) -> MedicalRecord:
+    """Store (add or replace) one pupil's whole record, audited; return it as stored."""
+    with store.transaction() as conn:
+        _require_current_pupil(conn, record.pupil_id)
+        key = medical_key(store, create=True)
+        assert key is not None
+        existed = conn.execute(
+            "SELECT 1 FROM medical_records WHERE pupil_id = ?", (record.pupil_id,)
+        ).fetchone()
+        stored = _write(conn, key, record, operator)
+        audit.append(
+            conn,
+            store.key,
+            action="medical_set",
+            operator=operator,
+            details=_audit_details(stored, "updated" if existed else "added"),
+        )
+    return stored
+
+
+def _audit_details(record: MedicalRecord, outcome: str) -> dict[str, object]:
+    return {
+        "pupil_id": record.pupil_id,
+        "outcome": outcome,
+        "conditions": len(record.conditions),
+        "rooms": sorted(r.value for r in record.rooms),
+        "review_on": None if record.review_on is None else record.review_on.isoformat(),
+        "revision": record.revision,
+    }
+
+
+def update_condition(
+    store: Store,
+    pupil_id: str,
+    condition: Condition,
+    *,
+    operator: str,
+    rooms: frozenset[Room] | None = None,
+    review_on: date | None = None,
+    notes: str | None = None,
+) -> MedicalRecord:
+    """Add ``condition`` to the pupil's record, or replace the one of the same name
+    (case-insensitive). A new record needs ``rooms``; other fields keep their values."""
+    old = get_record(store, pupil_id)
+    if old is None and rooms is None:
+        raise MedicalError(
+            f"{pupil_id} has no medical record yet: give --rooms for the boards to show it on."
+        )
+    kept = () if old is None else old.conditions
+    others = tuple(c for c in kept if c.name.lower() != condition.name.lower())
+    record = MedicalRecord(
+        pupil_id=pupil_id,
+        conditions=(*others, condition),
+        rooms=rooms if rooms is not None else old.rooms,  # type: ignore[union-attr]
+        review_on=review_on if review_on is not None else (old.review_on if old else None),
+        notes=notes if notes is not None else (old.notes if old else ""),
+    )
+    return set_record(store, record, operator=operator)
+
+
+def remove(
+    store: Store, pupil_id: str, *, operator: str, condition: str | None = None
+) -> MedicalRecord | None:
+    """Delete the pupil's record, or only ``condition`` (the record goes with its last
+    condition). Audited; return the record left, or None. Raises `NoMedicalRecord`."""
+    old = get_record(store, pupil_id)
+    if old is None:
+        raise NoMedicalRecord(f"{pupil_id} has no medical record.")
+    if condition is not None:
+        left = tuple(c for c in old.conditions if c.name.lower() != condition.strip().lower())
+        if len(left) == len(old.conditions):
+            raise NoMedicalRecord(
+                f"{pupil_id} has no condition {clean_text(condition)[:40]!r}; "
+                f"see `photoconsent medical show {pupil_id}`."
+            )
+        if left:
+            return set_record(
+                store,
+                MedicalRecord(pupil_id, left, old.rooms, old.review_on, old.notes),
+                operator=operator,
+            )
+    with store.transaction() as conn:
+        delete_records(conn, store.key, pupil_id, operator, "requested")
+    return None
+
+
+def delete_records(
+    conn: sqlite3.Connection, key: bytes, pupil_id: str, operator: str, reason: str
+) -> int:
+    """Delete the pupil's medical record inside the caller's transaction, audited."""
+    count = conn.execute("DELETE FROM medical_records WHERE pupil_id = ?", (pupil_id,)).rowcount
+    if count:
+        audit.append(
+            conn,
+            key,
+            action="medical_delete",
+            operator=operator,
+            details={"pupil_id": pupil_id, "deleted": count, "reason": reason},
+        )
+    return count
+
+
+def count_records(conn: sqlite3.Connection, pupil_id: str) -> int:
+    row = conn.execute("SELECT COUNT(*) FROM medical_records WHERE pupil_id = ?", (pupil_id,))
+    return int(row.fetchone()[0])
+
+
+# --- CSV import ----------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "pupil_id",
+    "condition",
+    "severity",
+    "action",
+    "medication_location",
+    "rooms",
+    "review_date",
+)
+CSV_OPTIONAL = ("ends_on", "notes")
+
+
+@dataclass
+class _Draft:
+    first_line: int
+    rooms: frozenset[Room]
+    review_on: date | None
+    notes: str
+    conditions: list[Condition] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MedicalImportResult:
+    """Per import: records added, replaced and unchanged (same content as stored)."""
+
+    added: int
+    updated: int
+    unchanged: int
+
+
+def _date_cell(column: str, value: str, problems: list[str]) -> date | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append(f"{column} {clean_text(value)[:20]!r} is not a date (YYYY-MM-DD) or empty")
+        return None
+
+
+def _text_cell(column: str, value: str, problems: list[str], *, required: bool) -> str:
+    text = clean_text(value)
+    if required and not text:
+        problems.append(f"{column} is empty")
+    if len(text) > MAX_TEXT:
+        problems.append(f"{column} is {len(text)} characters; keep it under {MAX_TEXT}")
+    return text
+
+
+def parse_medical_csv(
+    conn: sqlite3.Connection, raw: bytes, *, filename: str = "the CSV file"
+) -> list[MedicalRecord]:
+    """Validate a whole medical CSV (one line per condition); return one record per pupil.
+
+    Raises `CsvImportError` listing every bad line (line 1 is the header); a pupil's
+    lines must agree on rooms, review_date and notes (blank on later lines = the same).
+    """
+    text, errors = _decode(raw)
+    records = _read_records(text, errors)
+    if not records:
+        raise CsvImportError([(1, "the file is empty")], filename=filename)
+    header_line, header = records[0]
+    names = [clean_text(h).lower() for h in header]
+    missing = [c for c in CSV_COLUMNS if c not in names]
+    extra = [n for n in names if n not in CSV_COLUMNS + CSV_OPTIONAL]
+    if missing or extra or len(set(names)) != len(names):
+        problem = "the header must name: " + ",".join(CSV_COLUMNS)
+        problem += f" (optional: {','.join(CSV_OPTIONAL)})"
+        if missing:
+            problem = f"missing column(s) {', '.join(missing)}; " + problem
+        if extra:
+            problem = f"unknown column(s) {', '.join(e[:30] for e in extra)}; " + problem
+        raise CsvImportError([*errors, (header_line, problem)], filename=filename)
+    drafts: dict[str, _Draft] = {}
+    for line, fields in records[1:]:
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(names):
+            errors.append((line, f"expected {len(names)} fields, found {len(fields)}"))
+            continue
+        cells = dict(zip(names, fields, strict=True))
+        problems: list[str] = []
+        pupil_id = cells["pupil_id"].strip()
+        if not pupil_id:
+            problems.append("pupil_id is empty")
+        else:
+            row = conn.execute(
+                "SELECT left_on, erased_at FROM pupils WHERE pupil_id = ?", (pupil_id,)
+            ).fetchone()
+            if row is None:
+                problems.append(
+                    f"pupil_id {clean_text(pupil_id)[:40]!r} is not in the registry "
+                    "(import the consent CSV first)"
+                )
+            elif row["erased_at"] is not None or row["left_on"] is not None:
+                problems.append(f"pupil {pupil_id} has left or was erased")
+        name = _text_cell("condition", cells["condition"], problems, required=True)
+        action = _text_cell("action", cells["action"], problems, required=True)
+        medication = _text_cell(
+            "medication_location", cells["medication_location"], problems, required=False
+        )
+        notes = _text_cell("notes", cells.get("notes", ""), problems, required=False)
+        severity = Severity.LOW
+        try:
+            severity = Severity.parse(cells["severity"])
+        except ValueError as exc:
+            problems.append(str(exc))
+        rooms: frozenset[Room] = frozenset()
+        raw_rooms = cells["rooms"].strip()
+        if raw_rooms:
+            try:
+                rooms = parse_rooms(raw_rooms)
+            except ValueError as exc:
+                problems.append(str(exc))
+        review = _date_cell("review_date", cells["review_date"], problems)
+        ends = _date_cell("ends_on", cells.get("ends_on", ""), problems)
+        condition = Condition(name, severity, action, medication, ends)
+        draft = drafts.get(pupil_id)
+        if draft is None:
+            if not raw_rooms:
+                problems.append("rooms is empty (e.g. staff-room; classroom, or all)")
+            if not problems:
+                drafts[pupil_id] = _Draft(line, rooms, review, notes, [condition])
+        else:
+            if raw_rooms and rooms and rooms != draft.rooms:
+                problems.append(f"rooms differ from line {draft.first_line} for {pupil_id}")
+            if cells["review_date"].strip() and review != draft.review_on:
+                problems.append(f"review_date differs from line {draft.first_line}")
+            if notes and draft.notes and notes != draft.notes:
+                problems.append(f"notes differ from line {draft.first_line}")
+            if any(c.name.lower() == name.lower() for c in draft.conditions):
+                problems.append(f"condition {name[:40]!r} is already listed for {pupil_id}")
+            if not problems:
+                draft.conditions.append(condition)
+                draft.notes = draft.notes or notes
+        errors.extend((line, p) for p in problems)
+    if errors:
+        raise CsvImportError(errors, filename=filename)
+    return [
+        MedicalRecord(pid, tuple(d.conditions), d.rooms, d.review_on, d.notes)
+        for pid, d in sorted(drafts.items())
+    ]
+
+
+def import_medical_csv(store: Store, path: Path, *, operator: str) -> MedicalImportResult:
+    """Validate, then replace the records of every pupil the CSV lists, in one audited
+    transaction. Pupils not in the file keep their records. Raises `CsvImportError`."""
+    raw = Path(path).read_bytes()
+    parsed = parse_medical_csv(store.conn, raw, filename=Path(path).name)
+    old = {r.pupil_id: r for r in all_records(store, [r.pupil_id for r in parsed])}
+    added = updated = unchanged = 0
+    with store.transaction() as conn:
+        key = medical_key(store, create=True)
+        assert key is not None
+        for record in parsed:
+            previous = old.get(record.pupil_id)
+            if previous is not None and _content_digest(key, previous) == _content_digest(
+                key, record
+            ):
+                unchanged += 1
+                continue
+            stored = _write(conn, key, record, operator)
+            outcome = "added" if previous is None else "updated"
+            added += outcome == "added"
+            updated += outcome == "updated"
+            audit.append(
+                conn,
+                store.key,
+                action="medical_set",
+                operator=operator,
+                details={**_audit_details(stored, outcome), "source": Path(path).name},
+            )
+        result = MedicalImportResult(added, updated, unchanged)
+        audit.append(
+            conn,
+            store.key,
+            action="medical_import",
+            operator=operator,
+            details={
+                "file": Path(path).name,
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "pupils": len(parsed),
+                "added": added,
+                "updated": updated,
+                "unchanged": unchanged,
+            },
+        )
+    return result
+
+
+def summarise(records: Sequence[MedicalRecord], on: date) -> list[dict[str, object]]:
+    """Rows without medical text, for `medical list`: id, rooms, counts, review date."""
+    return [
+        {
+            "pupil_id": r.pupil_id,
+            "rooms": sorted(x.value for x in r.rooms),
+            "conditions": len(r.conditions),
+            "current": len(r.current_conditions(on)),
+            "review_on": None if r.review_on is None else r.review_on.isoformat(),
+            "review_overdue": r.review_on is not None and r.review_on < on,
+            "updated_at": r.updated_at,
+        }
+        for r in records
+    ]
