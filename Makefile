@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt Makefile
 	touch $(STAMP)
 
 # The main job on the bundled samples: a fresh data directory, the sample registry, one
-# enrolled pupil, a publish for the website, then the audit check and a pre-check of the
-# outputs. Everything lands in demo-output/ (ignored by git).
+# enrolled pupil, a publish for the website, a pre-check of the outputs, a staff-room
+# medical board, then the audit check. Everything lands in demo-output/ (ignored by git).
 DEMO   := demo-output
 PC     := $(BIN)/photoconsent --data-dir $(DEMO)/data
 demo: $(STAMP)
@@ -36,11 +36,18 @@ demo: $(STAMP)
 	$(PC) publish --purpose website --event "Sports day" --out $(DEMO)/website sample_images/event
 	@echo "--- After: the published copies"
 	$(PC) check --purpose website $(DEMO)/website
+	@echo "--- Staff-room medical board (printed for staff only; the P002 photo has no EXIF date)"
+	$(PC) medical import sample_images/medical.csv
+	$(PC) board photo add P001 sample_images/board/P001.jpg --operator demo
+	$(PC) board photo add P002 sample_images/board/P002.jpg --taken $$(date +%F) --operator demo
+	$(PC) board make --room staff-room --operator "Office (demo)" --pdf $(DEMO)/board.pdf --html $(DEMO)/board.html
+	$(PC) board status
 	$(PC) audit log --action publish
 	$(PC) audit verify
 	@echo
 	@echo "Published photos: $(CURDIR)/$(DEMO)/website/"
 	@echo "Per-photo report:  $(CURDIR)/$(DEMO)/website/report.json"
+	@echo "Medical board:     $(CURDIR)/$(DEMO)/board.pdf (and board.html)"
 	@echo "Registry + audit:  $(CURDIR)/$(DEMO)/data/"
 
 # Outside programs the tests use as independent second opinions: ExifTool (is any
