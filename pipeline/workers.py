@@ -10,10 +10,12 @@ worker, so N workers use N cores without fighting over them.
 from __future__ import annotations
 
 import collections
-import ctypes
 import multiprocessing
 import os
+import pickle
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -129,25 +131,43 @@ class PhotoWork:
 _work: PhotoWork | None = None
 
 
-def _init_worker(work: PhotoWork) -> None:
+def _init_worker(work: PhotoWork, publisher: int) -> None:
     global _work
     _work = work
-    _die_with_parent()
+    _die_with(publisher)
     # One OpenCV thread per worker: the pool already uses every core.
     opencv_threads(1)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when the parent dies (even by SIGKILL), so a killed
-    publish leaves no orphan workers burning the school PC's cores."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+def _die_with(publisher: int) -> None:
+    """End this worker when the publishing process ``publisher`` dies, even by SIGKILL,
+    so a killed publish leaves no orphans burning the school PC's cores (nor holding its
+    terminal open). A worker's parent is the fork server, not the publisher, so the
+    kernel's parent-death signal cannot do it: a thread watches instead."""
     # Ctrl-C goes to the whole process group; the parent decides what happens.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while _alive(publisher):
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-publisher", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped, counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def _process_in_worker(photo: Path) -> Processed:
@@ -158,12 +178,14 @@ def _process_in_worker(photo: Path) -> Processed:
 def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterator[Processed]:
     """Process ``photos`` and yield their outcomes in input order.
 
-    ``workers`` 1 runs in this process. More start a pool of that many processes (fork, so
-    a review's decider closure reaches them without pickling); a worker that dies (killed
-    by the out-of-memory killer, say) withholds the photos it had in hand and the pool is
-    restarted for the rest.
+    ``workers`` 1 runs in this process. More start a pool of that many processes from a
+    fork server (plain fork is unsafe once OpenCV or dlib have started their threads in
+    this process: the copies can deadlock); a worker that dies (killed by the
+    out-of-memory killer, say) withholds the photos it had in hand and the pool is
+    restarted for the rest. A decider that cannot be pickled (a closure, such as a
+    review's) runs in this process.
     """
-    if workers <= 1 or len(photos) <= 1:
+    if workers <= 1 or len(photos) <= 1 or not _picklable(work):
         for photo in photos:
             yield work.process(photo)
         return
@@ -171,9 +193,9 @@ def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterat
     while todo:
         pool = ProcessPoolExecutor(
             max_workers=min(workers, len(todo)),
-            mp_context=multiprocessing.get_context("fork"),
+            mp_context=_context(),
             initializer=_init_worker,
-            initargs=(work,),
+            initargs=(work, os.getpid()),
         )
         in_flight: collections.deque[Future[Processed]] = collections.deque()
         broken = False
@@ -197,3 +219,20 @@ def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterat
             for f in in_flight:
                 f.cancel()
             pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _picklable(work: PhotoWork) -> bool:
+    try:
+        pickle.dumps(work)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # The fork server imports the pipeline once; each worker then starts from that copy.
+    ctx.set_forkserver_preload(["pipeline.workers"])
+    return ctx
