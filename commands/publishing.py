@@ -145,8 +145,8 @@ def _print_publish_summary(report: PublishReport, as_json: bool) -> None:
     "--workers",
     type=click.IntRange(1, 64),
     default=None,
-    help="Photos processed at once, one process each (default: one per usable core). "
-    "Each needs about 0.5 GB for a 24 MP photo.",
+    help="Photos processed at once, one process each (default: one per usable core, as "
+    "many as free memory allows; each needs up to 3 GB).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on a terminal.")
 @click.argument(

@@ -48,7 +48,7 @@ from .outputs import (
     write_temp,
 )
 from .redaction import RedactionStyle
-from .workers import PhotoWork, Processed, process_all, usable_cores, withheld_reason
+from .workers import PhotoWork, Processed, default_workers, process_all, withheld_reason
 from .writing import OutputFormat
 
 # Files a camera, phone or OS drops beside photos that are not photos of anyone, and the
@@ -70,8 +70,8 @@ def default_operator() -> str:
 class PublishOptions:
     """What one publish job does. ``on`` is the date consent is judged on (today).
 
-    ``workers`` is the number of processes (None: one per usable core); each needs about
-    0.5 GB for a 24 MP photo, so lower it on a PC short of memory.
+    ``workers`` is the number of processes (None: one per usable core, as many as the
+    available memory allows at about 3 GB each, see docs/throughput.md).
     """
 
     purpose: Purpose
@@ -448,7 +448,7 @@ class _BatchRun:
             if row is not None and self._still_published(row, photo.path):
                 resumed[i] = PhotoResult.from_report(row.result, resumed=True)
         todo = [p.path for i, p in enumerate(photos) if i not in resumed and p.refusal is None]
-        workers = self.options.workers or usable_cores()
+        workers = self.options.workers or default_workers()
         outcomes: Iterator[Processed] = process_all(work, todo, workers)
         results: list[PhotoResult] = []
         try:

@@ -61,6 +61,31 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# Measured peak of one worker on a 12 or 24 MP photo (docs/throughput.md), with headroom.
+WORKER_MEMORY_MB = 3500
+
+
+def default_workers() -> int:
+    """One worker per usable core, but no more than the available memory holds (each
+    peaks near 3 GB on a 12 MP photo, see docs/throughput.md); at least one."""
+    cores = usable_cores()
+    available = _mem_available_mb()
+    if available is None:
+        return cores
+    return max(1, min(cores, int(available // WORKER_MEMORY_MB)))
+
+
+def _mem_available_mb() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM) in MiB, 0.0 where /proc is absent."""
     try:
