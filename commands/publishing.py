@@ -14,7 +14,6 @@ import numpy as np
 from commands._shared import (
     _candidates,
     _options,
-    _print_report,
     _store,
     data_dir_option,
     date_option,
@@ -33,8 +32,10 @@ from pipeline.calibration import plot as plot_calibration
 from pipeline.check import check as check_photos
 from pipeline.contact_sheet import write_contact_sheet
 from pipeline.matching import DEFAULT_TOLERANCE
+from pipeline.progress import ProgressBar
 from pipeline.publish import (
     PhotoResult,
+    PublishReport,
 )
 from pipeline.publish import (
     publish as publish_photos,
@@ -46,14 +47,46 @@ from pipeline.review import (
 )
 
 
-def _print_progress(done: int, total: int, result: PhotoResult) -> None:
-    kept = sum(1 for f in result.faces if f.decision.value == "kept")
-    detail = (
-        f"{Path(result.output or '').name} ({kept} kept, {len(result.faces) - kept} blurred)"
-        if result.status == "published"
-        else f"WITHHELD: {result.reason}"
-    )
-    click.echo(f"[{done}/{total}] {safe(result.input)} -> {safe(detail)}", err=True)
+def _progress_bar() -> Any:
+    """A progress callback drawing a bar on stderr when it is a terminal, else None
+    (a log file or a scheduled task gets the summary only)."""
+    if not sys.stderr.isatty():
+        return None
+    bar = ProgressBar(sys.stderr)
+
+    def update(done: int, total: int, result: PhotoResult) -> None:
+        bar.update(done, total, resumed=result.resumed, withheld=result.status == "withheld")
+
+    return update
+
+
+def _print_publish_summary(report: PublishReport, as_json: bool) -> None:
+    """The report (``--json``, on stdout) or a summary on stderr; exit 1 if any withheld."""
+    out = report.options.out_dir
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        summary: dict[str, Any] = report.to_json()["summary"]  # type: ignore[assignment]
+        resumed = f", {summary['resumed']} of them by an earlier run" if report.resumed else ""
+        click.echo(
+            f"{summary['published'] + summary['withheld']} photos: "
+            f"{summary['published']} published, {summary['withheld']} withheld{resumed}. "
+            f"Faces: {summary['faces_kept']} kept, {summary['faces_blurred']} blurred.",
+            err=True,
+        )
+        for reason, count in summary["withheld_by_reason"].items():
+            click.echo(f"  withheld {count}: {safe(reason)}", err=True)
+        click.echo(f"Output: {safe(out.resolve())}", err=True)
+        click.echo(f"Report: {safe((out / 'report.json').resolve())}", err=True)
+        if report.archived_report is not None:
+            click.echo(
+                f"The earlier batch's report.json was kept as {safe(report.archived_report.name)}.",
+                err=True,
+            )
+        for r in report.withheld:
+            click.echo(f"withheld {safe(r.input)}: {safe(r.reason)}", err=True)
+    if report.withheld:
+        sys.exit(1)
 
 
 @click.command()
@@ -108,8 +141,20 @@ def _print_progress(done: int, total: int, result: PhotoResult) -> None:
 @data_dir_option
 @operator_option
 @json_option
-@click.option("--quiet", "-q", is_flag=True, help="No per-photo progress on stderr.")
-@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Photos processed at once, one process each (default: one per usable core, as "
+    "many as free memory allows; each needs up to 3 GB).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar on a terminal.")
+@click.argument(
+    "photos",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+)
 @errors_to_exit
 def publish(
     purpose: str,
@@ -128,6 +173,7 @@ def publish(
     data_dir: Path | None,
     operator: str,
     as_json: bool,
+    workers: int | None,
     quiet: bool,
     photos: tuple[Path, ...],
 ) -> None:
@@ -135,6 +181,11 @@ def publish(
 
     Writes <event>-0001.jpg... and report.json to --out, one audit entry per photo.
     Exits 0 when every photo was published, 1 when any was withheld (see report.json).
+
+    Interrupted (Ctrl-C, power cut, killed)? Run the same command again: photos already
+    published are not redone, the rest are finished, and report.json covers the whole
+    batch. A different batch into the same folder keeps the earlier report as
+    report-<time>.json. Two publishes into one folder at once are refused.
 
     With --review nothing is published yet: see `photoconsent review --help`.
 
@@ -161,16 +212,18 @@ def publish(
     )
     with _store(data_dir) as store:
         candidates = _candidates(store, class_names, pupils_file)
-        options = dataclasses.replace(options, destination=destination, candidates=candidates)
+        options = dataclasses.replace(
+            options, destination=destination, candidates=candidates, workers=workers
+        )
         if review:
             batch = create_batch(store, list(photos), options, biometrics=not no_biometrics)
             sheet = write_contact_sheet(store, batch)
             _print_batch(batch, sheet, as_json)
             return
         report = publish_photos(
-            store, list(photos), options, progress=None if quiet else _print_progress
+            store, list(photos), options, progress=None if quiet else _progress_bar()
         )
-    _print_report(report, options.out_dir, as_json)
+    _print_publish_summary(report, as_json)
 
 
 def _print_batch(batch: ReviewBatch, sheet: Path, as_json: bool) -> None:

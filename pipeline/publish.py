@@ -2,9 +2,15 @@
 
 For each photo: load (EXIF orientation applied), detect every face, keep only faces
 positively matched to a pupil whose consent allows the purpose on the publish date, redact
-the whole head of everyone else, encode a new file from pixels only, check it carries no
-metadata, write it atomically under a neutral name, and record the outcome in the audit
-log in the same transaction. A photo that cannot be made safe is withheld, never written.
+the whole head of everyone else, encode a new file from pixels only, write it to a hidden
+temp file, re-read it from disk and check it carries no metadata, commit its audit entry,
+and only then give it its neutral visible name. A photo that cannot be made safe is
+withheld, never written.
+
+A batch uses every core (:mod:`pipeline.workers`), records its progress in the data
+directory (:mod:`pipeline.journal`) so the same command run again after an interruption
+finishes it without duplicates, and holds a lock on the output folder
+(:class:`pipeline.outputs.FolderLock`) so two publishes never interleave there.
 """
 
 from __future__ import annotations
@@ -13,27 +19,42 @@ import getpass
 import json
 import os
 import re
-import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from consent import audit
 from consent.registry import Purpose
 from consent.store import Store
 
-from . import __version__
+from . import __version__, journal
 from .analysis import Gallery, analyse, blurred, kept, load_gallery
+from .boxes import Box
 from .detection import DetectionSettings, DetectionStage
-from .errors import InvalidOptions, OutputConflict, PipelineError
-from .loading import LoadedImage, load_image
-from .matching import FaceDecision, MatchSettings
-from .redaction import RedactionStyle, head_region, redact
-from .writing import OutputFormat, encode_clean, sha256_bytes, write_atomic
+from .errors import InvalidOptions, OutputConflict
+from .loading import LoadedImage
+from .matching import Decision, FaceDecision, MatchSettings, Reason
+from .outputs import (
+    DiskFull,
+    FolderLock,
+    file_sha256,
+    remove_stale_temps,
+    reveal,
+    temp_name,
+    unlink_quietly,
+    verify_written,
+    write_temp,
+)
+from .redaction import RedactionStyle
+from .workers import PhotoWork, Processed, default_workers, process_all, withheld_reason
+from .writing import OutputFormat
 
-# Files a camera, phone or OS drops beside photos that are not photos of anyone.
+# Files a camera, phone or OS drops beside photos that are not photos of anyone, and the
+# reports publish itself writes.
 NOT_PHOTOS = frozenset({"thumbs.db", "desktop.ini", "report.json"})
+_REPORT_FILE = re.compile(r"^report-[0-9tz-]+\.json$", re.IGNORECASE)
 REPORT_NAME = "report.json"
 
 
@@ -47,7 +68,11 @@ def default_operator() -> str:
 
 @dataclass(frozen=True)
 class PublishOptions:
-    """What one publish job does. ``on`` is the date consent is judged on (today)."""
+    """What one publish job does. ``on`` is the date consent is judged on (today).
+
+    ``workers`` is the number of processes (None: one per usable core, as many as the
+    available memory allows at about 3 GB each, see docs/throughput.md).
+    """
 
     purpose: Purpose
     out_dir: Path
@@ -63,11 +88,15 @@ class PublishOptions:
     # Where the photos will be put (a URL or a name such as "newsletter"), so a takedown
     # can say where to remove them from.
     destination: str | None = None
+    workers: int | None = None
 
 
 @dataclass
 class PhotoResult:
-    """The outcome for one input photo (one entry of ``report.json``)."""
+    """The outcome for one input photo (one entry of ``report.json``).
+
+    ``resumed`` is True when an earlier, interrupted run of the same batch finished it.
+    """
 
     input: str
     status: str  # "published" | "withheld"
@@ -76,6 +105,7 @@ class PhotoResult:
     faces: list[FaceDecision] = field(default_factory=list)
     input_sha256: str | None = None
     output_sha256: str | None = None
+    resumed: bool = False
 
     def to_report(self) -> dict[str, object]:
         return {
@@ -88,13 +118,46 @@ class PhotoResult:
             "faces": [f.to_report() for f in self.faces],
         }
 
+    @classmethod
+    def from_report(cls, entry: dict[str, object], *, resumed: bool = False) -> PhotoResult:
+        """The inverse of :meth:`to_report` (a journal row back into a result)."""
+        faces = [
+            FaceDecision(
+                Box(*f["box"]),  # type: ignore[index, misc]
+                Decision(f["decision"]),  # type: ignore[index]
+                Reason(f["reason"]),  # type: ignore[index]
+                f.get("pupil_id"),  # type: ignore[union-attr]
+                f.get("distance"),  # type: ignore[union-attr]
+            )
+            for f in entry["faces"]  # type: ignore[union-attr]
+        ]
+        return cls(
+            input=str(entry["input"]),
+            status=str(entry["status"]),
+            reason=str(entry["reason"]),
+            output=entry["output"],  # type: ignore[arg-type]
+            faces=faces,
+            input_sha256=entry["input_sha256"],  # type: ignore[arg-type]
+            output_sha256=entry["output_sha256"],  # type: ignore[arg-type]
+            resumed=resumed,
+        )
+
 
 @dataclass
 class PublishReport:
-    """Every photo's outcome, in input order."""
+    """Every photo's outcome, in input order, for the whole batch (a resumed batch
+    includes the photos earlier runs finished).
+
+    ``batch`` is the batch key; ``archived_report`` is where an earlier, different
+    batch's ``report.json`` in the same folder was moved; ``peak_worker_mb`` the largest
+    peak resident memory of any worker process.
+    """
 
     options: PublishOptions
     results: list[PhotoResult]
+    batch: str = ""
+    archived_report: Path | None = None
+    peak_worker_mb: float = 0.0
 
     @property
     def published(self) -> list[PhotoResult]:
@@ -104,10 +167,20 @@ class PublishReport:
     def withheld(self) -> list[PhotoResult]:
         return [r for r in self.results if r.status == "withheld"]
 
+    @property
+    def resumed(self) -> list[PhotoResult]:
+        return [r for r in self.results if r.resumed]
+
+    def withheld_by_reason(self) -> dict[str, int]:
+        """How many photos were withheld for each reason (file names taken out), most first."""
+        counts = Counter(reason_group(r) for r in self.withheld)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
     def to_json(self) -> dict[str, object]:
         return {
             "tool": "photoconsent",
             "version": __version__,
+            "batch": self.batch,
             "purpose": self.options.purpose.value,
             "event": self.options.event,
             "date": self.options.on.isoformat(),
@@ -115,10 +188,21 @@ class PublishReport:
             "summary": {
                 "published": len(self.published),
                 "withheld": len(self.withheld),
+                "withheld_by_reason": self.withheld_by_reason(),
                 "faces_kept": sum(len(kept(r.faces)) for r in self.results),
                 "faces_blurred": sum(len(blurred(r.faces)) for r in self.results),
+                "resumed": len(self.resumed),
             },
         }
+
+
+def reason_group(result: PhotoResult) -> str:
+    """A withheld photo's reason without its own file name, so reasons can be counted."""
+    name = display_path(Path(result.input).name) if result.input else ""
+    reason = result.reason
+    if name and reason.startswith(name + ": "):
+        reason = reason[len(name) + 2 :]
+    return reason
 
 
 ProgressCallback = Callable[[int, int, PhotoResult], None]
@@ -142,6 +226,26 @@ def analysing_decider(options: PublishOptions, gallery: Gallery) -> Decider:
     return decide_photo
 
 
+def display_path(path: Path | str) -> str:
+    """``path`` as text that always survives JSON, SQLite and UTF-8: bytes that are not
+    UTF-8 (a file name from an old camera or a Windows-1252 USB stick) become ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def display_text(text: str) -> str:
+    """A message that may quote a file name (a withheld reason), made valid UTF-8 the same
+    way as :func:`display_path`."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class InputPhoto:
+    """One file to publish; ``refusal`` says why it must be withheld without opening it."""
+
+    path: Path
+    refusal: str | None = None
+
+
 def collect_inputs(paths: Iterable[Path]) -> list[Path]:
     """Expand folders into the files below them (sorted; hidden files and OS clutter such
     as Thumbs.db skipped).
@@ -149,18 +253,42 @@ def collect_inputs(paths: Iterable[Path]) -> list[Path]:
     Every other file is kept whatever its extension, so a HEIC, a video or a misnamed file
     in a camera folder is reported as withheld with its reason, never silently skipped.
     """
-    found: list[Path] = []
+    return [p.path for p in collect_photos(paths)]
+
+
+def collect_photos(paths: Iterable[Path]) -> list[InputPhoto]:
+    """:func:`collect_inputs` with a refusal for links found in a folder that point outside
+    it: a link on a memory stick to ``/home/head/Pictures`` must not publish those photos.
+    Links to folders are not followed (one inside the folder would list photos twice).
+    A file named on the command line is taken as named, link or not.
+    """
+    found: list[InputPhoto] = []
     for path in paths:
-        if path.is_dir():
-            for sub in sorted(path.rglob("*")):
-                rel = sub.relative_to(path).parts
-                if any(p.startswith(".") for p in rel) or sub.name.lower() in NOT_PHOTOS:
+        if not path.is_dir():
+            found.append(InputPhoto(path))
+            continue
+        root = os.path.realpath(path)
+        below: list[InputPhoto] = []
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for d in dirnames:
+                sub = Path(dirpath, d)
+                if sub.is_symlink() and not _inside(os.path.realpath(sub), root):
+                    below.append(InputPhoto(sub, "is a link to a folder outside the input folder"))
+            for name in filenames:
+                if name.startswith(".") or name.lower() in NOT_PHOTOS or _REPORT_FILE.match(name):
                     continue
-                if sub.is_file():
-                    found.append(sub)
-        else:
-            found.append(path)
+                sub = Path(dirpath, name)
+                refusal = None
+                if sub.is_symlink() and not _inside(os.path.realpath(sub), root):
+                    refusal = "is a link to a file outside the input folder"
+                below.append(InputPhoto(sub, refusal))
+        found.extend(sorted(below, key=lambda p: p.path))
     return found
+
+
+def _inside(target: str, root: str) -> bool:
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def check_out_dir(out_dir: Path, inputs: Sequence[Path]) -> None:
@@ -206,125 +334,284 @@ def publish(
     """Publish ``inputs`` (files or folders) for ``options.purpose`` into ``options.out_dir``.
 
     Never raises for one bad photo: it is withheld with the reason, and the rest go on.
-    Raises :class:`OutputConflict` before doing anything if the output folder is unsafe.
-    ``decider`` replaces detection and matching (a reviewed batch brings its own
-    decisions); the consent records in the audit still come from the registry.
+    Raises :class:`OutputConflict` before doing anything if the output folder is unsafe
+    or another publish is writing into it. ``decider`` replaces detection and matching (a
+    reviewed batch brings its own decisions); the consent records in the audit still come
+    from the registry.
+
+    Running the same publish again (same purpose, options, folder and inputs) resumes the
+    batch: photos already published, whose input and output are unchanged, are not
+    processed again; withheld ones are tried again. ``report.json`` covers the whole batch.
     """
     check_operator(options.operator)
     check_out_dir(options.out_dir, inputs)
     # An audit log that no longer verifies cannot account for new publishes: stop first.
     audit.ensure_intact(store)
-    photos = collect_inputs(inputs)
+    photos = collect_photos(inputs)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    gallery = load_gallery(
-        store, options.purpose, options.on, options.candidates, encodings=decider is None
-    )
-    decide_photo = decider or analysing_decider(options, gallery)
-    namer = _OutputNamer(options.out_dir, slug(options.event), options.output_format)
-    results: list[PhotoResult] = []
-    for i, photo in enumerate(photos, start=1):
-        result = _publish_one(store, photo, options, decide_photo, gallery, namer)
-        results.append(result)
-        if progress is not None:
-            progress(i, len(photos), result)
-    report = PublishReport(options, results)
-    _write_report(options.out_dir / REPORT_NAME, report)
+    journal.ensure_schema(store)
+    fingerprint = _fingerprint(options, decider)
+    batch = journal.batch_key(fingerprint, options.out_dir, [p.path for p in photos])
+    with FolderLock(options.out_dir):
+        _recover(store, options.out_dir)
+        gallery = load_gallery(
+            store, options.purpose, options.on, options.candidates, encodings=decider is None
+        )
+        run = _BatchRun(store, options, gallery, batch)
+        work = PhotoWork(options, gallery, decider)
+        results = run.process(photos, work, progress)
+        report = PublishReport(options, results, batch, peak_worker_mb=run.peak_mb)
+        report.archived_report = _write_report(options.out_dir, report)
     return report
 
 
-class _OutputNamer:
-    """Hands out ``<event>-0001.jpg``, ``<event>-0002.jpg``... skipping names in use."""
+def _fingerprint(options: PublishOptions, decider: Decider | None) -> dict[str, object]:
+    """What decides a batch's outputs; the date, operator and worker count do not."""
+    return {
+        "purpose": options.purpose.value,
+        "event": options.event,
+        "style": options.style.value,
+        "format": options.output_format.value,
+        "thoroughness": options.detection.thoroughness.value,
+        "max_side": options.detection.max_side,
+        "matching": options.matching.describe(),
+        "candidates": None if options.candidates is None else sorted(options.candidates),
+        "destination": options.destination,
+        "decisions": "analysis" if decider is None else "given",
+    }
 
-    def __init__(self, out_dir: Path, stem: str, fmt: OutputFormat) -> None:
-        self.out_dir, self.stem, self.fmt, self.n = out_dir, stem, fmt, 0
+
+def _recover(store: Store, out_dir: Path) -> None:
+    """Finish what a killed run left half-done in ``out_dir``: reveal outputs whose audit
+    entry committed before their rename, and delete every other hidden temp file."""
+    keep: set[str] = set()
+    for row in journal.pending_reveals(store, out_dir):
+        assert row.output is not None and row.temp is not None
+        dest, temp = out_dir / row.output, out_dir / row.temp
+        if not os.path.lexists(dest) and file_sha256(temp) == row.output_sha256:
+            try:
+                reveal(temp, dest)
+            except OutputConflict:
+                keep.add(row.temp)
+                continue
+        unlink_quietly(temp)
+        journal.mark_revealed(store, out_dir, row.output)
+    remove_stale_temps(out_dir, keep)
+    unlink_quietly(out_dir / f".{REPORT_NAME}.tmp")
+
+
+class _OutputNamer:
+    """Hands out ``<event>-0001.jpg``, ``<event>-0002.jpg``... skipping names in use or
+    ever handed out in this folder (so an audit entry's output name stays unambiguous)."""
+
+    def __init__(self, out_dir: Path, stem: str, fmt: OutputFormat, taken: set[str]) -> None:
+        self.out_dir, self.stem, self.fmt, self.n, self.taken = out_dir, stem, fmt, 0, taken
 
     def next(self) -> Path:
         while True:
             self.n += 1
-            candidate = self.out_dir / f"{self.stem}-{self.n:04d}{self.fmt.suffix}"
-            if not candidate.exists():
+            name = f"{self.stem}-{self.n:04d}{self.fmt.suffix}"
+            candidate = self.out_dir / name
+            if name not in self.taken and not os.path.lexists(candidate):
+                self.taken.add(name)
                 return candidate
 
 
-def _publish_one(
-    store: Store,
-    photo: Path,
-    options: PublishOptions,
-    decide_photo: Decider,
-    gallery: Gallery,
-    namer: _OutputNamer,
-) -> PhotoResult:
-    result = PhotoResult(input=str(photo), status="withheld", reason="")
-    dest: Path | None = None
-    try:
-        loaded = load_image(photo)
-        result.input_sha256 = loaded.sha256
-        result.faces = decide_photo(photo, loaded)
-        regions = [head_region(f.box) for f in blurred(result.faces)]
-        safe = redact(loaded.pixels, regions, options.style)
-        data = encode_clean(safe, options.output_format)
-        committed = False
-        try:
-            with store.transaction():
-                dest = _write_new(data, namer)
-                result.status, result.output = "published", str(dest)
-                result.output_sha256 = sha256_bytes(data)
-                result.reason = _published_reason(result.faces)
-                audit.append(
-                    store.conn,
-                    store.key,
-                    action="publish",
-                    operator=options.operator,
-                    details=_audit_details(result, options, gallery),
-                )
-            committed = True
-        finally:
-            # No audit entry, no output: also on Ctrl-C between the write and the commit.
-            if not committed and dest is not None:
-                dest.unlink(missing_ok=True)
-        return result
-    except Exception as exc:  # fail closed: any failure withholds this photo
-        result.status, result.output, result.output_sha256 = "withheld", None, None
-        result.reason = _withheld_reason(exc)
-    _audit_withheld(store, result, options, gallery)
-    return result
+NOT_PROCESSED_DISK_FULL = (
+    "not processed: the output disk is full; free some space and run the same command "
+    "again to finish the batch"
+)
 
 
-def _write_new(data: bytes, namer: _OutputNamer) -> Path:
-    """Write ``data`` under the next free name; a name taken meanwhile moves on to the next,
-    any other failure (disk full, permissions) is raised."""
-    while True:
-        dest = namer.next()
-        try:
-            write_atomic(data, dest)
-            return dest
-        except OutputConflict:
-            if not dest.exists():
-                raise
+class _BatchRun:
+    """One run of a batch: the parent's side, the only writer of files, journal and audit."""
 
-
-def _audit_withheld(
-    store: Store, result: PhotoResult, options: PublishOptions, gallery: Gallery
-) -> None:
-    with store.transaction():
-        audit.append(
-            store.conn,
-            store.key,
-            action="withhold",
-            operator=options.operator,
-            details=_audit_details(result, options, gallery),
+    def __init__(self, store: Store, options: PublishOptions, gallery: Gallery, batch: str):
+        self.store, self.options, self.gallery, self.batch = store, options, gallery, batch
+        self.out_dir = options.out_dir
+        self.namer = _OutputNamer(
+            self.out_dir,
+            slug(options.event),
+            options.output_format,
+            journal.reserved_names(store, self.out_dir),
         )
+        self.peak_mb = 0.0
+        self.disk_full = False
+
+    def process(
+        self, photos: list[InputPhoto], work: PhotoWork, progress: ProgressCallback | None
+    ) -> list[PhotoResult]:
+        done = journal.finished(self.store, self.batch)
+        resumed: dict[int, PhotoResult] = {}
+        for i, photo in enumerate(photos):
+            row = done.get(journal.path_key(photo.path))
+            if row is not None and self._still_published(row, photo.path):
+                resumed[i] = PhotoResult.from_report(row.result, resumed=True)
+        todo = [p.path for i, p in enumerate(photos) if i not in resumed and p.refusal is None]
+        workers = self.options.workers or default_workers()
+        outcomes: Iterator[Processed] = process_all(work, todo, workers)
+        results: list[PhotoResult] = []
+        try:
+            for i, photo in enumerate(photos, start=0):
+                if i in resumed:
+                    result = resumed[i]
+                elif photo.refusal is not None:
+                    result = self._withhold(photo.path, None, photo.refusal, audited=True)
+                elif self.disk_full:
+                    result = self._withhold(photo.path, None, NOT_PROCESSED_DISK_FULL)
+                else:
+                    outcome = next(outcomes)
+                    self.peak_mb = max(self.peak_mb, outcome.peak_rss_mb)
+                    result = self._finish(photo.path, outcome)
+                    if self.disk_full:
+                        # Stop the workers: nothing more can be written.
+                        outcomes.close()  # type: ignore[attr-defined]
+                results.append(result)
+                if progress is not None:
+                    progress(i + 1, len(photos), result)
+        finally:
+            outcomes.close()  # type: ignore[attr-defined]
+        return results
+
+    def _still_published(self, row: journal.JournalRow, path: Path) -> bool:
+        """A finished photo is skipped only if its output is still there, unchanged, and
+        the input is the same file it was."""
+        if row.status != "published" or row.output is None:
+            return False
+        if file_sha256(self.out_dir / row.output) != row.output_sha256:
+            return False
+        return file_sha256(path) == row.input_sha256
+
+    def _finish(self, path: Path, outcome: Processed) -> PhotoResult:
+        if outcome.error is not None or outcome.data is None:
+            return self._withhold(
+                path, outcome, outcome.error or "nothing was encoded", audited=True
+            )
+        result = PhotoResult(
+            input=display_path(path),
+            status="published",
+            reason=_published_reason(outcome.faces),
+            faces=outcome.faces,
+            input_sha256=outcome.input_sha256,
+            output_sha256=outcome.output_sha256,
+        )
+        try:
+            self._write(path, outcome.data, result)
+        except DiskFull as exc:
+            self.disk_full = True
+            return self._withhold(path, outcome, str(exc), audited=True)
+        except Exception as exc:  # fail closed: this photo is withheld, the batch goes on
+            return self._withhold(path, outcome, withheld_reason(exc), audited=True)
+        return result
+
+    def _write(self, path: Path, data: bytes, result: PhotoResult) -> None:
+        """Temp file, read back and checked, audit + journal commit, then the visible name."""
+        dest = self.namer.next()
+        temp = self.out_dir / temp_name(dest.name)
+        write_temp(data, temp)
+        try:
+            verify_written(temp, str(result.output_sha256))
+            _test_hook("written")
+            while os.path.lexists(dest):  # taken by another program meanwhile: move on
+                dest = self.namer.next()
+            result.output = str(dest)
+            with self.store.transaction() as conn:
+                audit.append(
+                    conn,
+                    self.store.key,
+                    action="publish",
+                    operator=self.options.operator,
+                    details=self._details(result),
+                )
+                journal.record(
+                    conn,
+                    self.batch,
+                    self.out_dir,
+                    journal.path_key(path),
+                    input_sha256=result.input_sha256,
+                    status="published",
+                    output=dest.name,
+                    output_sha256=result.output_sha256,
+                    temp=temp.name,
+                    result=result.to_report(),
+                    at=audit.utc_now(),
+                )
+        except BaseException:
+            # No audit entry, no output: also on Ctrl-C before the commit.
+            result.output = None
+            unlink_quietly(temp)
+            raise
+        _test_hook("committed")
+        try:
+            reveal(temp, dest)
+        except OutputConflict as exc:
+            # Another program took the name despite the folder lock: void the entry.
+            unlink_quietly(temp)
+            raise OutputConflict(
+                f"{dest.name} was created by another program during the publish; the "
+                "publish entry for it is void"
+            ) from exc
+        journal.mark_revealed(self.store, self.out_dir, dest.name)
+        _test_hook("revealed")
+
+    def _withhold(
+        self, path: Path, outcome: Processed | None, reason: str, *, audited: bool = False
+    ) -> PhotoResult:
+        result = PhotoResult(
+            input=display_path(path),
+            status="withheld",
+            reason=display_text(reason),
+            faces=[] if outcome is None else outcome.faces,
+            input_sha256=None if outcome is None else outcome.input_sha256,
+        )
+        if audited:
+            with self.store.transaction() as conn:
+                audit.append(
+                    conn,
+                    self.store.key,
+                    action="withhold",
+                    operator=self.options.operator,
+                    details=self._details(result),
+                )
+                journal.record(
+                    conn,
+                    self.batch,
+                    self.out_dir,
+                    journal.path_key(path),
+                    input_sha256=result.input_sha256,
+                    status="withheld",
+                    output=None,
+                    output_sha256=None,
+                    temp=None,
+                    result=result.to_report(),
+                    at=audit.utc_now(),
+                )
+        return result
+
+    def _details(self, result: PhotoResult) -> dict[str, object]:
+        details = _audit_details(result, self.options, self.gallery)
+        details["batch"] = self.batch
+        return details
 
 
-def _withheld_reason(exc: Exception) -> str:
-    if isinstance(exc, PipelineError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"could not read or write a file: {exc.strerror or exc}"
-    # Anything unexpected is a bug; keep the type so the report is actionable.
-    last = traceback.extract_tb(exc.__traceback__)[-1:]
-    where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
-    return f"internal error {type(exc).__name__}{where}: {exc}"
+def _test_hook(point: str) -> None:
+    """For the crash test only: ``PHOTOCONSENT_TEST_KILL=committed:3`` makes the process
+    SIGKILL itself at that point of the 3rd photo (see tests/test_crash_resume.py)."""
+    spec = os.environ.get("PHOTOCONSENT_TEST_KILL")
+    if not spec:
+        return
+    where, _, count = spec.partition(":")
+    if where != point:
+        return
+    global _hook_hits
+    _hook_hits += 1
+    if _hook_hits == int(count or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_hook_hits = 0
 
 
 def _published_reason(faces: list[FaceDecision]) -> str:
@@ -364,7 +651,35 @@ def _audit_details(
     }
 
 
-def _write_report(path: Path, report: PublishReport) -> None:
+def _write_report(out_dir: Path, report: PublishReport) -> Path | None:
+    """Write ``report.json`` for the whole batch. A ``report.json`` of a different batch
+    is first renamed ``report-<when it was written>.json``, never overwritten; the new
+    name is returned (None when nothing was moved)."""
+    path = out_dir / REPORT_NAME
+    archived = None
+    if os.path.lexists(path):
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8")).get("batch")
+        except (OSError, ValueError, AttributeError):
+            earlier = None
+        if earlier != report.batch:
+            archived = _archive_name(path)
+            os.rename(path, archived)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    return archived
+
+
+def _archive_name(path: Path) -> Path:
+    when = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = path.with_name(f"report-{when}.json")
+    n = 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = path.with_name(f"report-{when}-{n}.json")
+    return candidate

@@ -149,8 +149,10 @@ def test_publish_succeeds_with_one_report_entry_per_photo(website: Published) ->
     assert website.report["summary"] == {
         "published": 2,
         "withheld": 0,
+        "withheld_by_reason": {},
         "faces_kept": 1,
         "faces_blurred": 2,
+        "resumed": 0,
     }
 
 
@@ -489,12 +491,18 @@ def test_publishing_again_never_overwrites(
 
     assert (first.exit_code, second.exit_code) == (0, 0), second.output
     assert sorted(first_outputs) == ["sports-day-0001.jpg"]
-    assert sorted(p.name for p in out.iterdir()) == [
+    names = sorted(p.name for p in out.iterdir())
+    # A different batch into the same folder keeps the first one's report.
+    [archived] = [n for n in names if n.startswith("report-")]
+    assert names == [
+        archived,
         "report.json",
         "sports-day-0001.jpg",
         "sports-day-0002.jpg",
         "sports-day-0003.jpg",
     ]
+    earlier = json.loads((out / archived).read_text())
+    assert [Path(p["output"]).name for p in earlier["photos"]] == ["sports-day-0001.jpg"]
     assert {k: v for k, v in tree_hashes(out).items() if k in first_outputs} == first_outputs
     report = json.loads((out / "report.json").read_text())
     assert [Path(p["output"]).name for p in report["photos"]] == [

@@ -13,7 +13,7 @@ from consent.registry import Purpose
 from consent.store import init_data_dir, open_store
 from pipeline import publish as publish_module
 from pipeline.detection import DetectionSettings, Thoroughness
-from pipeline.errors import OutputConflict
+from pipeline.outputs import DiskFull
 from pipeline.publish import PublishOptions, publish
 
 pytestmark = pytest.mark.slow  # loads the detector
@@ -39,10 +39,10 @@ def setup(tmp_path: Path):
 def test_a_full_disk_withholds_the_photo_instead_of_looping(setup, monkeypatch):
     store, photos, options = setup
 
-    def disk_full(data, dest):
-        raise OutputConflict(f"could not write {dest.name}: No space left on device")
+    def disk_full(data, temp):
+        raise DiskFull("cannot write the output: No space left on device")
 
-    monkeypatch.setattr(publish_module, "write_atomic", disk_full)
+    monkeypatch.setattr(publish_module, "write_temp", disk_full)
     report = publish(store, [photos], options)
     [result] = report.results
     assert result.status == "withheld"
@@ -70,18 +70,21 @@ def test_a_failed_audit_entry_removes_the_written_output(setup, monkeypatch):
 
 def test_a_name_taken_meanwhile_moves_on_to_the_next_number(setup, monkeypatch):
     store, photos, options = setup
-    real_write = publish_module.write_atomic
+    real_write = publish_module.write_temp
     calls = []
 
-    def racing_write(data, dest):
-        calls.append(dest.name)
-        if len(calls) == 1:
-            dest.write_bytes(b"someone else's file")
-            raise OutputConflict(f"{dest.name} exists")
-        real_write(data, dest)
+    def racing_write(data, temp):
+        calls.append(temp.name)
+        if len(calls) == 1:  # another program creates the name while we write
+            (temp.parent / "event-0001.jpg").write_bytes(b"someone else's file")
+        real_write(data, temp)
 
-    monkeypatch.setattr(publish_module, "write_atomic", racing_write)
+    monkeypatch.setattr(publish_module, "write_temp", racing_write)
     [result] = publish(store, [photos], options).results
     assert result.status == "published"
-    assert calls == ["event-0001.jpg", "event-0002.jpg"]
+    assert calls[0].startswith(".event-0001.jpg.tmp-")
     assert Path(result.output).name == "event-0002.jpg"
+    assert (options.out_dir / "event-0001.jpg").read_bytes() == b"someone else's file"
+    assert [e.details["output"] for e in audit.entries(store, action="publish")] == [
+        "event-0002.jpg"
+    ]

@@ -1,0 +1,263 @@
+"""The per-photo work of a publish (load, decide, redact, encode) and the process pool.
+
+Workers only compute: each returns the encoded bytes and the face decisions of one photo.
+The parent alone writes files, the journal and the audit log (SQLite wants one writer),
+taking results strictly in input order so output names are handed out deterministically.
+Models load once per worker (lazily, on its first photo) and OpenCV runs one thread per
+worker, so N workers use N cores without fighting over them.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .analysis import Gallery, analyse, blurred
+from .detection import DetectionStage, opencv_threads
+from .errors import PipelineError
+from .loading import LoadedImage, load_image
+from .matching import FaceDecision
+from .redaction import head_region, redact
+from .writing import encode_clean, sha256_bytes
+
+if TYPE_CHECKING:
+    from .publish import Decider, PublishOptions
+
+# Photos queued per worker: enough to keep every core busy, few enough that finished
+# results (a few MB of JPEG each) do not pile up in the parent.
+QUEUE_PER_WORKER = 2
+
+
+@dataclass
+class Processed:
+    """One photo's outcome from a worker: ``data`` to publish, or ``error`` (the reason
+    to withhold it). ``peak_rss_mb`` is the worker's peak resident memory so far."""
+
+    input_sha256: str | None = None
+    faces: list[FaceDecision] = field(default_factory=list)
+    data: bytes | None = None
+    output_sha256: str | None = None
+    error: str | None = None
+    peak_rss_mb: float = 0.0
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (respects taskset/cgroup CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# Measured peak of one worker on a 12 or 24 MP photo (docs/throughput.md), with headroom.
+WORKER_MEMORY_MB = 3500
+
+
+def default_workers() -> int:
+    """One worker per usable core, but no more than the available memory holds (each
+    peaks near 3 GB on a 12 MP photo, see docs/throughput.md); at least one."""
+    cores = usable_cores()
+    available = _mem_available_mb()
+    if available is None:
+        return cores
+    return max(1, min(cores, int(available // WORKER_MEMORY_MB)))
+
+
+def _mem_available_mb() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MiB, 0.0 where /proc is absent."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def withheld_reason(exc: BaseException) -> str:
+    """The reason shown for a photo that failed with ``exc``."""
+    if isinstance(exc, PipelineError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory to process this photo; use fewer --workers"
+    if isinstance(exc, OSError):
+        return f"could not read or write a file: {exc.strerror or exc}"
+    # Anything unexpected is a bug; keep the type so the report is actionable.
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
+    return f"internal error {type(exc).__name__}{where}: {exc}"
+
+
+class PhotoWork:
+    """Everything one process needs to turn a photo into publishable bytes."""
+
+    def __init__(self, options: PublishOptions, gallery: Gallery, decider: Decider | None) -> None:
+        self.options = options
+        self.gallery = gallery
+        self._decider = decider
+        self._detector: DetectionStage | None = None
+
+    def decide(self, photo: Path, loaded: LoadedImage) -> list[FaceDecision]:
+        if self._decider is not None:
+            return self._decider(photo, loaded)
+        if self._detector is None:
+            self._detector = DetectionStage(self.options.detection)
+        # analyse() computes no face template for a face that will be blurred anyway.
+        return analyse(
+            loaded.pixels,
+            self._detector,
+            self.gallery,
+            self.options.matching,
+            orientation_known=loaded.orientation_tagged,
+        )
+
+    def process(self, photo: Path) -> Processed:
+        out = Processed()
+        try:
+            loaded = load_image(photo)
+            out.input_sha256 = loaded.sha256
+            out.faces = self.decide(photo, loaded)
+            regions = [head_region(f.box) for f in blurred(out.faces)]
+            safe = redact(loaded.pixels, regions, self.options.style)
+            del loaded  # the full-size decode is not needed once redacted
+            out.data = encode_clean(safe, self.options.output_format)
+            out.output_sha256 = sha256_bytes(out.data)
+        except Exception as exc:  # fail closed: any failure withholds this photo
+            out.data, out.output_sha256, out.error = None, None, withheld_reason(exc)
+        out.peak_rss_mb = peak_rss_mb()
+        return out
+
+
+# The work object of this worker process (set by _init_worker in each worker).
+_work: PhotoWork | None = None
+
+
+def _init_worker(work: PhotoWork, publisher: int) -> None:
+    global _work
+    _work = work
+    _die_with(publisher)
+    # One OpenCV thread per worker: the pool already uses every core.
+    opencv_threads(1)
+
+
+def _die_with(publisher: int) -> None:
+    """End this worker when the publishing process ``publisher`` dies, even by SIGKILL,
+    so a killed publish leaves no orphans burning the school PC's cores (nor holding its
+    terminal open). A worker's parent is the fork server, not the publisher, so the
+    kernel's parent-death signal cannot do it: a thread watches instead."""
+    # Ctrl-C goes to the whole process group; the parent decides what happens.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while _alive(publisher):
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-publisher", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped, counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def _process_in_worker(photo: Path) -> Processed:
+    assert _work is not None, "worker not initialised"
+    return _work.process(photo)
+
+
+def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterator[Processed]:
+    """Process ``photos`` and yield their outcomes in input order.
+
+    ``workers`` 1 runs in this process. More start a pool of that many processes from a
+    fork server (plain fork is unsafe once OpenCV or dlib have started their threads in
+    this process: the copies can deadlock); a worker that dies (killed by the
+    out-of-memory killer, say) withholds the photos it had in hand and the pool is
+    restarted for the rest. A decider that cannot be pickled (a closure, such as a
+    review's) runs in this process.
+    """
+    if workers <= 1 or len(photos) <= 1 or not _picklable(work):
+        for photo in photos:
+            yield work.process(photo)
+        return
+    todo = collections.deque(photos)
+    while todo:
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(todo)),
+            mp_context=_context(),
+            initializer=_init_worker,
+            initargs=(work, os.getpid()),
+        )
+        in_flight: collections.deque[Future[Processed]] = collections.deque()
+        broken = False
+        try:
+            while todo or in_flight:
+                while todo and len(in_flight) < workers * QUEUE_PER_WORKER and not broken:
+                    in_flight.append(pool.submit(_process_in_worker, todo.popleft()))
+                if not in_flight:
+                    break
+                try:
+                    yield in_flight.popleft().result()
+                except BrokenProcessPool:
+                    broken = True
+                    yield Processed(
+                        error="the worker process died while processing this photo "
+                        "(out of memory?); run the same command again, or use fewer --workers"
+                    )
+            if broken:
+                continue
+        finally:
+            for f in in_flight:
+                f.cancel()
+            pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _picklable(work: PhotoWork) -> bool:
+    try:
+        pickle.dumps(work)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # The fork server imports the pipeline once; each worker then starts from that copy.
+    ctx.set_forkserver_preload(["pipeline.workers"])
+    return ctx
