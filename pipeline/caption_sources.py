@@ -99,8 +99,8 @@ class EmbeddedText:
 
 
 def embedded_texts(data: bytes) -> EmbeddedText:
-    """Every caption, title, keyword and person name stored in ``data`` (JPEG, PNG, WebP
-    or TIFF); other containers give no fields and one problem. Never raises."""
+    """Every caption, title, keyword and person name stored in ``data`` (JPEG, PNG, WebP,
+    TIFF or HEIC/HEIF); other containers give no fields and one problem. Never raises."""
     found = EmbeddedText()
     try:
         if data.startswith(b"\xff\xd8"):
@@ -111,8 +111,12 @@ def embedded_texts(data: bytes) -> EmbeddedText:
             _webp(data, found)
         elif data[:4] in (b"II*\0", b"MM\0*"):
             _tiff_file(data, found)
+        elif data[4:8] == b"ftyp":
+            _heif(data, found)
         else:
-            found.problems.append("captions can be read from JPEG, PNG, WebP and TIFF only")
+            found.problems.append(
+                "captions can be read from JPEG, PNG, WebP, TIFF and HEIC/HEIF only"
+            )
     except Exception as exc:  # noqa: BLE001 - hostile bytes: any failure is "no caption"
         found.problems.append(f"metadata could not be read ({type(exc).__name__})")
     return found
@@ -305,6 +309,20 @@ def _exif(tiff: bytes, found: EmbeddedText, *, whole_file: bool = False) -> None
             return
         if _USER_COMMENT in exif_ifd:
             found._add("EXIF UserComment", _user_comment(exif_ifd[_USER_COMMENT], order))
+
+
+def _heif(data: bytes, found: EmbeddedText) -> None:
+    """HEIC/HEIF keeps EXIF and XMP as items; libheif reads them without decoding pixels
+    (HEIF has no IPTC-IIM)."""
+    import pillow_heif
+
+    heif_file = pillow_heif.open_heif(io.BytesIO(data))
+    exif = heif_file.info.get("exif")
+    if exif:
+        _exif(exif[6:] if exif.startswith(b"Exif\0\0") else exif, found)
+    xmp = heif_file.info.get("xmp")
+    if xmp:
+        _xmp(xmp, found)
 
 
 def _user_comment(raw: bytes, order: str) -> str:

@@ -296,8 +296,10 @@ def test_hostile_problems_say_what_went_wrong() -> None:
     assert embedded_texts(HOSTILE[5][1]).problems == ["XMP packet declares a DTD and was not read"]
     assert "inflated within bounds" in embedded_texts(zip_bomb_png()).problems[0]
     assert embedded_texts(b"text").problems == [
-        "captions can be read from JPEG, PNG, WebP and TIFF only"
+        "captions can be read from JPEG, PNG, WebP, TIFF and HEIC/HEIF only"
     ]
+    # A HEIF box header with nothing usable behind it: a problem, never an exception.
+    assert embedded_texts(b"\0\0\0\x18ftypheic" + b"\0" * 8).problems
 
 
 def test_a_very_long_caption_is_cut_to_the_bound() -> None:
