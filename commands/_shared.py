@@ -18,6 +18,7 @@ from consent.errors import ConsentError
 from consent.registry import Purpose
 from consent.store import Store, open_store, resolve_data_dir
 from pipeline.analysis import pupils_in_classes
+from pipeline.caption_sources import CaptionCsvError, read_captions_csv
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.errors import PipelineError
 from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
@@ -79,6 +80,51 @@ def date_option(f: F) -> F:
         default=None,
         help="Judge consent as on this date (default: today).",
     )(f)
+
+
+def caption_options(f: F) -> F:
+    """--captions FILE, --caption TEXT and --embedded-captions/--no-embedded-captions."""
+    f = click.option(
+        "--embedded-captions/--no-embedded-captions",
+        "embedded_captions",
+        default=True,
+        show_default=True,
+        help="Use the caption a photo carries in its own IPTC/XMP/EXIF/PNG fields when "
+        "neither --captions nor --caption gives one.",
+    )(f)
+    f = click.option(
+        "--caption",
+        "batch_caption",
+        default=None,
+        help="One caption for every photo without a --captions line (rewritten per photo).",
+    )(f)
+    f = click.option(
+        "--captions",
+        "captions_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="CSV with columns file,caption (file name, or path inside the input folder). "
+        "Captions are rewritten for the purpose's name policy (`photoconsent names show`) "
+        "into captions.csv and report.json, never into an image.",
+    )(f)
+    return f
+
+
+def caption_settings(
+    captions_file: Path | None, batch_caption: str | None, embedded_captions: bool
+) -> dict[str, Any]:
+    """The PublishOptions fields for the caption options (a bad CSV is a usage error)."""
+    captions = None
+    if captions_file is not None:
+        try:
+            captions = read_captions_csv(captions_file)
+        except CaptionCsvError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except OSError as exc:
+            raise click.UsageError(f"cannot read {captions_file}: {exc.strerror}") from exc
+    if batch_caption is not None and not batch_caption.strip():
+        batch_caption = None
+    return {"captions": captions, "caption": batch_caption, "embedded_captions": embedded_captions}
 
 
 def matching_options(f: F) -> F:

@@ -15,6 +15,8 @@ from commands._shared import (
     _candidates,
     _options,
     _store,
+    caption_options,
+    caption_settings,
     data_dir_option,
     date_option,
     errors_to_exit,
@@ -78,6 +80,12 @@ def _print_publish_summary(report: PublishReport, as_json: bool) -> None:
             click.echo(f"  withheld {count}: {safe(reason)}", err=True)
         click.echo(f"Output: {safe(out.resolve())}", err=True)
         click.echo(f"Report: {safe((out / 'report.json').resolve())}", err=True)
+        if summary["captions"]:
+            click.echo(
+                f"Captions: {summary['captions']} rewritten for the {report.options.purpose.value}"
+                f" name policy in {safe((out / 'captions.csv').resolve())}",
+                err=True,
+            )
         if report.archived_report is not None:
             click.echo(
                 f"The earlier batch's report.json was kept as {safe(report.archived_report.name)}.",
@@ -136,6 +144,7 @@ def _print_publish_summary(report: PublishReport, as_json: bool) -> None:
     show_default=True,
     help="Output image format.",
 )
+@caption_options
 @date_option
 @matching_options
 @data_dir_option
@@ -165,6 +174,9 @@ def publish(
     destination: str | None,
     style: str,
     fmt: str,
+    captions_file: Path | None,
+    batch_caption: str | None,
+    embedded_captions: bool,
     on: Any,
     thoroughness: str,
     tolerance: float,
@@ -182,6 +194,11 @@ def publish(
     Writes <event>-0001.jpg... and report.json to --out, one audit entry per photo.
     Exits 0 when every photo was published, 1 when any was withheld (see report.json).
 
+    Captions (--captions, --caption, or the photo's own caption fields, in that order)
+    are rewritten for the purpose's name policy: pupils blurred in the photo or without
+    consent are not named, kept pupils only as the policy allows. They go into
+    captions.csv beside the photos, never into an image.
+
     Interrupted (Ctrl-C, power cut, killed)? Run the same command again: photos already
     published are not redone, the rest are finished, and report.json covers the whole
     batch. A different batch into the same folder keeps the earlier report as
@@ -193,12 +210,19 @@ def publish(
     Examples:
         photoconsent publish --purpose website --event "Sports day 2026" \\
             --out to-upload/ camera-card/
+        photoconsent publish --purpose press --captions captions.csv \\
+            --out to-press/ camera-card/
         photoconsent publish --purpose press --review --class 3B camera-card/
     """
     if no_biometrics and not review:
         raise click.UsageError("--no-biometrics goes with --review.")
     if out is None and not review:
         raise click.UsageError("Missing option '--out' (needed unless --review).")
+    if review and (captions_file is not None or batch_caption is not None):
+        raise click.UsageError(
+            "With --review, give --captions/--caption to `photoconsent review publish`."
+        )
+    captioning = caption_settings(captions_file, batch_caption, embedded_captions)
     options = _options(
         purpose,
         out or Path("."),
@@ -213,7 +237,7 @@ def publish(
     with _store(data_dir) as store:
         candidates = _candidates(store, class_names, pupils_file)
         options = dataclasses.replace(
-            options, destination=destination, candidates=candidates, workers=workers
+            options, destination=destination, candidates=candidates, workers=workers, **captioning
         )
         if review:
             batch = create_batch(store, list(photos), options, biometrics=not no_biometrics)

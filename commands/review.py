@@ -13,6 +13,8 @@ from commands._shared import (
     _options,
     _print_report,
     _store,
+    caption_options,
+    caption_settings,
     data_dir_option,
     date_option,
     errors_to_exit,
@@ -217,6 +219,7 @@ def review_serve(batch_id: str, reviewer: str, port: int, data_dir: Path | None)
     help="Folder for the safe photos and report.json.",
 )
 @click.option("--destination", default=None, help="Where the photos will be published.")
+@caption_options
 @date_option
 @data_dir_option
 @operator_option
@@ -226,6 +229,9 @@ def review_publish(
     batch_id: str,
     out: Path,
     destination: str | None,
+    captions_file: Path | None,
+    batch_caption: str | None,
+    embedded_captions: bool,
     on: Any,
     data_dir: Path | None,
     operator: str,
@@ -254,6 +260,10 @@ def review_publish(
             float(opts["tolerance"]),  # type: ignore[arg-type]
             on.date() if on else None,
         )
-        options = dataclasses.replace(options, destination=destination)
+        options = dataclasses.replace(
+            options,
+            destination=destination,
+            **caption_settings(captions_file, batch_caption, embedded_captions),
+        )
         report = publish_batch(store, batch_id, options)
     _print_report(report, out, as_json)

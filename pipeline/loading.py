@@ -89,9 +89,23 @@ def load_image(path: Path, *, max_pixels: int = 64_000_000) -> LoadedImage:
     applies the container's rotation itself. Raises UnreadableImage for anything that is
     not a complete, single-image JPEG, PNG, WebP, HEIC/HEIF, TIFF, BMP or GIF.
     """
-    data = _read_bytes(Path(path))
+    return decode_image(read_photo_bytes(path), Path(path).name, max_pixels=max_pixels)
+
+
+def read_photo_bytes(path: Path) -> bytes:
+    """The bytes of one input file, read once, with the loader's refusals (a folder, a
+    FIFO, an empty or oversized file) as :class:`UnreadableImage`.
+
+    For callers that need more from the same bytes than the pixels (the caption a photo
+    carries), then :func:`decode_image` on them, so both come from what was hashed.
+    """
+    return _read_bytes(Path(path))
+
+
+def decode_image(data: bytes, file_name: str, *, max_pixels: int = 64_000_000) -> LoadedImage:
+    """:func:`load_image` on bytes already read; ``file_name`` is only for the reasons."""
     # Reasons quote the file name; a name may carry escape sequences of its own.
-    name = _CONTROL.sub("?", Path(path).name)
+    name = _CONTROL.sub("?", file_name)
     heif.register()
     with _truncated_images_are_errors():
         loaded = _open_and_decode(data, name, max_pixels)

@@ -11,30 +11,40 @@ A batch uses every core (:mod:`pipeline.workers`), records its progress in the d
 directory (:mod:`pipeline.journal`) so the same command run again after an interruption
 finishes it without duplicates, and holds a lock on the output folder
 (:class:`pipeline.outputs.FolderLock`) so two publishes never interleave there.
+
+Captions (a ``--captions`` file, a ``--caption`` for the batch, or the caption the photo
+itself carries) are rewritten for the purpose's name policy against the registry and this
+photo's face decisions (:mod:`pipeline.photo_captions`); the result goes into
+``report.json`` and ``captions.csv`` beside the outputs, never into an image.
 """
 
 from __future__ import annotations
 
+import csv
 import getpass
+import hashlib
+import io
 import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from consent import audit
+from consent.name_policy import name_policy
 from consent.registry import Purpose
 from consent.store import Store
 
 from . import __version__, journal
 from .analysis import Gallery, analyse, blurred, kept, load_gallery
 from .boxes import Box
+from .caption_sources import caption_for, embedded_caption
 from .detection import DetectionSettings, DetectionStage
 from .errors import InvalidOptions, OutputConflict
-from .loading import LoadedImage
+from .loading import LoadedImage, read_photo_bytes
 from .matching import Decision, FaceDecision, MatchSettings, Reason
 from .outputs import (
     DiskFull,
@@ -47,15 +57,17 @@ from .outputs import (
     verify_written,
     write_temp,
 )
+from .photo_captions import PhotoCaption, photo_caption, register_pupils
 from .redaction import RedactionStyle
 from .workers import PhotoWork, Processed, default_workers, process_all, withheld_reason
 from .writing import OutputFormat
 
 # Files a camera, phone or OS drops beside photos that are not photos of anyone, and the
 # reports publish itself writes.
-NOT_PHOTOS = frozenset({"thumbs.db", "desktop.ini", "report.json"})
-_REPORT_FILE = re.compile(r"^report-[0-9tz-]+\.json$", re.IGNORECASE)
+NOT_PHOTOS = frozenset({"thumbs.db", "desktop.ini", "report.json", "captions.csv"})
+_REPORT_FILE = re.compile(r"^(report-[0-9tz-]+\.json|captions-[0-9tz-]+\.csv)$", re.IGNORECASE)
 REPORT_NAME = "report.json"
+CAPTIONS_NAME = "captions.csv"
 
 
 def default_operator() -> str:
@@ -89,6 +101,13 @@ class PublishOptions:
     # can say where to remove them from.
     destination: str | None = None
     workers: int | None = None
+    # Captions: per photo from a --captions file (keys as in the file: a file name or a
+    # path relative to the input folder), one --caption for the whole batch, and the
+    # caption each photo carries in its own IPTC/XMP/EXIF/PNG fields. The first that gives
+    # a photo a caption wins, in that order.
+    captions: Mapping[str, str] | None = None
+    caption: str | None = None
+    embedded_captions: bool = True
 
 
 @dataclass
@@ -106,9 +125,13 @@ class PhotoResult:
     input_sha256: str | None = None
     output_sha256: str | None = None
     resumed: bool = False
+    # The caption rewritten for the purpose and where its source came from ("captions
+    # file", "--caption", "embedded"); None when the photo has no caption.
+    caption: PhotoCaption | None = None
+    caption_source: str | None = None
 
     def to_report(self) -> dict[str, object]:
-        return {
+        entry: dict[str, object] = {
             "input": self.input,
             "output": self.output,
             "status": self.status,
@@ -117,6 +140,11 @@ class PhotoResult:
             "output_sha256": self.output_sha256,
             "faces": [f.to_report() for f in self.faces],
         }
+        if self.status == "published":
+            entry["caption"] = None
+            if self.caption is not None:
+                entry["caption"] = {"source": self.caption_source, **self.caption.to_report()}
+        return entry
 
     @classmethod
     def from_report(cls, entry: dict[str, object], *, resumed: bool = False) -> PhotoResult:
@@ -192,6 +220,7 @@ class PublishReport:
                 "faces_kept": sum(len(kept(r.faces)) for r in self.results),
                 "faces_blurred": sum(len(blurred(r.faces)) for r in self.results),
                 "resumed": len(self.resumed),
+                "captions": sum(1 for r in self.published if r.caption is not None),
             },
         }
 
@@ -244,6 +273,9 @@ class InputPhoto:
 
     path: Path
     refusal: str | None = None
+    # The input folder it was found in (None for a file named on the command line); a
+    # --captions file may name photos by their path relative to it.
+    root: Path | None = None
 
 
 def collect_inputs(paths: Iterable[Path]) -> list[Path]:
@@ -274,7 +306,9 @@ def collect_photos(paths: Iterable[Path]) -> list[InputPhoto]:
             for d in dirnames:
                 sub = Path(dirpath, d)
                 if sub.is_symlink() and not _inside(os.path.realpath(sub), root):
-                    below.append(InputPhoto(sub, "is a link to a folder outside the input folder"))
+                    below.append(
+                        InputPhoto(sub, "is a link to a folder outside the input folder", path)
+                    )
             for name in filenames:
                 if name.startswith(".") or name.lower() in NOT_PHOTOS or _REPORT_FILE.match(name):
                     continue
@@ -282,7 +316,7 @@ def collect_photos(paths: Iterable[Path]) -> list[InputPhoto]:
                 refusal = None
                 if sub.is_symlink() and not _inside(os.path.realpath(sub), root):
                     refusal = "is a link to a file outside the input folder"
-                below.append(InputPhoto(sub, refusal))
+                below.append(InputPhoto(sub, refusal, path))
         found.extend(sorted(below, key=lambda p: p.path))
     return found
 
@@ -398,6 +432,7 @@ def _recover(store: Store, out_dir: Path) -> None:
         journal.mark_revealed(store, out_dir, row.output)
     remove_stale_temps(out_dir, keep)
     unlink_quietly(out_dir / f".{REPORT_NAME}.tmp")
+    unlink_quietly(out_dir / f".{CAPTIONS_NAME}.tmp")
 
 
 class _OutputNamer:
@@ -437,6 +472,10 @@ class _BatchRun:
         )
         self.peak_mb = 0.0
         self.disk_full = False
+        # Read once per batch: every pupil on the register (a caption may name any of
+        # them) and the purpose's name policy.
+        self.pupils = register_pupils(store.conn)
+        self.policy = name_policy(store.conn, options.purpose)
 
     def process(
         self, photos: list[InputPhoto], work: PhotoWork, progress: ProgressCallback | None
@@ -455,6 +494,8 @@ class _BatchRun:
             for i, photo in enumerate(photos, start=0):
                 if i in resumed:
                     result = resumed[i]
+                    # Captions follow this run's caption inputs and today's consent.
+                    self._add_caption(photo, result, self._embedded_again(photo.path))
                 elif photo.refusal is not None:
                     result = self._withhold(photo.path, None, photo.refusal, audited=True)
                 elif self.disk_full:
@@ -462,7 +503,7 @@ class _BatchRun:
                 else:
                     outcome = next(outcomes)
                     self.peak_mb = max(self.peak_mb, outcome.peak_rss_mb)
-                    result = self._finish(photo.path, outcome)
+                    result = self._finish(photo, outcome)
                     if self.disk_full:
                         # Stop the workers: nothing more can be written.
                         outcomes.close()  # type: ignore[attr-defined]
@@ -482,7 +523,40 @@ class _BatchRun:
             return False
         return file_sha256(path) == row.input_sha256
 
-    def _finish(self, path: Path, outcome: Processed) -> PhotoResult:
+    def _embedded_again(self, path: Path) -> str | None:
+        """The caption a finished photo carries, for a resumed run (the worker read it
+        the first time; the input was just checked to be the same file)."""
+        if not self.options.embedded_captions:
+            return None
+        try:
+            return embedded_caption(read_photo_bytes(path))
+        except Exception:  # noqa: BLE001 - it was readable moments ago; no caption then
+            return None
+
+    def _add_caption(self, photo: InputPhoto, result: PhotoResult, embedded: str | None) -> None:
+        """Give a published photo its caption, rewritten for the purpose (or none)."""
+        options = self.options
+        text, source = None, None
+        if options.captions:
+            text, source = caption_for(options.captions, photo.path, photo.root), "captions file"
+        if text is None and options.caption:
+            text, source = options.caption, "--caption"
+        if text is None and embedded:
+            text, source = embedded, "embedded"
+        caption = photo_caption(
+            self.store.conn,
+            text,
+            result.faces,
+            options.purpose,
+            options.on,
+            policy=self.policy,
+            pupils=self.pupils,
+        )
+        result.caption = caption
+        result.caption_source = source if caption is not None else None
+
+    def _finish(self, photo: InputPhoto, outcome: Processed) -> PhotoResult:
+        path = photo.path
         if outcome.error is not None or outcome.data is None:
             return self._withhold(
                 path, outcome, outcome.error or "nothing was encoded", audited=True
@@ -496,6 +570,7 @@ class _BatchRun:
             output_sha256=outcome.output_sha256,
         )
         try:
+            self._add_caption(photo, result, outcome.embedded_caption)
             self._write(path, outcome.data, result)
         except DiskFull as exc:
             self.disk_full = True
@@ -644,6 +719,16 @@ def _audit_details(
         "pupils_blurred": sorted(
             {f.pupil_id for f in blurred(result.faces) if f.pupil_id is not None}
         ),
+        # The caption's text stays in report.json; the audit records what was done to it.
+        "caption": None
+        if result.caption is None
+        else {
+            "source": result.caption_source,
+            "sha256": hashlib.sha256(result.caption.text.encode("utf-8")).hexdigest(),
+            "name_policy": result.caption.policy.value,
+            "pupils_removed": result.caption.removed,
+            "pupils_shortened": result.caption.shortened,
+        },
         "tool_version": __version__,
         "redaction": options.style.value,
         "detection": options.detection.describe(),
@@ -665,14 +750,54 @@ def _write_report(out_dir: Path, report: PublishReport) -> Path | None:
         if earlier != report.batch:
             archived = _archive_name(path)
             os.rename(path, archived)
+            captions = out_dir / CAPTIONS_NAME
+            if os.path.lexists(captions):
+                os.rename(captions, _captions_archive_name(archived))
+    _replace_file(path, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    _write_captions(out_dir / CAPTIONS_NAME, report)
+    return archived
+
+
+def _replace_file(path: Path, text: str, encoding: str = "utf-8") -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(tmp, "w", encoding=encoding, newline="") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return archived
+
+
+# A cell starting with one of these is a formula to Excel and LibreOffice.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _write_captions(path: Path, report: PublishReport) -> None:
+    """``captions.csv``: each published file's rewritten caption (``file,caption``), in
+    UTF-8 with a BOM so Excel shows accents. Removed when the batch has no captions."""
+    rows = [(r, r.caption) for r in report.published if r.caption is not None and r.output]
+    if not rows:
+        unlink_quietly(path)
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(["file", "caption"])
+    for result, caption in rows:
+        text = caption.text  # type: ignore[union-attr]
+        # A caption from a photo's own fields is untrusted text: never a spreadsheet formula.
+        if text.startswith(_FORMULA_START):
+            text = "'" + text
+        writer.writerow([Path(str(result.output)).name, text])
+    _replace_file(path, buf.getvalue(), encoding="utf-8-sig")
+
+
+def _captions_archive_name(archived_report: Path) -> Path:
+    stem = archived_report.stem.replace("report-", "captions-", 1)
+    candidate = archived_report.with_name(f"{stem}.csv")
+    n = 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = archived_report.with_name(f"{stem}-{n}.csv")
+    return candidate
 
 
 def _archive_name(path: Path) -> Path:

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .analysis import Gallery, analyse, blurred
+from .caption_sources import embedded_caption
 from .detection import DetectionStage, opencv_threads
 from .errors import PipelineError
-from .loading import LoadedImage, load_image
+from .loading import LoadedImage, decode_image, read_photo_bytes
 from .matching import FaceDecision
 from .redaction import head_region, redact
 from .writing import encode_clean, sha256_bytes
@@ -43,7 +44,9 @@ QUEUE_PER_WORKER = 2
 @dataclass
 class Processed:
     """One photo's outcome from a worker: ``data`` to publish, or ``error`` (the reason
-    to withhold it). ``peak_rss_mb`` is the worker's peak resident memory so far."""
+    to withhold it). ``peak_rss_mb`` is the worker's peak resident memory so far.
+    ``embedded_caption`` is the caption the file itself carries (IPTC/XMP/EXIF/PNG text),
+    read from the same bytes as the pixels, for the parent to rewrite; never published."""
 
     input_sha256: str | None = None
     faces: list[FaceDecision] = field(default_factory=list)
@@ -51,6 +54,7 @@ class Processed:
     output_sha256: str | None = None
     error: str | None = None
     peak_rss_mb: float = 0.0
+    embedded_caption: str | None = None
 
 
 def usable_cores() -> int:
@@ -138,7 +142,11 @@ class PhotoWork:
     def process(self, photo: Path) -> Processed:
         out = Processed()
         try:
-            loaded = load_image(photo)
+            data = read_photo_bytes(photo)
+            if self.options.embedded_captions:
+                out.embedded_caption = embedded_caption(data)
+            loaded = decode_image(data, photo.name)
+            del data
             out.input_sha256 = loaded.sha256
             out.faces = self.decide(photo, loaded)
             regions = [head_region(f.box) for f in blurred(out.faces)]

@@ -107,10 +107,14 @@ def test_published_output_holds_no_trace_of_the_name(
     assert cp.exiftool_extras(output) == []
     with Image.open(output) as im:
         assert im.size == (512, 256)
-    # Caption hook (issue 5): once publish reads captions from the input's own fields,
-    # assert here that the report carries cp.DIRTY_FORMATS[fmt].caption rewritten for the
-    # purpose (website: first name only, "Amelia on sports day"), never the full name.
-    assert cp.FULL_NAME not in str(result.to_report())
+    # The caption the file carries ("Amelia Hart on sports day") is read from its own
+    # fields and rewritten: her face was blurred (no reference photo), so she is not named.
+    assert cp.DIRTY_FORMATS[fmt].caption == f"{cp.FULL_NAME} on sports day"
+    assert result.caption is not None and result.caption_source == "embedded"
+    assert result.caption.text.lower() == "a pupil on sports day"
+    assert result.caption.removed == ["P100"]
+    report_text = str(result.to_report()).lower()
+    assert "amelia" not in report_text and "hart" not in report_text
 
 
 @pytest.mark.parametrize("out", OUTPUTS, ids=[o.value for o in OUTPUTS])
