@@ -590,27 +590,7 @@ class _BatchRun:
             while os.path.lexists(dest):  # taken by another program meanwhile: move on
                 dest = self.namer.next()
             result.output = str(dest)
-            with self.store.transaction() as conn:
-                audit.append(
-                    conn,
-                    self.store.key,
-                    action="publish",
-                    operator=self.options.operator,
-                    details=self._details(result),
-                )
-                journal.record(
-                    conn,
-                    self.batch,
-                    self.out_dir,
-                    journal.path_key(path),
-                    input_sha256=result.input_sha256,
-                    status="published",
-                    output=dest.name,
-                    output_sha256=result.output_sha256,
-                    temp=temp.name,
-                    result=result.to_report(),
-                    at=audit.utc_now(),
-                )
+            self._record(path, result, output=dest.name, temp=temp.name)
         except BaseException:
             # No audit entry, no output: also on Ctrl-C before the commit.
             result.output = None
@@ -640,28 +620,34 @@ class _BatchRun:
             input_sha256=None if outcome is None else outcome.input_sha256,
         )
         if audited:
-            with self.store.transaction() as conn:
-                audit.append(
-                    conn,
-                    self.store.key,
-                    action="withhold",
-                    operator=self.options.operator,
-                    details=self._details(result),
-                )
-                journal.record(
-                    conn,
-                    self.batch,
-                    self.out_dir,
-                    journal.path_key(path),
-                    input_sha256=result.input_sha256,
-                    status="withheld",
-                    output=None,
-                    output_sha256=None,
-                    temp=None,
-                    result=result.to_report(),
-                    at=audit.utc_now(),
-                )
+            self._record(path, result)
         return result
+
+    def _record(
+        self, path: Path, result: PhotoResult, *, output: str | None = None, temp: str | None = None
+    ) -> None:
+        """The photo's audit entry and journal row, in one transaction (both or neither)."""
+        with self.store.transaction() as conn:
+            audit.append(
+                conn,
+                self.store.key,
+                action="publish" if result.status == "published" else "withhold",
+                operator=self.options.operator,
+                details=self._details(result),
+            )
+            journal.record(
+                conn,
+                self.batch,
+                self.out_dir,
+                journal.path_key(path),
+                input_sha256=result.input_sha256,
+                status=result.status,
+                output=output,
+                output_sha256=result.output_sha256 if output else None,
+                temp=temp,
+                result=result.to_report(),
+                at=audit.utc_now(),
+            )
 
     def _details(self, result: PhotoResult) -> dict[str, object]:
         details = _audit_details(result, self.options, self.gallery)

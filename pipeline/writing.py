@@ -21,6 +21,7 @@ from PIL import Image
 
 from pipeline.errors import OutputConflict, UnsafeOutput
 from pipeline.metadata import describe, find_metadata
+from pipeline.outputs import fsync_dir, unlink_quietly
 
 # errno values meaning "this filesystem cannot hard-link" (FAT/exFAT, some SMB mounts).
 _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
@@ -104,16 +105,16 @@ def write_atomic(data: bytes, dest: Path) -> None:
             finally:
                 os.close(fd)
             linked = _link_no_clobber(tmp, dest)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         except OutputConflict:
             raise
         except OSError as exc:
             if linked:
                 # dest is ours but not durable; a raised error must mean "no output".
-                _unlink_quietly(dest)
+                unlink_quietly(dest)
             raise OutputConflict(f"cannot write {dest}: {exc.strerror or exc}") from exc
     finally:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
 
 
 def _create_temp(directory: Path, name: str) -> Path:
@@ -145,22 +146,3 @@ def _link_no_clobber(tmp: Path, dest: Path) -> bool:
         raise OutputConflict(f"{dest} exists; choose another --out or remove it")
     os.replace(tmp, dest)
     return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the new directory entry durable (the file's bytes were fsynced already).
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:  # some filesystems cannot fsync a directory
-            raise
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
