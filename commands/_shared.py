@@ -72,14 +72,18 @@ def purpose_option(f: F) -> F:
     )(f)
 
 
-def date_option(f: F) -> F:
+def date_option_for(help_text: str) -> Callable[[F], F]:
+    """A ``--date YYYY-MM-DD`` option (into ``on``) whose help says what it judges."""
     return click.option(
         "--date",
         "on",
         type=click.DateTime(["%Y-%m-%d"]),
         default=None,
-        help="Judge consent as on this date (default: today).",
-    )(f)
+        help=help_text,
+    )
+
+
+date_option = date_option_for("Judge consent as on this date (default: today).")
 
 
 def caption_options(f: F) -> F:

@@ -13,6 +13,7 @@ from commands._shared import (
     _iso_date,
     _store,
     data_dir_option,
+    date_option_for,
     errors_to_exit,
     json_option,
     operator_option,
@@ -24,13 +25,7 @@ from pipeline.board import BoardFilter, BoardOptions, Orientation, generate
 from pipeline.board_photos import prepare_photo
 from pipeline.board_status import board_status
 
-_date_option = click.option(
-    "--date",
-    "on",
-    type=click.DateTime(["%Y-%m-%d"]),
-    default=None,
-    help="Judge records, photos and boards as on this date (default: today).",
-)
+_date_option = date_option_for("Judge records, photos and boards as on this date (default: today).")
 
 
 @click.group("board")

@@ -13,6 +13,7 @@ from commands._shared import (
     _iso_date,
     _store,
     data_dir_option,
+    date_option_for,
     errors_to_exit,
     json_option,
     operator_option,
@@ -24,12 +25,8 @@ from consent.medical import Condition, Room, Severity
 _SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 
 
-_date_option = click.option(
-    "--date",
-    "on",
-    type=click.DateTime(["%Y-%m-%d"]),
-    default=None,
-    help="Judge current conditions and reviews as on this date (default: today).",
+_date_option = date_option_for(
+    "Judge current conditions and reviews as on this date (default: today)."
 )
 
 
