@@ -153,6 +153,7 @@ def test_publish_succeeds_with_one_report_entry_per_photo(website: Published) ->
         "faces_kept": 1,
         "faces_blurred": 2,
         "resumed": 0,
+        "captions": 2,
     }
 
 
@@ -187,7 +188,8 @@ def test_only_the_consented_pupil_is_kept(website: Published) -> None:
 
 def test_report_and_audit_hold_no_pupil_names(website: Published, sample_data: Path) -> None:
     def without_inputs(photo: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in photo.items() if k != "input"}  # the caller's own path
+        # The caller's own path, and the caption (checked below).
+        return {k: v for k, v in photo.items() if k not in ("input", "caption")}
 
     report = json.dumps(
         {**website.report, "photos": [without_inputs(p) for p in website.report["photos"]]}
@@ -198,13 +200,21 @@ def test_report_and_audit_hold_no_pupil_names(website: Published, sample_data: P
     for name in NAMES:
         assert name not in report
         assert name not in details
+    # The samples carry "Alex Example, Class 3B" in their own ImageDescription. Rewritten
+    # for the website: Alex (P001, kept with consent) by first name where his face is
+    # shown, nobody named where it is not.
+    first, second = entry(website.report, "IMG_0001.jpg"), entry(website.report, "IMG_0002.jpg")
+    assert first["caption"]["caption"] == "Alex, Class 3B"
+    assert first["caption"]["source"] == "embedded"
+    assert "Alex" not in second["caption"]["caption"]
+    assert "Example" not in json.dumps(website.report)
 
 
 def test_outputs_have_neutral_names_and_nothing_else_is_written(website: Published) -> None:
     names = sorted(p.name for p in website.out.iterdir())
 
-    assert names == ["report.json", "sports-day-0001.jpg", "sports-day-0002.jpg"]
-    assert [Path(p["output"]).name for p in website.report["photos"]] == names[1:]
+    assert names == ["captions.csv", "report.json", "sports-day-0001.jpg", "sports-day-0002.jpg"]
+    assert [Path(p["output"]).name for p in website.report["photos"]] == names[2:]
     assert all(Path(p["output"]).is_file() for p in website.report["photos"])
 
 
