@@ -67,7 +67,7 @@ def _centerface_net():  # type: ignore[no-untyped-def]
 # Tiling (see CenterFace): input megapixels per tile, pixels shared by neighbours, the
 # long side of the extra whole-image pass, and how near a tile's inner edge (input
 # pixels) a box counts as cut.
-TILE_MP = 2.4
+TILE_MP = 3.4
 TILE_OVERLAP = 160
 WHOLE_SIDE = 1024
 EDGE_MARGIN = 4
@@ -123,20 +123,12 @@ class CenterFace:
     def detect(self, pixels: np.ndarray) -> list[Detection]:
         h, w = pixels.shape[:2]
         factor = self.input_scale(h, w)
-        grid = tile_grid(w * factor, h * factor, self.tile_mp * 1e6, self.tile_overlap)
+        in_w, in_h = _input_size(w, h, factor)
+        grid = tile_grid(in_w, in_h, self.tile_mp * 1e6, self.tile_overlap)
         if len(grid) == 1:
             found = self._infer(pixels, factor, 0, 0)
         else:
-            tiles = [
-                (
-                    round(x / factor),
-                    round(y / factor),
-                    round((x + tw) / factor),
-                    round((y + th) / factor),
-                )
-                for x, y, tw, th in grid
-            ]
-            found, cut = self._tiled(pixels, factor, tiles)
+            found, cut, tiles = self._tiled(pixels, (in_w, in_h), grid)
             # A face larger than the overlap may be cut in every tile: look at the whole
             # image once more, reduced, and keep what no single tile holds whole (a box a
             # tile holds was that tile's to find at full size; a false box this coarse
@@ -160,36 +152,61 @@ class CenterFace:
         return found
 
     def _tiled(
-        self, pixels: np.ndarray, factor: float, tiles: list[tuple[int, int, int, int]]
-    ) -> tuple[list[Detection], list[Detection]]:
-        """Boxes from every tile ``(x1, y1, x2, y2)`` (original pixels), split into those
-        clear of the tile's inner edges and those touching one (a face the edge may have
-        cut). Each tile is a view of ``pixels``, never a copy."""
+        self,
+        pixels: np.ndarray,
+        size: tuple[int, int],
+        grid: list[tuple[float, float, float, float]],
+    ) -> tuple[list[Detection], list[Detection], list[tuple[float, float, float, float]]]:
+        """Boxes from every tile, split into those clear of the tile's inner edges and
+        those touching one (a face the edge may have cut), and the tiles in the original's
+        pixels ``(x1, y1, x2, y2)``.
+
+        The image is resized once to the input size, exactly as the untiled pass would
+        resize it, and tiles are cut from that copy on CenterFace's 32 px grid: a face far
+        from a tile edge is then seen by the network as in one piece, and tiny faces at
+        the edge of detection are not won or lost by a different resize per tile."""
+        import cv2
+
         h, w = pixels.shape[:2]
-        margin = EDGE_MARGIN / factor
+        in_w, in_h = size
+        sx, sy = in_w / w, in_h / h
+        if (in_w, in_h) == (w, h):
+            resized = pixels
+        else:
+            resized = cv2.resize(pixels, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
+        # Tiles on the 32 px grid, as column and row spans of the resized copy. Each tile
+        # owns the boxes centred in its core (up to the middle of each overlap), so a face
+        # in an overlap is reported once, by the tile that sees it furthest from its edge.
+        cols = _spans(sorted({(x, x + tw) for x, _, tw, _ in grid}), in_w)
+        rows = _spans(sorted({(y, y + th) for _, y, _, th in grid}), in_h)
         whole: list[Detection] = []
         cut: list[Detection] = []
-        for c0, r0, c1, r1 in tiles:
-            c1, r1 = min(c1, w), min(r1, h)
-            for d in self._infer(pixels[r0:r1, c0:c1], factor, c0, r0):
-                b = d.box
-                touches = (
-                    (c0 > 0 and b.x <= c0 + margin)
-                    or (c1 < w and b.x2 >= c1 - margin)
-                    or (r0 > 0 and b.y <= r0 + margin)
-                    or (r1 < h and b.y2 >= r1 - margin)
-                )
-                (cut if touches else whole).append(d)
-        return whole, cut
+        tiles = []
+        for r0, r1, top, bottom in rows:
+            for c0, c1, left, right in cols:
+                tiles.append((c0 / sx, r0 / sy, c1 / sx, r1 / sy))
+                # A view of the resized copy; blobFromImage makes the float input from it.
+                for d in self._infer(resized[r0:r1, c0:c1], 1.0, 0, 0):
+                    b = d.box
+                    cx, cy = b.center
+                    if not (left <= cx + c0 < right and top <= cy + r0 < bottom):
+                        continue
+                    touches = (
+                        (c0 > 0 and b.x <= EDGE_MARGIN)
+                        or (c1 < in_w and b.x2 >= c1 - c0 - EDGE_MARGIN)
+                        or (r0 > 0 and b.y <= EDGE_MARGIN)
+                        or (r1 < in_h and b.y2 >= r1 - r0 - EDGE_MARGIN)
+                    )
+                    box = Box((b.x + c0) / sx, (b.y + r0) / sy, b.w / sx, b.h / sy)
+                    (cut if touches else whole).append(Detection(box, d.score, d.source))
+        return whole, cut, tiles
 
     def _infer(self, pixels: np.ndarray, factor: float, dx: int, dy: int) -> list[Detection]:
         """One forward pass on ``pixels`` resized by ``factor``; boxes moved by (dx, dy)."""
         import cv2
 
         h, w = pixels.shape[:2]
-        # CenterFace needs sides divisible by 32; resize straight to the padded-up size.
-        in_w = max(32, int(np.ceil(w * factor / 32) * 32))
-        in_h = max(32, int(np.ceil(h * factor / 32) * 32))
+        in_w, in_h = _input_size(w, h, factor)
         blob = cv2.dnn.blobFromImage(pixels, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False)
         net = _centerface_net()
         net.setInput(blob)
@@ -207,7 +224,29 @@ class CenterFace:
         ]
 
 
-def _holds(tile: tuple[int, int, int, int], box: Box) -> bool:
+def _spans(spans: list[tuple[float, float]], size: int) -> list[tuple[int, int, float, float]]:
+    """Tile spans ``(start, stop)`` snapped out to CenterFace's 32 px grid, each with its
+    core ``(from, to)``: from the middle of the overlap with the previous span to the middle
+    of the overlap with the next (the image's edges at the ends)."""
+    snapped = [(int(a // 32 * 32), min(size, int(np.ceil(b / 32) * 32))) for a, b in spans]
+    out = []
+    for i, (a, b) in enumerate(snapped):
+        lo = (a + snapped[i - 1][1]) / 2 if i > 0 else -np.inf
+        hi = (snapped[i + 1][0] + b) / 2 if i + 1 < len(snapped) else np.inf
+        out.append((a, b, lo, hi))
+    return out
+
+
+def _input_size(width: int, height: int, factor: float) -> tuple[int, int]:
+    """CenterFace needs sides divisible by 32: the image is resized straight to the
+    scaled size rounded up to them."""
+    return (
+        max(32, int(np.ceil(width * factor / 32) * 32)),
+        max(32, int(np.ceil(height * factor / 32) * 32)),
+    )
+
+
+def _holds(tile: tuple[float, float, float, float], box: Box) -> bool:
     x1, y1, x2, y2 = tile
     return box.x >= x1 and box.y >= y1 and box.x2 <= x2 and box.y2 <= y2
 
