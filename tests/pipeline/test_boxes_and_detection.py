@@ -152,7 +152,7 @@ def test_decode_centerface_exact():
     "level, names",
     [
         (Thoroughness.FAST, ["centerface@1x"]),
-        (Thoroughness.STANDARD, ["centerface@1x", "centerface@2x", "centerface@2048px+flip"]),
+        (Thoroughness.STANDARD, ["centerface@1x", "centerface@2x", "centerface@1x+flip"]),
     ],
 )
 def test_thoroughness_chooses_passes(level, names):
