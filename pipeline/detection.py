@@ -91,7 +91,7 @@ class DetectionSettings:
     ``max_side`` caps the inference size (long side, pixels) of every pass.
     ``mirror_max_side`` caps the mirrored pass alone; None (the default) runs it as large
     as the main pass. 2048 takes about 40% off a 12 MP photo's detection time but, on
-    12 MP mosaics of the evaluation photos, loses 4 of 494 faces under 20 px and one head
+    12 MP mosaics of the evaluation photos, loses 3 of 494 faces under 20 px and one head
     (docs/detection.md), so it is not the default.
     """
 
