@@ -89,15 +89,21 @@ class DetectionSettings:
     """What the detection stage runs; recorded in every audit entry.
 
     ``max_side`` caps the inference size (long side, pixels) of every pass.
+    ``mirror_max_side`` caps the mirrored pass alone; None (the default) runs it as large
+    as the main pass. 2048 takes about 40% off a 12 MP photo's detection time but, on
+    12 MP mosaics of the evaluation photos, loses 3 of 494 faces under 20 px and one head
+    (docs/detection.md), so it is not the default.
     """
 
     thoroughness: Thoroughness = Thoroughness.STANDARD
     max_side: int = 4096
+    mirror_max_side: int | None = None
 
     def describe(self) -> dict[str, object]:
         return {
             "thoroughness": self.thoroughness.value,
             "max_side": self.max_side,
+            "mirror_max_side": self.mirror_max_side,
             "candidate_threshold": CANDIDATE_THRESHOLD,
             "accept_score": ACCEPT_SCORE,
             "small_face_px": SMALL_FACE_PX,
@@ -127,7 +133,14 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     )
     if small_image or settings.thoroughness is Thoroughness.PARANOID:
         passes.append(up)
-    passes.append(Flipped(base))
+    side = settings.mirror_max_side
+    if settings.thoroughness is Thoroughness.PARANOID or side is None or side >= ms:
+        passes.append(Flipped(base))
+    else:
+        reduced = CenterFace(
+            threshold=CANDIDATE_THRESHOLD, max_side=side, name=f"centerface@{side}px"
+        )
+        passes.append(Flipped(reduced))
     if settings.thoroughness is Thoroughness.PARANOID:
         passes.append(Flipped(up))
         passes.extend(build_turned_passes(settings))
@@ -162,16 +175,29 @@ def merge_detections(
     """
     order = sorted(detections, key=lambda d: d.score, reverse=True)
     clusters: list[list[Detection]] = []
+    # The heads' corners and areas as arrays: a crowd gives thousands of boxes (every
+    # heatmap cell above the threshold), and comparing each with every head one Box at a
+    # time took seconds per photo. Same rule, same order, vectorised.
+    heads = np.empty((len(order), 4))
     for det in order:
-        for cluster in clusters:
-            head = cluster[0].box
-            inter = head.intersection(det.box)
-            smaller = min(head.area, det.box.area)
-            if head.iou(det.box) >= iou or (smaller > 0 and inter / smaller >= containment):
-                cluster.append(det)
-                break
-        else:
-            clusters.append([det])
+        b = det.box
+        n = len(clusters)
+        if n:
+            h = heads[:n]
+            iw = np.minimum(h[:, 2], b.x2) - np.maximum(h[:, 0], b.x)
+            ih = np.minimum(h[:, 3], b.y2) - np.maximum(h[:, 1], b.y)
+            inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
+            head_area = np.clip(h[:, 2] - h[:, 0], 0, None) * np.clip(h[:, 3] - h[:, 1], 0, None)
+            union = head_area + b.area - inter
+            iou_ok = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0) >= iou
+            smaller = np.minimum(head_area, b.area)
+            cont_ok = (smaller > 0) & (inter / np.where(smaller > 0, smaller, 1) >= containment)
+            hit = np.flatnonzero(iou_ok | cont_ok)
+            if hit.size:
+                clusters[hit[0]].append(det)
+                continue
+        heads[n] = (b.x, b.y, b.x2, b.y2)
+        clusters.append([det])
     merged = []
     for cluster in clusters:
         weights = np.array([d.score for d in cluster], dtype=np.float64) + 1e-6

@@ -124,3 +124,10 @@ def test_a_turned_photo_without_orientation_tag_still_has_its_face_found(k):
     # The same face, wherever the turn put it: its area matches within a third.
     best = max(found, key=lambda d: d.score)
     assert best.box.area == pytest.approx(face.area, rel=0.34)
+
+
+def test_a_reduced_mirrored_pass_is_a_setting_not_the_default():
+    settings = DetectionSettings(mirror_max_side=2048)
+    names = [p.name for p in build_passes(settings, small_image=False)]
+    assert names == ["centerface@1x", "centerface@2048px+flip"]
+    assert settings.describe()["mirror_max_side"] == 2048
