@@ -83,7 +83,7 @@ class PublishOptions:
     """What one publish job does. ``on`` is the date consent is judged on (today).
 
     ``workers`` is the number of processes (None: one per usable core, as many as the
-    available memory allows at about 3 GB each, see docs/throughput.md).
+    available memory allows at about 1.6 GB each, see docs/throughput.md).
     """
 
     purpose: Purpose

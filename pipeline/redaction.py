@@ -35,6 +35,8 @@ class RedactionStyle(enum.Enum):
 BLUR_CELLS = 3
 PIXELATE_BLOCKS = 5
 SOLID_COLOUR = (48, 48, 48)
+# The blur style smooths its few colour averages at this size (shorter side, pixels).
+SMOOTH_SIDE = 64
 
 
 def head_region(face: Box) -> Box:
@@ -73,6 +75,14 @@ def _redact_patch(patch: np.ndarray, style: RedactionStyle) -> np.ndarray:
     tiny = cv2.resize(patch, (gw, gh), interpolation=cv2.INTER_AREA)
     if style is RedactionStyle.PIXELATE:
         return cv2.resize(tiny, (pw, ph), interpolation=cv2.INTER_NEAREST)
-    smooth = cv2.resize(tiny, (pw, ph), interpolation=cv2.INTER_LINEAR)
-    sigma = max(1.0, short / 8)
-    return cv2.GaussianBlur(smooth, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    # Smooth at a working size of at most SMOOTH_SIDE across the shorter side, then
+    # scale up: the blob looks the same, but a 1,000 px head costs a 64 px blur instead of
+    # a 750 px-wide kernel over a megapixel (seconds per head on a 12 MP crowd photo).
+    scale = min(1.0, SMOOTH_SIDE / short)
+    sw, sh = max(1, round(pw * scale)), max(1, round(ph * scale))
+    smooth = cv2.resize(tiny, (sw, sh), interpolation=cv2.INTER_LINEAR)
+    sigma = max(1.0, min(sw, sh) / 8)
+    smooth = cv2.GaussianBlur(smooth, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    if (sw, sh) == (pw, ph):
+        return smooth
+    return cv2.resize(smooth, (pw, ph), interpolation=cv2.INTER_LINEAR)

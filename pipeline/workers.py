@@ -66,12 +66,12 @@ def usable_cores() -> int:
 
 
 # Measured peak of one worker on a 12 or 24 MP photo (docs/throughput.md), with headroom.
-WORKER_MEMORY_MB = 3500
+WORKER_MEMORY_MB = 1600
 
 
 def default_workers() -> int:
     """One worker per usable core, but no more than the available memory holds (each
-    peaks near 3 GB on a 12 MP photo, see docs/throughput.md); at least one."""
+    peaks near 1.1 GB on a 12 or 24 MP photo, see docs/throughput.md); at least one."""
     cores = usable_cores()
     available = _mem_available_mb()
     if available is None:
