@@ -35,7 +35,7 @@ from pathlib import Path
 
 from consent import audit, crypto
 from consent.errors import ConsentError, CsvImportError, KeyMismatch, KeyMissing, UnknownPupil
-from consent.registry import _decode, _read_records, clean_text
+from consent.registry import _decode, _read_records, clean_text, csv_rows
 from consent.store import Store
 
 MEDICAL_KEY_ENV = "PHOTOCONSENT_MEDICAL_KEY_FILE"
@@ -578,13 +578,7 @@ def parse_medical_csv(
             problem = f"unknown column(s) {', '.join(e[:30] for e in extra)}; " + problem
         raise CsvImportError([*errors, (header_line, problem)], filename=filename)
     drafts: dict[str, _Draft] = {}
-    for line, fields in records[1:]:
-        if not any(f.strip() for f in fields):
-            continue
-        if len(fields) != len(names):
-            errors.append((line, f"expected {len(names)} fields, found {len(fields)}"))
-            continue
-        cells = dict(zip(names, fields, strict=True))
+    for line, cells in csv_rows(records, names, errors):
         problems: list[str] = []
         pupil_id = cells["pupil_id"].strip()
         if not pupil_id:

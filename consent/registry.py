@@ -29,6 +29,7 @@ import io
 import re
 import sqlite3
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -158,6 +159,20 @@ def _read_records(text: str, errors: list[tuple[int, str]]) -> list[tuple[int, l
     return records
 
 
+def csv_rows(
+    records: list[tuple[int, list[str]]], names: list[str], errors: list[tuple[int, str]]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The data records after the header as ``(line, {column: cell})``; blank lines are
+    skipped and a record with the wrong number of fields is reported in ``errors``."""
+    for line, fields in records[1:]:
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(names):
+            errors.append((line, f"expected {len(names)} fields, found {len(fields)}"))
+            continue
+        yield line, dict(zip(names, fields, strict=True))
+
+
 def _check_header(fields: list[str]) -> list[str]:
     names = [clean_text(f).lower() for f in fields]
     problems = []
@@ -239,14 +254,9 @@ def parse_pupils_csv(raw: bytes, *, filename: str = "the CSV file") -> list[CsvR
     names = [clean_text(f).lower() for f in header]
     rows: list[CsvRow] = []
     seen: dict[str, int] = {}
-    for line, fields in records[1:]:
-        if not any(f.strip() for f in fields):
-            continue
-        if len(fields) != len(names):
-            errors.append((line, f"expected {len(names)} fields, found {len(fields)}"))
-            continue
+    for line, cells in csv_rows(records, names, errors):
         problems: list[str] = []
-        row = _parse_row(line, dict(zip(names, fields, strict=True)), problems)
+        row = _parse_row(line, cells, problems)
         pupil_id = row.pupil.pupil_id
         if pupil_id in seen:
             problems.append(f"pupil_id '{_show(pupil_id)}' is already on line {seen[pupil_id]}")
