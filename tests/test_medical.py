@@ -434,3 +434,14 @@ def test_enrolment_photo_needs_the_recorded_setting(school: Path, tmp_path: Path
         info = board_photos.add_photo(store, "P1", photo.jpeg, **args)  # type: ignore[arg-type]
 
     assert info.from_reference
+
+
+def test_import_reports_a_short_line_and_skips_blank_ones(school: Path, tmp_path: Path) -> None:
+    path = medical_csv(tmp_path / "short.csv", [{"pupil_id": "P2"}])
+    with path.open("a", encoding="utf-8") as f:
+        f.write("\n,,,\nP3,Asthma\n")
+    with open_store(school) as store, pytest.raises(CsvImportError) as caught:
+        medical.import_medical_csv(store, path, operator="office")
+    message = str(caught.value)
+    assert "line 5: expected 9 fields, found 2" in message
+    assert [line for line, _ in caught.value.errors] == [5]  # lines 3 and 4 are blank
