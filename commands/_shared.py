@@ -131,8 +131,8 @@ def caption_settings(
     return {"captions": captions, "caption": batch_caption, "embedded_captions": embedded_captions}
 
 
-def matching_options(f: F) -> F:
-    f = click.option(
+def thoroughness_option(f: F) -> F:
+    return click.option(
         "--thoroughness",
         type=click.Choice([t.value for t in Thoroughness]),
         default=Thoroughness.STANDARD.value,
@@ -140,6 +140,21 @@ def matching_options(f: F) -> F:
         help="Detection passes: fast (one), standard (2x, mirror, turned when the photo "
         "has no orientation tag), paranoid (every pass, no second-look filtering).",
     )(f)
+
+
+def tolerance_option(f: F) -> F:
+    return click.option(
+        "--tolerance",
+        type=click.FloatRange(0.1, 0.6),
+        default=DEFAULT_TOLERANCE,
+        show_default=True,
+        help="Largest face distance that counts as a match. Raising it keeps more "
+        "faces and risks keeping the wrong child.",
+    )(f)
+
+
+def matching_options(f: F) -> F:
+    f = thoroughness_option(f)
     f = click.option(
         "--class",
         "class_names",
@@ -154,15 +169,7 @@ def matching_options(f: F) -> F:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="Only match the pupil IDs listed in this file, one per line.",
     )(f)
-    f = click.option(
-        "--tolerance",
-        type=click.FloatRange(0.1, 0.6),
-        default=DEFAULT_TOLERANCE,
-        show_default=True,
-        help="Largest face distance that counts as a match. Raising it keeps more "
-        "faces and risks keeping the wrong child.",
-    )(f)
-    return f
+    return tolerance_option(f)
 
 
 def _data_dir(data_dir: Path | None) -> Path:

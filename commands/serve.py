@@ -16,10 +16,12 @@ from commands._shared import (
     json_option,
     operator_option,
     safe,
+    thoroughness_option,
+    tolerance_option,
 )
 from consent import tokens
 from pipeline.detection import DetectionSettings, Thoroughness
-from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
+from pipeline.matching import DEFAULT_MARGIN, MatchSettings
 from pipeline.service import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
 
 
@@ -40,20 +42,8 @@ from pipeline.service import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_POR
     show_default=True,
     help="Largest image accepted, width x height (413 above it).",
 )
-@click.option(
-    "--thoroughness",
-    type=click.Choice([t.value for t in Thoroughness]),
-    default=Thoroughness.STANDARD.value,
-    show_default=True,
-    help="Face detection passes, as for `publish`.",
-)
-@click.option(
-    "--tolerance",
-    type=click.FloatRange(0.1, 0.6),
-    default=DEFAULT_TOLERANCE,
-    show_default=True,
-    help="Largest face distance that counts as a match, as for `publish`.",
-)
+@thoroughness_option
+@tolerance_option
 @data_dir_option
 @errors_to_exit
 def serve(
