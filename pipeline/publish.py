@@ -21,6 +21,7 @@ photo's face decisions (:mod:`pipeline.photo_captions`); the result goes into
 from __future__ import annotations
 
 import csv
+import functools
 import getpass
 import hashlib
 import io
@@ -495,7 +496,8 @@ class _BatchRun:
                 if i in resumed:
                     result = resumed[i]
                     # Captions follow this run's caption inputs and today's consent.
-                    self._add_caption(photo, result, self._embedded_again(photo.path))
+                    own = functools.partial(self._embedded_again, photo.path)
+                    self._add_caption(photo, result, own)
                 elif photo.refusal is not None:
                     result = self._withhold(photo.path, None, photo.refusal, audited=True)
                 elif self.disk_full:
@@ -533,16 +535,20 @@ class _BatchRun:
         except Exception:  # noqa: BLE001 - it was readable moments ago; no caption then
             return None
 
-    def _add_caption(self, photo: InputPhoto, result: PhotoResult, embedded: str | None) -> None:
-        """Give a published photo its caption, rewritten for the purpose (or none)."""
+    def _add_caption(
+        self, photo: InputPhoto, result: PhotoResult, embedded: Callable[[], str | None]
+    ) -> None:
+        """Give a published photo its caption, rewritten for the purpose (or none).
+        ``embedded`` gives the photo's own caption; it is asked only when neither
+        --captions nor --caption gives one (for a resumed photo it reads the file)."""
         options = self.options
         text, source = None, None
         if options.captions:
             text, source = caption_for(options.captions, photo.path, photo.root), "captions file"
         if text is None and options.caption:
             text, source = options.caption, "--caption"
-        if text is None and embedded:
-            text, source = embedded, "embedded"
+        if text is None:
+            text, source = embedded(), "embedded"
         caption = photo_caption(
             self.store.conn,
             text,
@@ -570,7 +576,7 @@ class _BatchRun:
             output_sha256=outcome.output_sha256,
         )
         try:
-            self._add_caption(photo, result, outcome.embedded_caption)
+            self._add_caption(photo, result, lambda: outcome.embedded_caption)
             self._write(path, outcome.data, result)
         except DiskFull as exc:
             self.disk_full = True
