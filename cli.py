@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from commands import __version__
+
 # Shared options and helpers live in commands/_shared.py, so that the command modules
 # never import this module (no import cycle when it runs as a script).
 from commands._shared import data_dir_option
@@ -24,7 +26,6 @@ from commands.retention import export_pupil, forget, purge, retention_group
 from commands.review import review
 from commands.serve import serve, token_group
 from commands.verify_clean import verify_clean
-from pipeline import __version__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -39,7 +39,7 @@ def measure(path: Path, profile: bool) -> list[str]:
         opencv_threads,
     )
     from pipeline.loading import load_image
-    from pipeline.workers import peak_rss_mb
+    from publishing.workers import peak_rss_mb
 
     opencv_threads(1)
     pixels = load_image(path).pixels

@@ -30,9 +30,9 @@ def main() -> None:
     from click.testing import CliRunner
 
     from cli import main as cli
-    from consent import tokens
     from consent.store import open_store
-    from pipeline.service import ModelDecider, ServiceSettings, create_app
+    from service import tokens
+    from service.app import ModelDecider, ServiceSettings, create_app
 
     parser = argparse.ArgumentParser()
     parser.add_argument("photo", nargs="?", default=ROOT / "sample_images/event/IMG_0001.jpg")

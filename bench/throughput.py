@@ -42,9 +42,10 @@ sys.path.insert(0, str(ROOT))
 from consent.registry import Purpose  # noqa: E402
 from consent.store import init_data_dir, open_store  # noqa: E402
 from pipeline.loading import load_image  # noqa: E402
-from pipeline.publish import PublishOptions, publish  # noqa: E402
-from pipeline.workers import peak_rss_mb, usable_cores  # noqa: E402
 from pipeline.writing import OutputFormat, encode_clean  # noqa: E402
+from publishing.options import PublishOptions  # noqa: E402
+from publishing.publish import publish  # noqa: E402
+from publishing.workers import peak_rss_mb, usable_cores  # noqa: E402
 
 CROWDS = [
     "widerface_dsfd/*.jpg",

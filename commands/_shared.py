@@ -13,22 +13,19 @@ from typing import Any, TypeVar
 
 import click
 
-from consent import leavers
+from consent import retention as leavers
 from consent.errors import ConsentError
 from consent.registry import Purpose
 from consent.store import Store, open_store, resolve_data_dir
-from pipeline.analysis import pupils_in_classes
-from pipeline.caption_sources import CaptionCsvError, read_captions_csv
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.errors import PipelineError
+from pipeline.formats.embedded import CaptionCsvError, read_captions_csv
 from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
-from pipeline.publish import (
-    PublishOptions,
-    PublishReport,
-    default_operator,
-)
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
+from publishing.context import pupils_in_classes
+from publishing.options import PublishOptions, default_operator
+from publishing.publish import PublishReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 

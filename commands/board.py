@@ -9,6 +9,10 @@ from typing import Any
 
 import click
 
+from board.generate import generate
+from board.model import BoardFilter, BoardOptions, Orientation
+from board.photo_prep import prepare_photo
+from board.status import board_status
 from commands._shared import (
     _iso_date,
     _store,
@@ -19,11 +23,9 @@ from commands._shared import (
     operator_option,
     safe,
 )
-from consent import board_photos, board_settings, leavers
-from consent.medical import Room
-from pipeline.board import BoardFilter, BoardOptions, Orientation, generate
-from pipeline.board_photos import prepare_photo
-from pipeline.board_status import board_status
+from consent import retention as leavers
+from consent.medical import board_photos, board_settings
+from consent.medical.records import Room
 
 _date_option = date_option_for("Judge records, photos and boards as on this date (default: today).")
 

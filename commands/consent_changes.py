@@ -25,6 +25,8 @@ from commands._shared import (
 from consent import changes, registry
 from consent import takedown as takedowns
 from consent.registry import Purpose
+from publishing.republish import RepublishOutcome
+from publishing.republish import republish as republish_photos
 
 
 def _consent_summary(record: registry.ConsentRecord | None, on: date) -> dict[str, object]:
@@ -323,11 +325,11 @@ def takedown(
         raise click.UsageError("--republish needs --out DIR for the replacements.")
     day = _iso_date(on) or date.today()
     chosen = [Purpose(p) for p in purposes] or None
-    outcomes: list[takedowns.RepublishOutcome] = []
+    outcomes: list[RepublishOutcome] = []
     with _store(data_dir) as store:
         items = takedowns.takedown_report(store, pupil_id, on=day, purposes=chosen)
         if republish and out is not None:
-            outcomes = takedowns.republish(store, pupil_id, items, out, operator=operator, on=day)
+            outcomes = republish_photos(store, pupil_id, items, out, operator=operator, on=day)
             items = takedowns.takedown_report(store, pupil_id, on=day, purposes=chosen)
     if as_json:
         payload: dict[str, object] = {"pupil_id": pupil_id, "items": [i.to_json() for i in items]}

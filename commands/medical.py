@@ -19,8 +19,10 @@ from commands._shared import (
     operator_option,
     safe,
 )
-from consent import audit, leavers, medical
-from consent.medical import Condition, Room, Severity
+from consent import audit
+from consent import retention as leavers
+from consent.medical import records as medical
+from consent.medical.records import Condition, Room, Severity
 
 _SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 

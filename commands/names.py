@@ -9,8 +9,8 @@ import click
 
 from commands._shared import _store, data_dir_option, errors_to_exit, json_option, operator_option
 from consent import name_policy as policies
+from consent.name_policy import NamePolicy
 from consent.registry import Purpose
-from pipeline.captions import NamePolicy
 
 _MEANING = {
     NamePolicy.FULL: "full names of shown pupils",

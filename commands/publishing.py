@@ -26,27 +26,27 @@ from commands._shared import (
     purpose_option,
     safe,
 )
+from commands.progress import ProgressBar
 from consent import enrolment
 from consent.siblings import siblings as sibling_links
 from pipeline.calibration import DEFAULT_TARGET
 from pipeline.calibration import calibrate as calibrate_gallery
 from pipeline.calibration import plot as plot_calibration
-from pipeline.check import check as check_photos
-from pipeline.contact_sheet import write_contact_sheet
 from pipeline.matching import DEFAULT_TOLERANCE
-from pipeline.progress import ProgressBar
-from pipeline.publish import (
+from pipeline.redaction import RedactionStyle
+from publishing.check import check as check_photos
+from publishing.publish import (
     PhotoResult,
     PublishReport,
 )
-from pipeline.publish import (
+from publishing.publish import (
     publish as publish_photos,
 )
-from pipeline.redaction import RedactionStyle
-from pipeline.review import (
+from publishing.review.batch import (
     ReviewBatch,
     create_batch,
 )
+from publishing.review.contact_sheet import write_contact_sheet
 
 
 def _progress_bar() -> Any:

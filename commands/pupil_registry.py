@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ from commands._shared import (
     operator_option,
     safe,
 )
-from consent import enrolment, leavers, registry
+from consent import enrolment, registry
+from consent import retention as leavers
 from consent.errors import ConsentError
 from consent.siblings import link_siblings, unlink_siblings
 from consent.store import init_data_dir
 from pipeline.errors import PipelineError
-from pipeline.references import enrol_photo, references_in_folder
+from pipeline.references import encode_reference, references_in_folder
 
 
 @click.command()
@@ -190,7 +192,7 @@ def enroll(
     with _store(data_dir) as store:
         for pid, photo in jobs:
             try:
-                enrol_photo(store, pid, photo, operator=operator)
+                enrolment.enrol(store, pid, partial(encode_reference, photo), operator=operator)
                 click.echo(f"enrolled {safe(pid)} from {safe(photo.name)}", err=True)
             except (ConsentError, PipelineError) as exc:
                 rejected += 1

@@ -20,7 +20,7 @@ from commands._shared import (
     safe,
 )
 from consent import export as subject_export
-from consent import leavers
+from consent import retention as leavers
 from consent import takedown as takedowns
 
 

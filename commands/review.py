@@ -22,13 +22,13 @@ from commands._shared import (
     operator_option,
     safe,
 )
-from pipeline.contact_sheet import write_contact_sheet
-from pipeline.review import (
+from publishing.review.batch import (
     list_batches,
     load_batch,
     publish_batch,
     record_verdict,
 )
+from publishing.review.contact_sheet import write_contact_sheet
 
 
 @click.group()
@@ -194,7 +194,7 @@ def review_serve(batch_id: str, reviewer: str, port: int, data_dir: Path | None)
     Example:
         photoconsent review serve 20261129-101500-ab12 --reviewer "J Smith"
     """
-    from pipeline.review_server import serve_review  # the HTTP server only when asked for
+    from publishing.review.server import serve_review  # the HTTP server only when asked for
 
     with _store(data_dir) as store:
         load_batch(store, batch_id)  # a clear error before the server starts

@@ -19,10 +19,10 @@ from commands._shared import (
     thoroughness_option,
     tolerance_option,
 )
-from consent import tokens
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.matching import DEFAULT_MARGIN, MatchSettings
-from pipeline.service import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
+from service import tokens
+from service.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
 
 
 @click.command()
@@ -66,8 +66,8 @@ def serve(
         photoconsent token create website
         photoconsent serve --port 8750
     """
-    from pipeline.service import ServiceSettings
-    from pipeline.service import serve as run
+    from service.app import ServiceSettings
+    from service.app import serve as run
 
     with _store(data_dir) as store:
         live = tokens.list_tokens(store.conn)

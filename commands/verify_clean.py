@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from commands._shared import json_option, safe
-from pipeline.metadata import describe, find_metadata
+from pipeline.formats.findings import describe, find_metadata
 
 
 @click.command("verify-clean")

@@ -30,15 +30,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from consent.crypto import audit_key
 from consent.errors import AuditTampered
 
-if TYPE_CHECKING:
-    from consent.store import Store
+
+class AuditedStore(Protocol):
+    """What the audit functions read of a `consent.store.Store` (kept structural, so this
+    module needs nothing from the store module, which writes the anchor through it)."""
+
+    @property
+    def conn(self) -> sqlite3.Connection: ...
+
+    @property
+    def key(self) -> bytes: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
 
 GENESIS_HASH = "0" * 64
 ANCHOR_FILE = "audit-head"
@@ -191,7 +203,7 @@ def read_anchor(data_dir: Path) -> tuple[int, str] | None:
     return int(parts[0]), parts[1]
 
 
-def verify(store: Store) -> VerifyResult:
+def verify(store: AuditedStore) -> VerifyResult:
     """Recompute the whole chain and compare its head with the anchor file."""
     mac_key = audit_key(store.key)
     rows = store.conn.execute("SELECT * FROM audit_log ORDER BY seq").fetchall()
@@ -245,7 +257,7 @@ def _check_anchor(data_dir: Path, by_seq: dict[int, str], last_seq: int) -> list
     return []
 
 
-def ensure_intact(store: Store) -> None:
+def ensure_intact(store: AuditedStore) -> None:
     """Raise `AuditTampered` unless `verify` is ok (for jobs that must fail closed)."""
     result = verify(store)
     if not result.ok:
@@ -253,7 +265,7 @@ def ensure_intact(store: Store) -> None:
 
 
 def entries(
-    store: Store, *, limit: int | None = None, action: str | None = None
+    store: AuditedStore, *, limit: int | None = None, action: str | None = None
 ) -> list[AuditEntry]:
     """Entries oldest first; ``limit`` keeps the newest N, ``action`` filters by action."""
     sql = "SELECT * FROM audit_log"

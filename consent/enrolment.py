@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -108,6 +108,24 @@ def add_reference(
             },
         )
     return reference_id
+
+
+def enrol(
+    store: Store,
+    pupil_id: str,
+    encode: Callable[[], tuple[np.ndarray, str]],
+    *,
+    operator: str,
+) -> int:
+    """Enrol one reference of ``pupil_id`` made by ``encode``; return the stored reference's ID.
+
+    ``encode`` returns ``(encoding, source_sha256)`` (``pipeline.references`` makes one from
+    a photo). Biometric consent is checked before it is called, because computing an
+    encoding is itself processing biometric data (Protection of Freedoms Act 2012 s.26).
+    """
+    require_biometric_consent(store.conn, pupil_id)
+    encoding, source_sha256 = encode()
+    return add_reference(store, pupil_id, encoding, source_sha256=source_sha256, operator=operator)
 
 
 def load_gallery(store: Store, pupil_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:

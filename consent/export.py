@@ -30,7 +30,7 @@ from typing import Any
 
 from consent import audit, changes, registry
 from consent.errors import ExportExists, UnknownPupil
-from consent.leavers import CATEGORIES
+from consent.retention import CATEGORIES
 from consent.store import Store
 
 

@@ -8,18 +8,27 @@ leaves the school must be asked for explicitly (``allow_full_external``).
 
 The policy only says how a *shown* pupil may be named; a pupil whose face was blurred, or
 who has no consent for the purpose, is never named whatever the policy
-(`pipeline.captions.rewrite_caption`).
+(`publishing.captions.rewrite.rewrite_caption`).
 """
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 
 from consent import audit
 from consent.errors import ConsentError
 from consent.registry import Purpose
 from consent.store import Store
-from pipeline.captions import NamePolicy
+
+
+class NamePolicy(enum.Enum):
+    """How a shown pupil may be named in a caption."""
+
+    FULL = "full"  # "Jack Smith"
+    FIRST_ONLY = "first"  # "Jack"
+    NONE = "none"  # no names at all
+
 
 DEFAULTS: dict[Purpose, NamePolicy] = {
     Purpose.WEBSITE: NamePolicy.FIRST_ONLY,

@@ -135,7 +135,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE UNIQUE INDEX api_tokens_live ON api_tokens (name) WHERE revoked_at IS NULL",
     ),
     # 5: medical records, board photos and board settings (issue 6). Medical text and
-    # photos are AES-GCM ciphertexts under the medical key (consent/medical.py).
+    # photos are AES-GCM ciphertexts under the medical key (consent/medical/records.py).
     (
         """CREATE TABLE medical_records (
             pupil_id TEXT PRIMARY KEY REFERENCES pupils(pupil_id),

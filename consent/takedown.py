@@ -4,19 +4,16 @@ have consent for, read from the audit log, and optional replacements with them b
 A ``publish`` audit entry names the purpose, event, date, operator, output file (name and
 sha256), destination (``publish --destination``) and the pupils whose faces were kept. After
 a withdrawal (or an expiry) `takedown_report` lists each such entry whose purpose the pupil's
-current consent no longer allows. `republish` runs the originals, where still present and
-unchanged (same sha256), through ``publish`` again under current consent and records
-``takedown_republish`` entries linking each replacement to the output it replaces; those
-items are then listed as replaced.
+current consent no longer allows. Replacements are made by `publishing.republish`, which
+records ``takedown_republish`` entries linking each replacement to the output it replaces;
+those items are then listed as replaced.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from consent import audit, registry
@@ -48,26 +45,6 @@ class TakedownItem:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class RepublishOutcome:
-    """What ``--republish`` did for one item: ``status`` is ``replaced``, ``unavailable``
-    (original missing or changed) or ``withheld`` (publish refused the photo)."""
-
-    item: TakedownItem
-    status: str
-    reason: str
-    new_output: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "audit_seq": self.item.audit_seq,
-            "replaced_output": self.item.output,
-            "status": self.status,
-            "reason": self.reason,
-            "new_output": self.new_output,
-        }
 
 
 def _replacements(store: Store) -> dict[int, str]:
@@ -129,90 +106,3 @@ def takedown_report(
     if not seen_pupil:
         raise UnknownPupil(pupil_id)
     return items
-
-
-def _original(item: TakedownItem) -> Path | None:
-    """The original photo if it is still where it was and has the same bytes."""
-    path = Path(item.input)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return path if hashlib.sha256(data).hexdigest() == item.input_sha256 else None
-
-
-def republish(
-    store: Store,
-    pupil_id: str,
-    items: Iterable[TakedownItem],
-    out_dir: Path,
-    *,
-    operator: str,
-    on: date | None = None,
-) -> list[RepublishOutcome]:
-    """Publish replacements of ``items`` (not yet replaced) into ``out_dir`` under current
-    consent, one ``publish`` run per purpose, event and destination, and audit each link.
-
-    A replacement that still kept ``pupil_id`` is not linked (status ``withheld``): it
-    cannot happen while their consent is withdrawn, and fail-closed says not to assume it.
-    """
-    # Imported here: the consent package sits below the pipeline, which imports it.
-    from pipeline.publish import PublishOptions, publish
-
-    on = on or date.today()
-    outcomes: list[RepublishOutcome] = []
-    groups: dict[tuple[str, str, str | None], list[tuple[TakedownItem, Path]]] = {}
-    for item in items:
-        if item.replaced_by is not None:
-            continue
-        path = _original(item)
-        if path is None:
-            outcomes.append(
-                RepublishOutcome(
-                    item, "unavailable", f"original {item.input} is missing or has changed"
-                )
-            )
-            continue
-        groups.setdefault((item.purpose, item.event, item.destination), []).append((item, path))
-    for (purpose, event, destination), members in groups.items():
-        paths = list(dict.fromkeys(path for _, path in members))
-        options = PublishOptions(
-            purpose=Purpose(purpose),
-            out_dir=out_dir,
-            event=event,
-            operator=operator,
-            on=on,
-            destination=destination,
-        )
-        report = publish(store, paths, options)
-        by_input = {r.input: r for r in report.results}
-        for item, path in members:
-            result = by_input[str(path)]
-            still_kept = any(
-                f.pupil_id == pupil_id and f.decision.value == "kept" for f in result.faces
-            )
-            if result.status != "published" or result.output is None or still_kept:
-                reason = "still kept the pupil" if still_kept else result.reason
-                outcomes.append(RepublishOutcome(item, "withheld", reason))
-                continue
-            new_output = Path(result.output).name
-            with store.transaction() as conn:
-                audit.append(
-                    conn,
-                    store.key,
-                    action=REPUBLISH_ACTION,
-                    operator=operator,
-                    details={
-                        "pupil_id": pupil_id,
-                        "replaced_seq": item.audit_seq,
-                        "replaced_output": item.output,
-                        "replaced_output_sha256": item.output_sha256,
-                        "new_output": new_output,
-                        "new_output_sha256": result.output_sha256,
-                        "purpose": purpose,
-                        "event": event,
-                        "destination": destination,
-                    },
-                )
-            outcomes.append(RepublishOutcome(item, "replaced", result.reason, new_output))
-    return outcomes

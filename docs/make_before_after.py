@@ -29,9 +29,10 @@ from consent import enrolment, registry  # noqa: E402
 from consent.registry import Purpose  # noqa: E402
 from consent.store import init_data_dir, open_store  # noqa: E402
 from pipeline.loading import load_image  # noqa: E402
-from pipeline.publish import PublishOptions, publish  # noqa: E402
 from pipeline.references import reference_from_photo  # noqa: E402
 from pipeline.writing import OutputFormat, encode_clean  # noqa: E402
+from publishing.options import PublishOptions  # noqa: E402
+from publishing.publish import publish  # noqa: E402
 
 SAMPLES = ROOT / "sample_images"
 PHOTO = SAMPLES / "event" / "IMG_0001.jpg"

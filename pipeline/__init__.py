@@ -1,4 +1,9 @@
-"""photoconsent's image pipeline: load, detect, match, redact, write, and the publish job."""
+"""photoconsent's image core: load, find metadata, detect, match, redact, encode.
+
+No database and nothing else of the project: every function takes pixels, bytes, boxes and
+plain data (a gallery of encodings, a set of permitted pupils) and returns plain data.
+See docs/architecture.md for the packages above it.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

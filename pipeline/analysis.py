@@ -1,24 +1,19 @@
 """One photo through detection and matching: which faces are kept, which are blurred.
 
 Shared by ``publish`` (which then redacts and writes) and ``check`` (which only judges),
-so both apply exactly the same rule.
+so both apply exactly the same rule. The `Gallery` is plain data: who reads it from the
+data directory is ``publishing.context``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 
 import numpy as np
 
-from consent import enrolment, registry
-from consent.registry import Purpose
-from consent.siblings import siblings
-from consent.store import Store
-
-from .detection import DetectionStage
-from .matching import Decision, FaceDecision, MatchSettings, decide, encode_faces, sharpness
+from pipeline.detection import DetectionStage
+from pipeline.matching import Decision, FaceDecision, MatchSettings, decide, encode_faces, sharpness
 
 
 @dataclass(frozen=True)
@@ -73,37 +68,3 @@ def blurred(decisions: list[FaceDecision]) -> list[FaceDecision]:
 
 def kept(decisions: list[FaceDecision]) -> list[FaceDecision]:
     return [d for d in decisions if d.decision is Decision.KEPT]
-
-
-def load_gallery(
-    store: Store,
-    purpose: Purpose,
-    on: date,
-    candidates: frozenset[str] | None = None,
-    *,
-    encodings: bool = True,
-) -> Gallery:
-    """The enrolled pupils' references, and who of them may be kept for ``purpose``.
-
-    ``candidates`` restricts matching to the pupils expected in the photos (a class, a
-    team): every pupil left out is one fewer stranger's look-alike to keep by mistake.
-    With ``encodings=False`` no template is decrypted and ``permitted`` lists every pupil
-    whose consent allows the purpose (a reviewer, not a matcher, names who is who).
-    """
-    consented = registry.pupils_with_consent(store.conn, purpose, on)
-    if not encodings:
-        wanted = {p: rec.record_id for p, rec in consented.items()}
-        if candidates is not None:
-            wanted = {p: r for p, r in wanted.items() if p in candidates}
-        return Gallery(encodings={}, permitted=wanted)
-    refs = enrolment.load_gallery(store, candidates)
-    permitted = {p: rec.record_id for p, rec in consented.items() if p in refs}
-    return Gallery(encodings=refs, permitted=permitted, siblings=siblings(store.conn))
-
-
-def pupils_in_classes(store: Store, classes: Iterable[str]) -> frozenset[str]:
-    """IDs of the pupils in any of ``classes`` (compared case-insensitively)."""
-    wanted = {c.strip().casefold() for c in classes}
-    return frozenset(
-        p.pupil_id for p in registry.list_pupils(store.conn) if p.class_name.casefold() in wanted
-    )

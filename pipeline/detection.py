@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .boxes import Box
-from .detectors import (
+from pipeline.boxes import Box
+from pipeline.detectors import (
     CenterFace,
     Detection,
     Detector,

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .boxes import Box
+from pipeline.boxes import Box
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
-from pipeline import heif
 from pipeline.errors import UnreadableImage
-from pipeline.metadata import (
+from pipeline.formats import heif
+from pipeline.formats.findings import (
     DAMAGED_EXIF,
     MALFORMED,
     TRUNCATED,
@@ -35,7 +35,7 @@ from pipeline.metadata import (
 
 # Pillow plugins allowed to parse untrusted input; every other decoder stays unused.
 # The JPEG plugin opens files with an MPF index (phones, cameras) as "MPO"; "HEIF" is
-# pillow-heif's plugin (HEIC from iPhones and iPads, see pipeline/heif.py).
+# pillow-heif's plugin (HEIC from iPhones and iPads, see pipeline/formats/heif.py).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", heif.FORMAT)
 # What a refusal lists as readable, in words an office manager knows.
 READABLE = "JPEG, PNG, WebP, HEIC/HEIF, TIFF, BMP or GIF"
@@ -66,7 +66,7 @@ class LoadedImage:
     of the file bytes exactly as read; ``format`` is Pillow's name ("JPEG", "PNG", ...).
     ``orientation_tagged`` says whether the file carried a valid orientation tag at all:
     without one, nobody knows which way up the photo is (scans, exports, screenshots).
-    ``metadata`` is what :func:`~pipeline.metadata.find_metadata` found in those same
+    ``metadata`` is what :func:`~pipeline.formats.findings.find_metadata` found in those same
     bytes (the pre-check reports it; the pixels never carry it onward).
     """
 
@@ -113,7 +113,7 @@ def decode_image(data: bytes, file_name: str, *, max_pixels: int = 64_000_000) -
 
 
 def _check_structure(name: str, findings: tuple[MetadataFinding, ...]) -> None:
-    """Refuse what our own container walker found damaged (see pipeline.metadata)."""
+    """Refuse what our own container walker found damaged (see pipeline.formats.findings)."""
     for finding in findings:
         if finding.kind in (TRUNCATED, MALFORMED):
             raise UnreadableImage(f"{name}: damaged file ({finding.detail}); re-export it")

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .boxes import Box
+from pipeline.boxes import Box
 
 # face_recognition's default tolerance is 0.6; at 0.6, 1.6% of different-person pairs
 # matched in our measurements (LFW + deepface photos), at 0.45 still 0.06%. Keeping a
@@ -126,6 +126,12 @@ def _face_recognition():  # type: ignore[no-untyped-def]
 
     ImageFile.LOAD_TRUNCATED_IMAGES = before
     return face_recognition
+
+
+def load_models() -> None:
+    """Load the matching models now (dlib's, through face_recognition), so that the first
+    photo does not pay for it; a long-running service calls it at start-up."""
+    _face_recognition()
 
 
 def encode_faces(pixels: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray | None]:

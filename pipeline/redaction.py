@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .boxes import Box
+from pipeline.boxes import Box
 
 # How far the head reaches beyond a detector's face box, as fractions of that box: the
 # face box runs roughly brow to chin and cheek to cheek; hair, forehead and ears lie

@@ -13,13 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from consent import enrolment
-from consent.store import Store
-
-from .detection import DetectionSettings, DetectionStage
-from .errors import EnrolmentRejected
-from .loading import load_image
-from .matching import encode_faces
+from pipeline.detection import DetectionSettings, DetectionStage
+from pipeline.errors import EnrolmentRejected
+from pipeline.loading import load_image
+from pipeline.matching import encode_faces
 
 # A reference is the yardstick every later match is measured against, so it must be
 # better than the faces it will be compared with (matching's minimum is 60 px).
@@ -62,17 +59,11 @@ def reference_from_photo(path: Path, detector: DetectionStage | None = None) -> 
     return Reference(Path(path), encoding, loaded.sha256)
 
 
-def enrol_photo(store: Store, pupil_id: str, photo: Path, *, operator: str) -> int:
-    """Enrol one reference photo of ``pupil_id``; return the stored reference's ID.
-
-    Biometric consent is checked before the face is encoded, because computing an
-    encoding is itself processing biometric data (Protection of Freedoms Act 2012 s.26).
-    """
-    enrolment.require_biometric_consent(store.conn, pupil_id)
-    ref = reference_from_photo(photo)
-    return enrolment.add_reference(
-        store, pupil_id, ref.encoding, source_sha256=ref.sha256, operator=operator
-    )
+def encode_reference(path: Path) -> tuple[np.ndarray, str]:
+    """``(encoding, sha256 of the photo)`` of the single face in a reference photo, the
+    shape ``consent.enrolment.enrol`` takes; raises EnrolmentRejected saying why not."""
+    ref = reference_from_photo(path)
+    return ref.encoding, ref.sha256
 
 
 REFERENCE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")

@@ -236,7 +236,7 @@ def make_dirty(path: Path, pixels: np.ndarray, fmt: str, name: str = FULL_NAME) 
     elif fmt == "webp":
         params["quality"] = 90
     elif fmt == "heic":
-        from pipeline import heif
+        from pipeline.formats import heif
 
         heif.register()
         params.update(quality=90, thumbnails=[32])  # HEIF's own thumbnail item too

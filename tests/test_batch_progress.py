@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from pipeline.progress import ProgressBar, format_duration
+from commands.progress import ProgressBar, format_duration
 
 
 class Clock:

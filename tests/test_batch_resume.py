@@ -21,11 +21,12 @@ from cli import main
 from consent import audit
 from consent.registry import Purpose
 from consent.store import Store, open_store
-from pipeline import outputs
-from pipeline import publish as publish_module
 from pipeline.errors import OutputConflict
-from pipeline.outputs import FolderLock
-from pipeline.publish import PublishOptions, PublishReport, collect_photos, publish
+from publishing import outputs
+from publishing import publish as publish_module
+from publishing.options import PublishOptions
+from publishing.outputs import FolderLock
+from publishing.publish import PublishReport, collect_photos, publish
 
 
 def no_faces(path: Path, loaded: object) -> list:

@@ -14,16 +14,20 @@ from click.testing import CliRunner
 from PIL import Image
 from pypdf import PdfReader
 
+from board.generate import generate
+from board.model import BoardError, BoardFilter, BoardOptions, Orientation
+from board.pdf import FOOTER_H, MARGIN
+from board.photo_prep import prepare_photo
+from board.status import board_status
 from cli import main
-from consent import audit, board_photos, leavers, medical
-from consent.board_settings import Setting, set_setting
-from consent.medical import Condition, MedicalRecord, Room, Severity
+from consent import audit
+from consent import retention as leavers
+from consent.medical import board_photos
+from consent.medical import records as medical
+from consent.medical.board_settings import Setting, set_setting
+from consent.medical.records import Condition, MedicalRecord, Room, Severity
 from consent.registry import import_pupils_csv
 from consent.store import open_store
-from pipeline.board import BoardError, BoardFilter, BoardOptions, Orientation, generate
-from pipeline.board_pdf import FOOTER_H, MARGIN
-from pipeline.board_photos import prepare_photo
-from pipeline.board_status import board_status
 from tests.conftest import RegistryCsv, require_tool
 from tests.test_medical import jpeg_file
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli import main
-from consent import audit, tokens
+from consent import audit
 from consent.store import open_store
+from service import tokens
 
 
 def invoke(runner: CliRunner, data_dir: Path, *args: str):  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 the batch is finished with the output folder and the audit log in agreement.
 
 The kill comes from the process itself at an exact point of the Nth photo
-(``PHOTOCONSENT_TEST_KILL=<point>:<N>``, read only by ``pipeline.publish._test_hook``), so
+(``PHOTOCONSENT_TEST_KILL=<point>:<N>``, read only by ``publishing.publish._test_hook``), so
 the test is deterministic: ``written`` is after the temp file is written and checked,
 ``committed`` after the audit entry and journal row commit but before the rename,
 ``revealed`` after the rename. Tiny face-free photos and ``--thoroughness fast`` keep it

@@ -21,9 +21,10 @@ from PIL import Image
 from consent.registry import Purpose, import_pupils_csv
 from consent.store import init_data_dir, open_store
 from pipeline.detection import DetectionSettings, Thoroughness
-from pipeline.metadata import find_metadata
-from pipeline.publish import PublishOptions, PublishReport, publish
+from pipeline.formats.findings import find_metadata
 from pipeline.writing import OutputFormat
+from publishing.options import PublishOptions
+from publishing.publish import PublishReport, publish
 from tests import cleanproof as cp
 from tests.conftest import REPO, pupil_row, write_registry_csv
 

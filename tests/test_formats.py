@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import heif
 from pipeline.errors import UnreadableImage
+from pipeline.formats import heif
+from pipeline.formats.findings import find_metadata
 from pipeline.loading import load_image
-from pipeline.metadata import find_metadata
 from pipeline.writing import OutputFormat, encode_clean
 from tests import cleanproof as cp
 from tests.pipeline import dirty
@@ -164,7 +164,7 @@ def test_tiff_reduced_resolution_subfile_is_a_thumbnail_not_a_page(tmp_path: Pat
 
 
 def test_jpeg_is_the_default_output_format() -> None:
-    from pipeline.publish import PublishOptions
+    from publishing.options import PublishOptions
 
     fields = PublishOptions.__dataclass_fields__
     assert fields["output_format"].default is OutputFormat.JPEG

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from cli import main
 from pipeline.errors import UnreadableImage
+from pipeline.formats.findings import MetadataFinding, find_metadata
 from pipeline.loading import LoadedImage, load_image
-from pipeline.metadata import MetadataFinding, find_metadata
 from tests.pipeline import dirty
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's "corrupt EXIF"

@@ -23,12 +23,13 @@ from PIL import Image, PngImagePlugin
 
 from consent.registry import Purpose
 from consent.store import init_data_dir, open_store
-from pipeline import heif
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.errors import UnreadableImage
+from pipeline.formats import heif
+from pipeline.formats.findings import find_metadata
 from pipeline.loading import load_image
-from pipeline.metadata import find_metadata
-from pipeline.publish import PublishOptions, PublishReport, publish
+from publishing.options import PublishOptions
+from publishing.publish import PublishReport, publish
 from tests import cleanproof as cp
 from tests.pipeline import dirty
 

@@ -15,14 +15,17 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from board.photo_prep import exif_taken, prepare_photo
 from cli import main
-from consent import audit, board_photos, leavers, medical
-from consent.board_settings import Setting, set_setting, settings
+from consent import audit
+from consent import retention as leavers
 from consent.errors import CsvImportError, KeyMismatch, KeyMissing, TamperedData
-from consent.medical import Condition, MedicalRecord, Room, Severity
+from consent.medical import board_photos
+from consent.medical import records as medical
+from consent.medical.board_settings import Setting, set_setting, settings
+from consent.medical.records import Condition, MedicalRecord, Room, Severity
 from consent.registry import import_pupils_csv
 from consent.store import open_store
-from pipeline.board_photos import exif_taken, prepare_photo
 from tests.conftest import RegistryCsv
 
 HEADER = list(medical.CSV_COLUMNS) + ["ends_on", "notes"]

@@ -102,7 +102,7 @@ def test_importing_face_recognition_leaves_truncated_images_refused() -> None:
 
 def test_importing_the_cli_loads_no_model() -> None:
     script = (
-        "import sys, cli, pipeline.publish, pipeline.check, pipeline.references\n"
+        "import sys, cli, publishing.publish, publishing.check, pipeline.references\n"
         "print(sorted(m for m in ('face_recognition', 'dlib', 'cv2') if m in sys.modules))\n"
     )
     done = subprocess.run(

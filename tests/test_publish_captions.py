@@ -21,13 +21,13 @@ from PIL import Image
 
 from cli import main
 from consent import audit
-from consent.name_policy import set_name_policy
+from consent.name_policy import NamePolicy, set_name_policy
 from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store, open_store
 from pipeline.boxes import Box
-from pipeline.captions import NamePolicy
 from pipeline.matching import Decision, FaceDecision, Reason
-from pipeline.publish import PublishOptions, PublishReport, publish
+from publishing.options import PublishOptions
+from publishing.publish import PublishReport, publish
 from tests.conftest import pupil_row, write_registry_csv
 
 CAPTION = "Amelia Hart and Oliver Stone-Bright win the relay while Zoë Ng cheers"

@@ -21,9 +21,9 @@ from cli import main
 from consent import audit
 from consent.store import open_store
 from pipeline.boxes import Box
+from pipeline.formats.findings import find_metadata
 from pipeline.loading import load_image
 from pipeline.matching import Reason
-from pipeline.metadata import find_metadata
 from pipeline.redaction import head_region
 from tests.conftest import REPO
 from tests.pipeline import dirty

@@ -26,9 +26,10 @@ from pipeline.boxes import Box
 from pipeline.detection import DetectionSettings, DetectionStage, Thoroughness
 from pipeline.loading import load_image
 from pipeline.matching import Decision, FaceDecision, Reason, encode_faces
-from pipeline.publish import PublishOptions, PublishReport, publish
 from pipeline.redaction import RedactionStyle, head_region
 from pipeline.references import reference_from_photo
+from publishing.options import PublishOptions
+from publishing.publish import PublishReport, publish
 from tests.conftest import pupil_row, write_registry_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.eval]

@@ -10,14 +10,21 @@ from pathlib import Path
 import pytest
 
 from consent import audit, registry
+from consent.enrolment import enrol
 from consent.registry import Purpose
 from consent.store import Store, init_data_dir, open_store
 from pipeline import analysis
 from pipeline.errors import PipelineError
 from pipeline.matching import Reason
-from pipeline.publish import PublishOptions
-from pipeline.references import enrol_photo
-from pipeline.review import ReviewError, create_batch, load_batch, publish_batch, record_verdict
+from pipeline.references import encode_reference
+from publishing.options import PublishOptions
+from publishing.review.batch import (
+    ReviewError,
+    create_batch,
+    load_batch,
+    publish_batch,
+    record_verdict,
+)
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow  # detection (and, with biometrics, matching) runs
@@ -31,7 +38,9 @@ def store(tmp_path: Path) -> Store:
     init_data_dir(tmp_path / "data")
     s = open_store(tmp_path / "data")
     registry.import_pupils_csv(s, SAMPLES / "pupils.csv", operator="office")
-    enrol_photo(s, "P001", SAMPLES / "references" / "P001.jpg", operator="office")
+    enrol(
+        s, "P001", lambda: encode_reference(SAMPLES / "references" / "P001.jpg"), operator="office"
+    )
     yield s
     s.close()
 

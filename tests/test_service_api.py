@@ -25,13 +25,14 @@ import pytest
 import uvicorn
 from PIL import Image
 
-from consent import audit, tokens
+from consent import audit
 from consent.registry import import_pupils_csv
 from consent.store import init_data_dir, open_store
 from pipeline.boxes import Box
+from pipeline.formats.findings import find_metadata
 from pipeline.matching import Decision, FaceDecision, Reason
-from pipeline.metadata import find_metadata
-from pipeline.service import ServiceSettings, create_app
+from service import tokens
+from service.app import ServiceSettings, create_app
 from tests.conftest import REPO, pupil_row, write_registry_csv
 
 SIZE = (320, 240)
@@ -414,9 +415,8 @@ def test_publish_returns_a_clean_image_and_the_rewritten_caption(server: Server)
 
 
 def test_publish_uses_the_forms_caption_and_the_school_policy(server: Server) -> None:
-    from consent.name_policy import set_name_policy
+    from consent.name_policy import NamePolicy, set_name_policy
     from consent.registry import Purpose
-    from pipeline.captions import NamePolicy
 
     server.faces.faces = [kept("P001")]
     with open_store(server.data_dir) as store:

@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 from consent_factories import CsvWriter, pupil_row
 
-from consent import audit, changes, enrolment, leavers, registry, takedown
+from consent import audit, changes, enrolment, registry, takedown
+from consent import retention as leavers
 from consent.changes import ChangeKind, ConsentChange
 from consent.errors import NoChange, NoConsentToChange, UnknownPupil
 from consent.export import export_pupil
 from consent.registry import Purpose, consent_allows, current_consent, import_pupils_csv
 from consent.store import Store
+from publishing.republish import republish
 
 W, P, S, PR, ID = (
     Purpose.WEBSITE,
@@ -254,7 +256,7 @@ def test_republish_with_the_original_gone_reports_it_unavailable(
     fake_publish(imported, "a1", W, "Sports day", ["P001"])
     withdraw(imported, "P001", W)
     items = takedown.takedown_report(imported, "P001")
-    outcomes = takedown.republish(imported, "P001", items, tmp_path / "out", operator="office")
+    outcomes = republish(imported, "P001", items, tmp_path / "out", operator="office")
     assert [(o.status, o.item.output) for o in outcomes] == [("unavailable", "a1")]
 
 

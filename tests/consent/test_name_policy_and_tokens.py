@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from consent import audit, tokens
+from consent import audit
 from consent.name_policy import (
     DEFAULTS,
     FullNamesOutside,
+    NamePolicy,
     is_default,
     name_policies,
     name_policy,
@@ -17,7 +18,7 @@ from consent.name_policy import (
 )
 from consent.registry import Purpose
 from consent.store import open_store
-from pipeline.captions import NamePolicy
+from service import tokens
 
 
 def test_defaults_follow_the_policy_statement(data_dir: Path) -> None:

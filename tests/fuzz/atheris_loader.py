@@ -26,8 +26,8 @@ import atheris  # noqa: E402
 
 with atheris.instrument_imports():
     from pipeline.errors import UnreadableImage  # noqa: E402
+    from pipeline.formats.findings import find_metadata  # noqa: E402
     from pipeline.loading import load_image  # noqa: E402
-    from pipeline.metadata import find_metadata  # noqa: E402
 
 _TMP = Path(tempfile.mkdtemp(prefix="atheris-loader-"))
 

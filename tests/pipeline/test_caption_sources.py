@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from pipeline.caption_sources import (
+from pipeline.formats.embedded import (
     MAX_FIELD_CHARS,
     CaptionCsvError,
     caption_for,

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.captions import NamedPupil, NamePolicy, fold, rewrite_caption
+from consent.name_policy import NamePolicy
+from publishing.captions.rewrite import NamedPupil, fold, rewrite_caption
 
 PUPILS = [
     NamedPupil("P1", "Jack", "Smith"),

@@ -18,11 +18,10 @@ from skimage import data
 
 from consent.registry import import_pupils_csv
 from consent.store import Store, open_store
-from pipeline import contact_sheet
 from pipeline.boxes import Box
-from pipeline.contact_sheet import ImageCache, render_contact_sheet, write_contact_sheet
 from pipeline.redaction import head_region
-from pipeline.review import (
+from publishing.review import contact_sheet
+from publishing.review.batch import (
     ReviewBatch,
     ReviewFace,
     ReviewPhoto,
@@ -31,6 +30,7 @@ from pipeline.review import (
     review_dir,
     save_batch,
 )
+from publishing.review.contact_sheet import ImageCache, render_contact_sheet, write_contact_sheet
 from tests.conftest import RegistryCsv
 
 BATCH_ID = "20250601-093000-ab12"

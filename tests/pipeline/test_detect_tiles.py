@@ -149,7 +149,7 @@ def test_peak_memory_on_a_24mp_photo_stays_under_1_5_gb():
         """
         import numpy as np
         from pipeline.detection import DetectionStage, opencv_threads
-        from pipeline.workers import peak_rss_mb
+        from publishing.workers import peak_rss_mb
         opencv_threads(1)
         rng = np.random.default_rng(1)
         pixels = rng.integers(0, 255, (4000, 6000, 3), np.uint8)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipeline.metadata import (
+from pipeline.formats.findings import (
     DAMAGED_EXIF,
     MALFORMED,
     TRUNCATED,

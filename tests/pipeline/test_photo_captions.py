@@ -11,19 +11,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consent.name_policy import set_name_policy
+from consent.name_policy import NamePolicy, set_name_policy
 from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store, open_store
 from pipeline.boxes import Box
-from pipeline.captions import NamedPupil, NamePolicy, fold
 from pipeline.matching import Decision, FaceDecision, Reason
-from pipeline.photo_captions import (
+from publishing.captions.per_photo import (
     file_name_words,
     full_names_in,
     photo_caption,
     register_pupils,
     shown_pupils,
 )
+from publishing.captions.rewrite import NamedPupil, fold
 from tests.conftest import pupil_row, write_registry_csv
 
 ON = date(2026, 10, 1)

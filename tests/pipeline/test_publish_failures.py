@@ -11,10 +11,11 @@ from PIL import Image
 from consent import audit
 from consent.registry import Purpose
 from consent.store import init_data_dir, open_store
-from pipeline import publish as publish_module
 from pipeline.detection import DetectionSettings, Thoroughness
-from pipeline.outputs import DiskFull
-from pipeline.publish import PublishOptions, publish
+from publishing import publish as publish_module
+from publishing.options import PublishOptions
+from publishing.outputs import DiskFull
+from publishing.publish import publish
 
 pytestmark = pytest.mark.slow  # loads the detector
 

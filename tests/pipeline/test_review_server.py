@@ -14,8 +14,8 @@ import pytest
 
 from consent import audit
 from consent.store import Store, open_store
-from pipeline.review import load_batch
-from pipeline.review_server import MAX_BODY, serve_review
+from publishing.review.batch import load_batch
+from publishing.review.server import MAX_BODY, serve_review
 from tests.conftest import RegistryCsv
 from tests.pipeline.test_contact_sheet import BATCH_ID, open_review
 

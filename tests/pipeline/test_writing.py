@@ -14,8 +14,9 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from pipeline.errors import OutputConflict, UnsafeOutput
-from pipeline.metadata import find_metadata
-from pipeline.writing import OutputFormat, encode_clean, sha256_bytes, write_atomic
+from pipeline.formats.findings import find_metadata
+from pipeline.writing import OutputFormat, encode_clean, sha256_bytes
+from publishing.outputs import write_atomic
 from tests.pipeline import dirty
 
 

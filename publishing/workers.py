@@ -24,17 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .analysis import Gallery, analyse, blurred
-from .caption_sources import embedded_caption
-from .detection import DetectionStage, opencv_threads
-from .errors import PipelineError
-from .loading import LoadedImage, decode_image, read_photo_bytes
-from .matching import FaceDecision
-from .redaction import head_region, redact
-from .writing import encode_clean, sha256_bytes
+from pipeline.analysis import Gallery, blurred
+from pipeline.detection import opencv_threads
+from pipeline.errors import PipelineError
+from pipeline.formats.embedded import embedded_caption
+from pipeline.loading import decode_image, read_photo_bytes
+from pipeline.matching import FaceDecision
+from pipeline.redaction import head_region, redact
+from pipeline.writing import encode_clean, sha256_bytes
+from publishing.decider import AnalysingDecider
 
 if TYPE_CHECKING:
-    from .publish import Decider, PublishOptions
+    from publishing.decider import Decider
+    from publishing.options import PublishOptions
 
 # Photos queued per worker: enough to keep every core busy, few enough that finished
 # results (a few MB of JPEG each) do not pile up in the parent.
@@ -122,21 +124,8 @@ class PhotoWork:
     def __init__(self, options: PublishOptions, gallery: Gallery, decider: Decider | None) -> None:
         self.options = options
         self.gallery = gallery
-        self._decider = decider
-        self._detector: DetectionStage | None = None
-
-    def decide(self, photo: Path, loaded: LoadedImage) -> list[FaceDecision]:
-        if self._decider is not None:
-            return self._decider(photo, loaded)
-        if self._detector is None:
-            self._detector = DetectionStage(self.options.detection)
-        # analyse() computes no face template for a face that will be blurred anyway.
-        return analyse(
-            loaded.pixels,
-            self._detector,
-            self.gallery,
-            self.options.matching,
-            orientation_known=loaded.orientation_tagged,
+        self.decide: Decider = decider or AnalysingDecider(
+            gallery, options.detection, options.matching
         )
 
     def process(self, photo: Path) -> Processed:
@@ -267,5 +256,5 @@ def _context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     # The fork server imports the pipeline once; each worker then starts from that copy.
-    ctx.set_forkserver_preload(["pipeline.workers"])
+    ctx.set_forkserver_preload(["publishing.workers"])
     return ctx

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consent.store import Store
-
-from .analysis import blurred, load_gallery
-from .errors import PipelineError
-from .loading import load_image
-from .matching import FaceDecision
-from .metadata import MetadataFinding, describe
-from .publish import Decider, PublishOptions, analysing_decider, collect_inputs
+from pipeline.analysis import blurred
+from pipeline.errors import PipelineError
+from pipeline.formats.findings import MetadataFinding, describe
+from pipeline.loading import load_image
+from pipeline.matching import FaceDecision
+from publishing.context import load_gallery
+from publishing.decider import AnalysingDecider, Decider
+from publishing.options import PublishOptions
+from publishing.publish import collect_inputs
 
 
 @dataclass
@@ -44,7 +46,7 @@ class CheckResult:
 def check(store: Store, inputs: Sequence[Path], options: PublishOptions) -> list[CheckResult]:
     """Judge every photo in ``inputs`` for ``options.purpose`` (``out_dir`` is unused)."""
     gallery = load_gallery(store, options.purpose, options.on, options.candidates)
-    decide_photo = analysing_decider(options, gallery)  # exactly publish's decision
+    decide_photo = AnalysingDecider(gallery, options.detection, options.matching)
     return [check_one(p, options, decide_photo) for p in collect_inputs(inputs)]
 
 

@@ -7,14 +7,14 @@ temp file, re-read it from disk and check it carries no metadata, commit its aud
 and only then give it its neutral visible name. A photo that cannot be made safe is
 withheld, never written.
 
-A batch uses every core (:mod:`pipeline.workers`), records its progress in the data
-directory (:mod:`pipeline.journal`) so the same command run again after an interruption
+A batch uses every core (:mod:`publishing.workers`), records its progress in the data
+directory (:mod:`publishing.journal`) so the same command run again after an interruption
 finishes it without duplicates, and holds a lock on the output folder
-(:class:`pipeline.outputs.FolderLock`) so two publishes never interleave there.
+(:class:`publishing.outputs.FolderLock`) so two publishes never interleave there.
 
 Captions (a ``--captions`` file, a ``--caption`` for the batch, or the caption the photo
 itself carries) are rewritten for the purpose's name policy against the registry and this
-photo's face decisions (:mod:`pipeline.photo_captions`); the result goes into
+photo's face decisions (:mod:`publishing.captions.per_photo`); the result goes into
 ``report.json`` and ``captions.csv`` beside the outputs, never into an image.
 """
 
@@ -22,32 +22,34 @@ from __future__ import annotations
 
 import csv
 import functools
-import getpass
 import hashlib
 import io
 import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from consent import audit
 from consent.name_policy import name_policy
-from consent.registry import Purpose
 from consent.store import Store
-
-from . import __version__, journal
-from .analysis import Gallery, analyse, blurred, kept, load_gallery
-from .boxes import Box
-from .caption_sources import caption_for, embedded_caption
-from .detection import DetectionSettings, DetectionStage
-from .errors import InvalidOptions, OutputConflict
-from .loading import LoadedImage, read_photo_bytes
-from .matching import Decision, FaceDecision, MatchSettings, Reason
-from .outputs import (
+from pipeline import __version__
+from pipeline.analysis import Gallery, blurred, kept
+from pipeline.boxes import Box
+from pipeline.errors import InvalidOptions, OutputConflict
+from pipeline.formats.embedded import caption_for, embedded_caption
+from pipeline.loading import read_photo_bytes
+from pipeline.matching import Decision, FaceDecision, Reason
+from pipeline.writing import OutputFormat
+from publishing import journal
+from publishing.captions.per_photo import PhotoCaption, photo_caption, register_pupils
+from publishing.context import load_gallery
+from publishing.decider import Decider
+from publishing.options import PublishOptions
+from publishing.outputs import (
     DiskFull,
     FolderLock,
     file_sha256,
@@ -58,10 +60,7 @@ from .outputs import (
     verify_written,
     write_temp,
 )
-from .photo_captions import PhotoCaption, photo_caption, register_pupils
-from .redaction import RedactionStyle
-from .workers import PhotoWork, Processed, default_workers, process_all, withheld_reason
-from .writing import OutputFormat
+from publishing.workers import PhotoWork, Processed, default_workers, process_all, withheld_reason
 
 # Files a camera, phone or OS drops beside photos that are not photos of anyone, and the
 # reports publish itself writes.
@@ -69,46 +68,6 @@ NOT_PHOTOS = frozenset({"thumbs.db", "desktop.ini", "report.json", "captions.csv
 _REPORT_FILE = re.compile(r"^(report-[0-9tz-]+\.json|captions-[0-9tz-]+\.csv)$", re.IGNORECASE)
 REPORT_NAME = "report.json"
 CAPTIONS_NAME = "captions.csv"
-
-
-def default_operator() -> str:
-    """The OS user running the job, the audit's default operator."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid-{os.getuid()}"
-
-
-@dataclass(frozen=True)
-class PublishOptions:
-    """What one publish job does. ``on`` is the date consent is judged on (today).
-
-    ``workers`` is the number of processes (None: one per usable core, as many as the
-    available memory allows at about 1.6 GB each, see docs/throughput.md).
-    """
-
-    purpose: Purpose
-    out_dir: Path
-    event: str = "event"
-    operator: str = field(default_factory=default_operator)
-    style: RedactionStyle = RedactionStyle.BLUR
-    output_format: OutputFormat = OutputFormat.JPEG
-    detection: DetectionSettings = field(default_factory=DetectionSettings)
-    matching: MatchSettings = field(default_factory=MatchSettings)
-    on: date = field(default_factory=date.today)
-    # The pupils expected in the photos (from --class / --pupils); None means everyone.
-    candidates: frozenset[str] | None = None
-    # Where the photos will be put (a URL or a name such as "newsletter"), so a takedown
-    # can say where to remove them from.
-    destination: str | None = None
-    workers: int | None = None
-    # Captions: per photo from a --captions file (keys as in the file: a file name or a
-    # path relative to the input folder), one --caption for the whole batch, and the
-    # caption each photo carries in its own IPTC/XMP/EXIF/PNG fields. The first that gives
-    # a photo a caption wins, in that order.
-    captions: Mapping[str, str] | None = None
-    caption: str | None = None
-    embedded_captions: bool = True
 
 
 @dataclass
@@ -236,24 +195,6 @@ def reason_group(result: PhotoResult) -> str:
 
 
 ProgressCallback = Callable[[int, int, PhotoResult], None]
-# Decides keep or blur for every face of one loaded photo (the path is for its records).
-Decider = Callable[[Path, LoadedImage], list[FaceDecision]]
-
-
-def analysing_decider(options: PublishOptions, gallery: Gallery) -> Decider:
-    """The ordinary decision: detect every face and match it (see :func:`analyse`)."""
-    detector = DetectionStage(options.detection)
-
-    def decide_photo(photo: Path, loaded: LoadedImage) -> list[FaceDecision]:
-        return analyse(
-            loaded.pixels,
-            detector,
-            gallery,
-            options.matching,
-            orientation_known=loaded.orientation_tagged,
-        )
-
-    return decide_photo
 
 
 def display_path(path: Path | str) -> str:

@@ -26,13 +26,12 @@ from PIL import Image, ImageDraw, ImageFont
 from consent.errors import UnknownPupil
 from consent.registry import get_pupil
 from consent.store import Store
-
-from .boxes import Box
-from .errors import PipelineError
-from .loading import load_image
-from .matching import Reason
-from .redaction import RedactionStyle, head_region, redact
-from .review import ReviewBatch, ReviewFace, ReviewPhoto, review_dir
+from pipeline.boxes import Box
+from pipeline.errors import PipelineError
+from pipeline.loading import load_image
+from pipeline.matching import Reason
+from pipeline.redaction import RedactionStyle, head_region, redact
+from publishing.review.batch import ReviewBatch, ReviewFace, ReviewPhoto, review_dir
 
 # The overview's long side in pixels: enough to tell who is where on a laptop screen,
 # small enough that a batch of a few hundred photos stays a page a browser can open.

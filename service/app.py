@@ -5,12 +5,12 @@ upload form or CMS plug-in.
   ``{"safe": bool, "reasons": [...]}`` plus the details: faces not permitted for the
   purpose, metadata present (fields named), pupils' full names in the caption, the file
   name or the embedded text fields, and the caption rewritten for the purpose.
-* ``POST /publish``: runs the real publish job (`pipeline.publish.publish`) on the upload
+* ``POST /publish``: runs the real publish job (`publishing.publish.publish`) on the upload
   and returns the redacted, metadata-free image with its rewritten caption; a photo that
   cannot be made safe answers 422 with the reason.
 * ``GET /health`` and ``GET /openapi.json`` need no token; everything else needs
-  ``Authorization: Bearer <token>`` (`consent.tokens`), checked before the body is read
-  (`pipeline.service_guard`).
+  ``Authorization: Bearer <token>`` (`service.tokens`), checked before the body is read
+  (`service.guard`).
 
 Every authenticated request is audited with the token's *name* (operator ``api:<name>``);
 publish's own per-photo entries carry the same operator. Uploads are written only to a
@@ -45,22 +45,25 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel
 
-from consent import audit, tokens
+from consent import audit
 from consent.registry import Purpose
 from consent.store import Store, open_store
-
-from . import __version__
-from .analysis import analyse, blurred, kept, load_gallery
-from .caption_sources import MAX_FIELD_CHARS, embedded_texts
-from .check import check_one
-from .detection import DetectionSettings, DetectionStage
-from .loading import ACCEPTED_FORMATS
-from .matching import MatchSettings
-from .photo_captions import full_names_in, photo_caption, register_pupils
-from .publish import Decider, PublishOptions, publish
-from .redaction import RedactionStyle
-from .service_guard import Guard
-from .writing import OutputFormat
+from pipeline import __version__
+from pipeline.analysis import blurred, kept
+from pipeline.detection import DetectionSettings, DetectionStage
+from pipeline.formats.embedded import MAX_FIELD_CHARS, embedded_texts
+from pipeline.loading import ACCEPTED_FORMATS
+from pipeline.matching import MatchSettings
+from pipeline.redaction import RedactionStyle
+from pipeline.writing import OutputFormat
+from publishing.captions.per_photo import full_names_in, photo_caption, register_pupils
+from publishing.check import check_one
+from publishing.context import load_gallery
+from publishing.decider import AnalysingDecider, Decider
+from publishing.options import PublishOptions
+from publishing.publish import publish
+from service import tokens
+from service.guard import Guard
 
 log = logging.getLogger("photoconsent.service")
 
@@ -114,25 +117,14 @@ class ModelDecider:
     def warm(self) -> None:
         import numpy as np
 
-        from .matching import _face_recognition
+        from pipeline.matching import load_models
 
         self.stage().detect(np.full((64, 64, 3), 128, np.uint8))
-        _face_recognition()
+        load_models()
 
     def __call__(self, store: Store, options: PublishOptions) -> Decider:
         gallery = load_gallery(store, options.purpose, options.on, options.candidates)
-        stage = self.stage()
-
-        def decide(photo: Path, loaded: Any) -> list[Any]:
-            return analyse(
-                loaded.pixels,
-                stage,
-                gallery,
-                options.matching,
-                orientation_known=loaded.orientation_tagged,
-            )
-
-        return decide
+        return AnalysingDecider(gallery, options.detection, options.matching, stage=self.stage())
 
 
 class NameReason(BaseModel):

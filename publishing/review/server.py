@@ -26,11 +26,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 from consent.errors import UnknownPupil
 from consent.registry import get_pupil
 from consent.store import Store
-
-from .contact_sheet import ImageCache, render_contact_sheet
-from .errors import PipelineError
-from .publish import check_operator
-from .review import load_batch, record_verdict
+from pipeline.errors import PipelineError
+from publishing.publish import check_operator
+from publishing.review.batch import load_batch, record_verdict
+from publishing.review.contact_sheet import ImageCache, render_contact_sheet
 
 MAX_BODY = 10 * 1024
 DRAIN_LIMIT = 1024 * 1024

@@ -15,19 +15,12 @@ surname on the website is the breach.
 
 from __future__ import annotations
 
-import enum
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-
-class NamePolicy(enum.Enum):
-    """How a shown pupil may be named in a caption."""
-
-    FULL = "full"  # "Jack Smith"
-    FIRST_ONLY = "first"  # "Jack"
-    NONE = "none"  # no names at all
+from consent.name_policy import NamePolicy
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Render a `Board` as an A4 PDF (portrait or landscape, 2 cards across) with fpdf2.
 
-Text is set in DejaVu Sans, bundled in ``pipeline/fonts`` (Bitstream Vera licence, see
+Text is set in DejaVu Sans, bundled in ``board/fonts`` (Bitstream Vera licence, see
 LICENSE.txt there) so every pupil's name renders on any machine; fpdf2 embeds only the
 glyphs used. Every page carries the CONFIDENTIAL line at the top and bottom, the room,
 the generation date and the "replace by" date.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from fpdf import FPDF
 
-from consent.medical import Condition, Severity
-from pipeline.board import CONFIDENTIAL, Board, BoardError, Card, Orientation
+from board.model import CONFIDENTIAL, Board, BoardError, Card, Orientation
+from consent.medical.records import Condition, Severity
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 FONT = "DejaVu"

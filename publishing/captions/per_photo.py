@@ -2,7 +2,7 @@
 
 `photo_caption` is what `publish` (and the web service) call per photo: it takes the
 faces decided for that photo, works out which pupils are *shown* (kept clear, with consent
-for the purpose on the date) and rewrites the caption with `pipeline.captions` against
+for the purpose on the date) and rewrites the caption with `publishing.captions.rewrite` against
 every pupil on the register, so a caption that names a blurred child, a child without
 consent or a child who is not in the photo loses that name, and shown children are named
 as the school's name policy for the purpose allows (`consent.name_policy`).
@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from consent import registry
-from consent.name_policy import name_policy
+from consent.name_policy import NamePolicy, name_policy
 from consent.registry import Purpose
-
-from .analysis import kept
-from .captions import NamedPupil, NamePolicy, find_mentions, fold, rewrite_caption
-from .matching import FaceDecision
+from pipeline.analysis import kept
+from pipeline.matching import FaceDecision
+from publishing.captions.rewrite import NamedPupil, find_mentions, fold, rewrite_caption
 
 
 @dataclass(frozen=True)

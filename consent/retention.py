@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from consent import audit, board_photos, changes, medical, registry
+from consent import audit, changes, registry
 from consent.changes import ChangeKind, ConsentChange
 from consent.enrolment import purge_references
 from consent.errors import NoChange, UnknownPupil, UnknownRetentionCategory
+from consent.medical import board_photos
+from consent.medical import records as medical
 from consent.registry import Purpose
 from consent.store import Store
 

@@ -14,9 +14,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from consent import audit, board_photos, medical
+from board.model import BoardFilter
+from board.selection import person_digest, read_filter, select_cards
+from consent import audit
+from consent.medical import board_photos
+from consent.medical import records as medical
 from consent.store import Store
-from pipeline.board import BoardFilter, person_digest, read_filter, select_cards
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from consent import audit, crypto
-from consent.board_settings import settings
-from consent.medical import MedicalError, _require_current_pupil, medical_key
+from consent.medical.board_settings import settings
+from consent.medical.records import MedicalError, _require_current_pupil, medical_key
 from consent.store import Store
 
 

@@ -6,7 +6,7 @@ writes MWG face-region names and Iptc4xmpExt:PersonInImage, Windows Photos write
 Microsoft region PersonDisplayName and the XP* tags, digiKam writes TagsList, phones and
 cameras write EXIF ImageDescription and UserComment, and image editors write PNG text.
 `embedded_texts` reads all of them from the file's bytes (by walking the container
-ourselves, as `pipeline.metadata` does) so that the caption can be rewritten and every
+ourselves, as `pipeline.formats.findings` does) so that the caption can be rewritten and every
 field can be searched for pupils' full names. The bytes themselves are never published:
 `pipeline.writing` encodes new files from pixels only.
 

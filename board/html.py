@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from consent.medical import Condition, Severity
-from pipeline.board import CONFIDENTIAL, Board, Card, Orientation
-from pipeline.board_pdf import STYLES
+from board.model import CONFIDENTIAL, Board, Card, Orientation
+from board.pdf import STYLES
+from consent.medical.records import Condition, Severity
 
 _CSS = """
 * { box-sizing: border-box; }

@@ -24,17 +24,17 @@ from pathlib import Path
 
 from consent import audit, registry
 from consent.store import Store
-
-from .analysis import Gallery, load_gallery
-from .boxes import Box
-from .detection import DetectionStage
-from .errors import PipelineError
-from .loading import LoadedImage, load_image
-from .matching import Decision, FaceDecision, Reason
-from .publish import (
-    PublishOptions,
+from pipeline.analysis import Gallery
+from pipeline.boxes import Box
+from pipeline.detection import DetectionStage
+from pipeline.errors import PipelineError
+from pipeline.loading import LoadedImage, load_image
+from pipeline.matching import Decision, FaceDecision, Reason
+from publishing.context import load_gallery
+from publishing.decider import AnalysingDecider
+from publishing.options import PublishOptions
+from publishing.publish import (
     PublishReport,
-    analysing_decider,
     check_operator,
     collect_inputs,
     publish,
@@ -166,7 +166,7 @@ def create_batch(
         store, options.purpose, options.on, options.candidates, encodings=biometrics
     )
     if biometrics:
-        decide_photo = analysing_decider(options, gallery)
+        decide_photo = AnalysingDecider(gallery, options.detection, options.matching)
     else:
         decide_photo = _detect_only(DetectionStage(options.detection))
     now = datetime.now(UTC)

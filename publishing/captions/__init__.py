@@ -1,0 +1,1 @@
+"""Captions: rewriting names for a purpose, and the caption of one photo."""

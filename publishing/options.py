@@ -1,0 +1,61 @@
+"""What one publish job does: `PublishOptions`, built once by the caller.
+
+A frozen dataclass with keyword defaults; the CLI (``commands``), the web service and the
+review flow all build it the same way (`publishing.options.PublishOptions(...)` with
+keywords only), so a new option is one field here and one flag at each edge.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from consent.registry import Purpose
+from pipeline.detection import DetectionSettings
+from pipeline.matching import MatchSettings
+from pipeline.redaction import RedactionStyle
+from pipeline.writing import OutputFormat
+
+
+def default_operator() -> str:
+    """The OS user running the job, the audit's default operator."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return f"uid-{os.getuid()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishOptions:
+    """What one publish job does. ``on`` is the date consent is judged on (today).
+
+    ``workers`` is the number of processes (None: one per usable core, as many as the
+    available memory allows at about 1.6 GB each, see docs/throughput.md).
+    """
+
+    purpose: Purpose
+    out_dir: Path
+    event: str = "event"
+    operator: str = field(default_factory=default_operator)
+    style: RedactionStyle = RedactionStyle.BLUR
+    output_format: OutputFormat = OutputFormat.JPEG
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    matching: MatchSettings = field(default_factory=MatchSettings)
+    on: date = field(default_factory=date.today)
+    # The pupils expected in the photos (from --class / --pupils); None means everyone.
+    candidates: frozenset[str] | None = None
+    # Where the photos will be put (a URL or a name such as "newsletter"), so a takedown
+    # can say where to remove them from.
+    destination: str | None = None
+    workers: int | None = None
+    # Captions: per photo from a --captions file (keys as in the file: a file name or a
+    # path relative to the input folder), one --caption for the whole batch, and the
+    # caption each photo carries in its own IPTC/XMP/EXIF/PNG fields. The first that gives
+    # a photo a caption wins, in that order.
+    captions: Mapping[str, str] | None = None
+    caption: str | None = None
+    embedded_captions: bool = True
