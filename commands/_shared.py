@@ -19,10 +19,10 @@ from consent.registry import Purpose
 from consent.store import Store, open_store, resolve_data_dir
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.errors import PipelineError
-from pipeline.formats.embedded import CaptionCsvError, read_captions_csv
 from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
+from publishing.captions.sources import CaptionCsvError, read_captions_csv
 from publishing.context import pupils_in_classes
 from publishing.options import PublishOptions, default_operator
 from publishing.publish import PublishReport

@@ -40,12 +40,13 @@ from pipeline import __version__
 from pipeline.analysis import Gallery, blurred, kept
 from pipeline.boxes import Box
 from pipeline.errors import InvalidOptions, OutputConflict
-from pipeline.formats.embedded import caption_for, embedded_caption
+from pipeline.formats.embedded import embedded_caption
 from pipeline.loading import read_photo_bytes
 from pipeline.matching import Decision, FaceDecision, Reason
 from pipeline.writing import OutputFormat
 from publishing import journal
 from publishing.captions.per_photo import PhotoCaption, photo_caption, register_pupils
+from publishing.captions.sources import caption_for
 from publishing.context import load_gallery
 from publishing.decider import Decider
 from publishing.options import PublishOptions

@@ -19,12 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from pipeline.formats.embedded import (
-    MAX_FIELD_CHARS,
+from pipeline.formats.embedded import MAX_FIELD_CHARS, embedded_caption, embedded_texts
+from publishing.captions.sources import (
     CaptionCsvError,
     caption_for,
-    embedded_caption,
-    embedded_texts,
     parse_captions_csv,
     read_captions_csv,
 )
