@@ -5,10 +5,12 @@ Mechanic write IPTC Caption-Abstract and XMP dc:description, Lightroom's face ta
 writes MWG face-region names and Iptc4xmpExt:PersonInImage, Windows Photos writes
 Microsoft region PersonDisplayName and the XP* tags, digiKam writes TagsList, phones and
 cameras write EXIF ImageDescription and UserComment, and image editors write PNG text.
-`embedded_texts` reads all of them from the file's bytes (by walking the container
-ourselves, as `pipeline.formats.findings` does) so that the caption can be rewritten and every
-field can be searched for pupils' full names. The bytes themselves are never published:
-`pipeline.writing` encodes new files from pixels only.
+`embedded_texts` reads all of them from the file's bytes, through the same container
+walkers `pipeline.formats.findings` uses (`pipeline.formats.jpeg`, `.png`, `.webp`, `.tiff`,
+`.iptc`, `.xmp`, `.heif`), so that the caption can be rewritten and every field can be
+searched for pupils' full names; both see exactly the same segments and chunks. The
+bytes themselves are never published: `pipeline.writing` encodes new files from pixels
+only.
 
 Every field read is untrusted: sizes are bounded, XML with a DTD is refused, compressed
 text is inflated to a bound, and any parser failure becomes a *problem* (a reason
@@ -17,20 +19,21 @@ string), never an exception. No problem text quotes the file's contents.
 
 from __future__ import annotations
 
-import io
 import re
-import struct
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
-from xml.etree import ElementTree
+
+from pipeline.formats import heif, iptc, jpeg, png, tiff, webp, xmp
+from pipeline.formats.damage import Damaged
+from pipeline.formats.xmp import MAX_XML_BYTES as MAX_XML_BYTES
 
 # A caption or tag longer than this is cut (no real caption is this long).
 MAX_FIELD_CHARS = 2000
 # At most this many fields per file; a file with thousands of keywords is refused beyond.
 MAX_FIELDS = 500
-# XMP packets and inflated PNG text beyond this are not parsed (reported as a problem).
-MAX_XML_BYTES = 2 * 1024 * 1024
+# Inflated PNG text beyond this is not read (reported as a problem); XMP packets beyond
+# MAX_XML_BYTES are not parsed.
 MAX_INFLATED_BYTES = 1024 * 1024
 
 # Fields that may serve as the photo's caption, best first. The others (people, keywords,
@@ -97,20 +100,22 @@ def embedded_texts(data: bytes) -> EmbeddedText:
     TIFF or HEIC/HEIF); other containers give no fields and one problem. Never raises."""
     found = EmbeddedText()
     try:
-        if data.startswith(b"\xff\xd8"):
+        if jpeg.is_jpeg(data):
             _jpeg(data, found)
-        elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        elif png.is_png(data):
             _png(data, found)
-        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        elif webp.is_webp(data):
             _webp(data, found)
-        elif data[:4] in (b"II*\0", b"MM\0*"):
-            _tiff_file(data, found)
-        elif data[4:8] == b"ftyp":
+        elif data[:4] in (tiff.LITTLE_ENDIAN, tiff.BIG_ENDIAN):
+            _exif(data, found, whole_file=True)
+        elif heif.is_heif(data):
             _heif(data, found)
         else:
             found.problems.append(
                 "captions can be read from JPEG, PNG, WebP, TIFF and HEIC/HEIF only"
             )
+    except Damaged as exc:  # the walk stops there; the fields read before it are kept
+        found.problems.append(exc.detail)
     except Exception as exc:  # noqa: BLE001 - hostile bytes: any failure is "no caption"
         found.problems.append(f"metadata could not be read ({type(exc).__name__})")
     return found
@@ -149,174 +154,81 @@ def _utf16le(raw: bytes) -> str:
 
 
 def _jpeg(data: bytes, found: EmbeddedText) -> None:
-    pos, end = 2, len(data)
-    xmp_extended: list[bytes] = []
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD9, 0xDA):  # EOI, SOS: no metadata segments we read come after
-            break
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        (length,) = struct.unpack_from(">H", data, pos + 2)
-        if length < 2 or pos + 2 + length > end:
-            found.problems.append("JPEG segment runs past the end of the file")
-            return
-        payload = data[pos + 4 : pos + 2 + length]
-        pos += 2 + length
-        if marker == 0xE1 and payload.startswith(b"Exif\0\0"):
-            _exif(payload[6:], found)
-        elif marker == 0xE1 and payload.startswith(b"http://ns.adobe.com/xap/1.0/\0"):
-            _xmp(payload[29:], found)
-        elif marker == 0xE1 and payload.startswith(b"http://ns.adobe.com/xmp/extension/\0"):
-            # ExtendedXMP: GUID (32), full length (4), offset (4), then a slice.
-            xmp_extended.append(payload[35 + 40 :])
-        elif marker == 0xED and payload.startswith(b"Photoshop 3.0\0"):
-            _photoshop(payload[14:], found)
-        elif marker == 0xFE:
-            found._add("JPEG comment", payload)
-    if xmp_extended:
-        _xmp(b"".join(xmp_extended), found)
+    extended_xmp: list[bytes] = []
+    try:
+        for segment in jpeg.segments(data):
+            kind = segment.kind
+            if kind is jpeg.Kind.EXIF:
+                _exif(segment.body, found)
+            elif kind is jpeg.Kind.XMP:
+                _xmp(segment.body, found)
+            elif kind is jpeg.Kind.XMP_EXTENSION:
+                extended_xmp.append(segment.body)
+            elif kind is jpeg.Kind.PHOTOSHOP:
+                _photoshop(segment.body, found)
+            elif kind is jpeg.Kind.COMMENT:
+                found._add("JPEG comment", segment.payload)
+    finally:
+        # ExtendedXMP slices come in file order; read what arrived even if the file is cut.
+        if extended_xmp:
+            _xmp(b"".join(extended_xmp), found)
+
+
+# --- Photoshop image resources and IPTC IIM ----------------------------------------------------
 
 
 def _photoshop(blob: bytes, found: EmbeddedText) -> None:
     """The IPTC block (resource 0x0404) of a Photoshop image-resource block."""
-    pos = 0
-    while blob[pos : pos + 4] == b"8BIM" and pos + 8 <= len(blob):
-        (res_id,) = struct.unpack_from(">H", blob, pos + 4)
-        name_len = blob[pos + 6]
-        pos += 6 + ((name_len + 2) & ~1)  # Pascal name padded to an even length
-        if pos + 4 > len(blob):
-            return
-        (size,) = struct.unpack_from(">I", blob, pos)
-        body = blob[pos + 4 : pos + 4 + size]
-        pos += 4 + ((size + 1) & ~1)
-        if res_id == 0x0404:
-            _iptc(body, found)
-
-
-# IPTC IIM record 2 datasets (IPTC-NAA IIM 4.2).
-_IPTC_FIELDS = {
-    120: "IPTC Caption-Abstract",
-    105: "IPTC Headline",
-    5: "IPTC Object Name",
-    25: "IPTC Keywords",
-    122: "IPTC Writer-Editor",
-}
+    for resource in iptc.resources(blob):
+        if resource.id == iptc.IPTC_RESOURCE:
+            _iptc(resource.body, found)
 
 
 def _iptc(blob: bytes, found: EmbeddedText) -> None:
-    utf8 = False
-    pos = 0
-    while pos + 5 <= len(blob) and blob[pos] == 0x1C:
-        record, dataset = blob[pos + 1], blob[pos + 2]
-        (size,) = struct.unpack_from(">H", blob, pos + 3)
-        pos += 5
-        if size & 0x8000:  # extended dataset: the next (size & 0x7fff) bytes hold the length
-            n = size & 0x7FFF
-            if n > 4 or pos + n > len(blob):
-                found.problems.append("IPTC dataset length is damaged")
-                return
-            size = int.from_bytes(blob[pos : pos + n], "big")
-            pos += n
-        value = blob[pos : pos + size]
-        pos += size
-        if record == 1 and dataset == 90:
-            utf8 = value == b"\x1b%G"  # CodedCharacterSet: ESC % G is UTF-8
-        elif record == 2 and dataset in _IPTC_FIELDS:
-            text = value.decode("utf-8" if utf8 else "latin-1", errors="replace")
-            if not utf8:  # many writers store UTF-8 without saying so
-                try:
-                    text = value.decode("utf-8")
-                except UnicodeDecodeError:
-                    pass
-            found._add(_IPTC_FIELDS[dataset], text)
+    try:
+        for number, text in iptc.record_2_texts(blob):
+            found._add(f"IPTC {iptc.RECORD_2_NAMES[number]}", text)
+    except Damaged as exc:
+        found.problems.append(exc.detail)
 
 
 # --- EXIF / TIFF -----------------------------------------------------------------------------
 
-_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
-_MAX_VALUE_BYTES = 256 * 1024
-_EXIF_IFD, _IMAGE_DESCRIPTION, _USER_COMMENT = 0x8769, 0x010E, 0x9286
-_XP_TAGS = {0x9C9B: "EXIF XPTitle", 0x9C9C: "EXIF XPComment", 0x9C9F: "EXIF XPSubject"}
-_XP_TAGS |= {0x9C9E: "EXIF XPKeywords"}
-_TIFF_XMP, _TIFF_IPTC, _TIFF_PHOTOSHOP = 0x02BC, 0x83BB, 0x8649
+_XP_TAGS = (tiff.XP_TITLE, tiff.XP_COMMENT, tiff.XP_SUBJECT, tiff.XP_KEYWORDS)
 
 
-def _ifd(tiff: bytes, order: str, offset: int) -> tuple[dict[int, bytes], int]:
-    """Raw value bytes of every entry of the IFD at ``offset``, and the next IFD offset."""
-    if offset < 8 or offset + 2 > len(tiff):
-        raise ValueError("IFD offset out of range")
-    (count,) = struct.unpack_from(order + "H", tiff, offset)
-    if offset + 2 + 12 * count + 4 > len(tiff):
-        raise ValueError("IFD runs past the end")
-    values: dict[int, bytes] = {}
-    for i in range(count):
-        entry = offset + 2 + 12 * i
-        tag, typ, n = struct.unpack_from(order + "HHI", tiff, entry)
-        size = _TYPE_SIZES.get(typ, 1) * n
-        if size > _MAX_VALUE_BYTES:
-            continue
-        if size <= 4:
-            values[tag] = tiff[entry + 8 : entry + 8 + size]
-        else:
-            (at,) = struct.unpack_from(order + "I", tiff, entry + 8)
-            if at + size <= len(tiff):
-                values[tag] = tiff[at : at + size]
-    (next_ifd,) = struct.unpack_from(order + "I", tiff, offset + 2 + 12 * count)
-    return values, next_ifd
-
-
-def _exif(tiff: bytes, found: EmbeddedText, *, whole_file: bool = False) -> None:
-    order = {b"II*\0": "<", b"MM\0*": ">"}.get(tiff[:4])
-    if order is None or len(tiff) < 8:
+def _exif(block: bytes, found: EmbeddedText, *, whole_file: bool = False) -> None:
+    """The text tags of an EXIF block, or of a whole TIFF file (``whole_file``), which
+    also keeps XMP, IPTC and Photoshop resources in IFD0 tags."""
+    try:
+        structure = tiff.Tiff(block)
+    except Damaged:
         found.problems.append("EXIF block has no TIFF header")
         return
     try:
-        ifd0, _next = _ifd(tiff, order, struct.unpack_from(order + "I", tiff, 4)[0])
-    except (ValueError, struct.error):
+        ifd0 = structure.first_ifd()
+    except Damaged:
         found.problems.append("EXIF block is damaged")
         return
-    if _IMAGE_DESCRIPTION in ifd0:
-        found._add("EXIF ImageDescription", ifd0[_IMAGE_DESCRIPTION])
-    for tag, name in _XP_TAGS.items():
-        if tag in ifd0:
-            found._add(name, _utf16le(ifd0[tag]))
-    if whole_file:  # a TIFF file keeps XMP and IPTC in IFD0 tags
-        if _TIFF_XMP in ifd0:
-            _xmp(ifd0[_TIFF_XMP], found)
-        if _TIFF_IPTC in ifd0:
-            _iptc(ifd0[_TIFF_IPTC], found)
-        if _TIFF_PHOTOSHOP in ifd0:
-            _photoshop(ifd0[_TIFF_PHOTOSHOP], found)
-    pointer = ifd0.get(_EXIF_IFD)
-    if pointer is not None and len(pointer) == 4:
-        try:
-            exif_ifd, _ = _ifd(tiff, order, struct.unpack(order + "I", pointer)[0])
-        except (ValueError, struct.error):
-            found.problems.append("EXIF sub-IFD is damaged")
-            return
-        if _USER_COMMENT in exif_ifd:
-            found._add("EXIF UserComment", _user_comment(exif_ifd[_USER_COMMENT], order))
-
-
-def _heif(data: bytes, found: EmbeddedText) -> None:
-    """HEIC/HEIF keeps EXIF and XMP as items; libheif reads them without decoding pixels
-    (HEIF has no IPTC-IIM)."""
-    import pillow_heif
-
-    heif_file = pillow_heif.open_heif(io.BytesIO(data))
-    exif = heif_file.info.get("exif")
-    if exif:
-        _exif(exif[6:] if exif.startswith(b"Exif\0\0") else exif, found)
-    xmp = heif_file.info.get("xmp")
-    if xmp:
-        _xmp(xmp, found)
+    found._add("EXIF ImageDescription", structure.value(ifd0, tiff.IMAGE_DESCRIPTION))
+    for tag in _XP_TAGS:
+        raw = structure.value(ifd0, tag)
+        if raw is not None:
+            found._add(f"EXIF {tiff.TAG_NAMES[tag]}", _utf16le(raw))
+    if whole_file:
+        for tag, read in ((tiff.XMP, _xmp), (tiff.IPTC, _iptc), (tiff.PHOTOSHOP, _photoshop)):
+            raw = structure.value(ifd0, tag)
+            if raw is not None:
+                read(raw, found)
+    try:
+        exif_ifd = structure.sub_ifd(ifd0, tiff.EXIF_IFD)
+    except Damaged:
+        found.problems.append("EXIF sub-IFD is damaged")
+        return
+    if exif_ifd is not None:
+        raw = structure.value(exif_ifd, tiff.USER_COMMENT)
+        if raw is not None:
+            found._add("EXIF UserComment", _user_comment(raw, structure.order))
 
 
 def _user_comment(raw: bytes, order: str) -> str:
@@ -336,13 +248,17 @@ def _user_comment(raw: bytes, order: str) -> str:
     return _decode_text(text)
 
 
-def _tiff_file(data: bytes, found: EmbeddedText) -> None:
-    _exif(data, found, whole_file=True)
+def _heif(data: bytes, found: EmbeddedText) -> None:
+    """HEIC/HEIF keeps EXIF and XMP as items (HEIF has no IPTC-IIM)."""
+    for kind, blob in heif.metadata_items(data):
+        if kind == heif.EXIF:
+            _exif(tiff.exif_tiff(blob), found)
+        else:
+            _xmp(blob, found)
 
 
 # --- XMP -------------------------------------------------------------------------------------
 
-_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _XMP_PROPERTIES = {
     ("http://purl.org/dc/elements/1.1/", "description"): "XMP dc:description",
     ("http://purl.org/dc/elements/1.1/", "title"): "XMP dc:title",
@@ -360,51 +276,14 @@ _XMP_PROPERTIES = {
 }
 
 
-def _split(tag: str) -> tuple[str, str]:
-    if tag.startswith("{"):
-        ns, _, local = tag[1:].partition("}")
-        return ns, local
-    return "", tag
-
-
 def _xmp(packet: bytes, found: EmbeddedText) -> None:
-    if len(packet) > MAX_XML_BYTES:
-        found.problems.append(f"XMP packet over {MAX_XML_BYTES:,} bytes was not read")
-        return
-    if b"<!DOCTYPE" in packet or b"<!ENTITY" in packet:
-        # XMP never needs a DTD; entities are how XML bombs and external fetches work.
-        found.problems.append("XMP packet declares a DTD and was not read")
-        return
-    start = packet.find(b"<x:xmpmeta")
-    if start < 0:
-        start = packet.find(b"<rdf:RDF")
-    end_tag = packet.rfind(b">")
-    if start < 0 or end_tag < start:
-        found.problems.append("XMP packet has no rdf:RDF or x:xmpmeta element")
-        return
-    xml = packet[start : end_tag + 1]
-    # Drop a trailing <?xpacket end?> processing instruction if it was included.
-    xml = re.sub(rb"<\?xpacket[^>]*\?>\s*\Z", b"", xml)
     try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError:
-        found.problems.append("XMP packet is not well-formed XML")
+        root = xmp.parse(packet)
+    except xmp.Refused as exc:
+        found.problems.append(str(exc))
         return
-    for element in root.iter():
-        # Shorthand properties are attributes of rdf:Description (and of region structs).
-        for attr, value in element.attrib.items():
-            name = _XMP_PROPERTIES.get(_split(attr))
-            if name:
-                found._add(name, value)
-        name = _XMP_PROPERTIES.get(_split(element.tag))
-        if name is None:
-            continue
-        items = [li for li in element.iter(f"{{{_RDF}}}li")]
-        if items:
-            for li in items:
-                found._add(name, "".join(li.itertext()))
-        else:
-            found._add(name, "".join(element.itertext()))
+    for key, value in xmp.property_values(root, _XMP_PROPERTIES):
+        found._add(_XMP_PROPERTIES[key], value)
 
 
 # --- PNG and WebP ----------------------------------------------------------------------------
@@ -417,51 +296,30 @@ def _inflate(data: bytes) -> bytes | None:
 
 
 def _png(data: bytes, found: EmbeddedText) -> None:
-    pos = 8
-    while pos + 12 <= len(data):
-        length, ctype = struct.unpack_from(">I4s", data, pos)
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if len(body) < length:
-            found.problems.append("PNG chunk runs past the end of the file")
-            return
-        if ctype == b"IEND":
-            return
-        if ctype not in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"):
+    for chunk in png.chunks(data):
+        if chunk.type == png.EXIF:
+            _exif(tiff.exif_tiff(chunk.body), found)
             continue
-        if ctype == b"eXIf":
-            _exif(body[6:] if body.startswith(b"Exif\0\0") else body, found)
+        text = png.text_chunk(chunk)
+        if text is None:
             continue
-        keyword, _, rest = body.partition(b"\0")
-        key = keyword.decode("latin-1", errors="replace")[:79]
-        text: bytes | None
-        if ctype in (b"tEXt", b"zTXt"):
-            text = rest
-            if ctype == b"zTXt":
-                text = _inflate(rest[1:]) if rest[:1] == b"\0" else None
-                if text is None:
-                    found.problems.append(f"PNG zTXt {key!r} could not be inflated within bounds")
-                    continue
-            if key.startswith("Raw profile type "):
-                _raw_profile(key[17:].strip().lower(), text, found)
-            else:
-                found._add(f"PNG {key}", text.decode("latin-1"))
-            continue
-        # iTXt: compression flag, method, language tag\0, translated keyword\0, text.
-        if len(rest) < 2:
-            continue
-        flag, method, tail = rest[0], rest[1], rest[2:]
-        _lang, _, tail = tail.partition(b"\0")
-        _translated, _, text = tail.partition(b"\0")
-        if flag == 1:
-            text = _inflate(text) if method == 0 else None
-            if text is None:
-                found.problems.append(f"PNG iTXt {key!r} could not be inflated within bounds")
+        raw: bytes | None = text.text
+        if text.compressed:
+            raw = _inflate(text.text) if text.method == 0 else None
+            if raw is None:
+                kind = chunk.type.decode("latin-1")
+                found.problems.append(f"PNG {kind} text could not be inflated within bounds")
                 continue
-        if key == "XML:com.adobe.xmp":
-            _xmp(text, found)
+        if chunk.type == b"iTXt" and text.keyword == png.XMP_KEYWORD:
+            _xmp(raw, found)
+        elif chunk.type != b"iTXt" and text.keyword.startswith(_RAW_PROFILE):
+            _raw_profile(text.keyword[len(_RAW_PROFILE) :].strip().lower(), raw, found)
         else:
-            found._add(f"PNG {key}", text.decode("utf-8", errors="replace"))
+            found._add(f"PNG {text.keyword}", raw.decode(text.encoding, errors="replace"))
+
+
+# ImageMagick's tEXt/zTXt keyword for a metadata profile stored as hex text.
+_RAW_PROFILE = "Raw profile type "
 
 
 def _raw_profile(kind: str, text: bytes, found: EmbeddedText) -> None:
@@ -476,23 +334,19 @@ def _raw_profile(kind: str, text: bytes, found: EmbeddedText) -> None:
         found.problems.append(f"PNG raw {kind} profile is not valid hex")
         return
     if kind in ("iptc", "8bim"):
-        if blob.startswith(b"8BIM"):
+        if blob.startswith(iptc.SIGNATURE):
             _photoshop(blob, found)
         else:
             _iptc(blob, found)
     elif kind in ("exif", "app1"):
-        _exif(blob[6:] if blob.startswith(b"Exif\0\0") else blob, found)
+        _exif(tiff.exif_tiff(blob), found)
     elif kind == "xmp":
         _xmp(blob, found)
 
 
 def _webp(data: bytes, found: EmbeddedText) -> None:
-    pos, end = 12, min(len(data), 8 + struct.unpack_from("<I", data, 4)[0])
-    while pos + 8 <= end:
-        fourcc, size = struct.unpack_from("<4sI", data, pos)
-        body = data[pos + 8 : pos + 8 + size]
-        pos += 8 + size + (size & 1)
-        if fourcc == b"EXIF":
-            _exif(body[6:] if body.startswith(b"Exif\0\0") else body, found)
-        elif fourcc == b"XMP ":
-            _xmp(body, found)
+    for chunk in webp.chunks(data):
+        if chunk.fourcc == webp.EXIF:
+            _exif(tiff.exif_tiff(chunk.body), found)
+        elif chunk.fourcc == webp.XMP:
+            _xmp(chunk.body, found)

@@ -22,9 +22,18 @@ What the loader relies on (pillow-heif 1.8, libheif 1.23):
 from __future__ import annotations
 
 import functools
+import io
+from collections.abc import Iterator
 
 # Pillow's format name for images opened by the plugin (HEIC and HEIF alike).
 FORMAT = "HEIF"
+# The metadata items libheif hands back (HEIF has no IPTC-IIM).
+EXIF, XMP = "exif", "xmp"
+
+
+def is_heif(data: bytes) -> bool:
+    """An ISO BMFF file (its first box is ``ftyp``); libheif decides whether it is HEIF."""
+    return data[4:8] == b"ftyp"
 
 
 @functools.cache
@@ -38,3 +47,16 @@ def register() -> None:
     from pillow_heif import register_heif_opener
 
     register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+
+def metadata_items(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """``(EXIF or XMP, bytes)`` of the primary image's metadata items, without decoding
+    any pixels. The EXIF bytes may start with ``Exif\\0\\0``. Raises whatever libheif
+    raises on a file it cannot parse."""
+    import pillow_heif
+
+    heif_file = pillow_heif.open_heif(io.BytesIO(data))
+    for kind in (EXIF, XMP):
+        blob = heif_file.info.get(kind)
+        if blob:
+            yield kind, blob

@@ -28,6 +28,7 @@ from publishing.captions.sources import (
 )
 from tests.conftest import require_tool
 from tests.pipeline import dirty
+from tests.pipeline.formats import builders
 
 NAME = "Amélia Hart"
 
@@ -415,3 +416,22 @@ def test_read_captions_csv_from_a_file(tmp_path: Path) -> None:
     assert caption_for(captions, tmp_path / "day" / "IMG_1.jpg", root=tmp_path) == "One"
     assert caption_for(captions, tmp_path / "img_2.jpg") == "Two"
     assert caption_for(captions, tmp_path / "IMG_3.jpg") is None
+
+
+# --- segments between the scans of a progressive JPEG ---------------------------------------
+
+
+def test_a_name_in_a_comment_after_the_first_scan_is_read() -> None:
+    # COM and APPn segments may stand between the scans of a progressive JPEG (ITU-T T.81
+    # B.2.4, B.6); the metadata check always reported them, the name search once stopped
+    # at the first SOS and so never saw the name.
+    base = builders.progressive_jpeg()
+    data = builders.with_segment_after_first_scan(
+        base, builders.segment(0xFE, b"Amelia Hart on sports day")
+    )
+    assert builders.scans(data) > 1 and builders.decodes(data)
+
+    found = embedded_texts(data)
+
+    assert ("JPEG comment", "Amelia Hart on sports day") in {(f.name, f.text) for f in found.fields}
+    assert found.problems == []
