@@ -1,4 +1,5 @@
-"""HEIC/HEIF input (iPhone and iPad photos) through pillow-heif's Pillow plugin.
+"""HEIC/HEIF input (iPhone and iPad photos) through pillow-heif's Pillow plugin, and its
+EXIF and XMP items (:func:`metadata_items`, read by `pipeline.formats.embedded`).
 
 Registered lazily and once per process (:func:`register`), so importing the pipeline
 changes no Pillow global; the first :func:`~pipeline.loading.load_image` call registers it,
