@@ -33,8 +33,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from consent import audit, crypto
-from consent.errors import ConsentError, CsvImportError, KeyMismatch, KeyMissing, UnknownPupil
+from consent import audit, crypto, files
+from consent.errors import (
+    ConsentError,
+    CsvImportError,
+    FileConflict,
+    KeyMismatch,
+    KeyMissing,
+    UnknownPupil,
+)
 from consent.registry import _decode, _read_records, clean_text, csv_rows
 from consent.store import Store
 
@@ -212,12 +219,10 @@ def medical_key(store: Store, *, create: bool = False) -> bytes | None:
             return None
         if not path.exists():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                os.write(fd, os.urandom(crypto.KEY_BYTES))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                files.write_new(path, os.urandom(crypto.KEY_BYTES), mode=files.PRIVATE)
+            except FileConflict:
+                pass  # made meanwhile (another process): read and check that one
         key = _read_key_file(path)
         if key == store.key:
             raise MedicalError(
