@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,35 +68,47 @@ def test_refuses_dangling_symlink(tmp_path: Path) -> None:
     assert not (tmp_path / "elsewhere.jpg").exists()
 
 
+@pytest.mark.parametrize("links", [True, False], ids=["hard links", "no hard links"])
 def test_race_with_another_writer_is_a_conflict(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool
 ) -> None:
     dest = tmp_path / "out.jpg"
     real_link = os.link
 
     def racing_link(src: Path, dst: Path) -> None:
         Path(dst).write_bytes(b"the other writer")  # appears after the existence check
-        real_link(src, dst)
+        (real_link if links else no_links)(src, dst)
 
     monkeypatch.setattr(os, "link", racing_link)
     with pytest.raises(FileConflict, match="exists"):
         files.write_new(dest, b"mine", mode=files.PUBLIC)
+    monkeypatch.undo()
     assert dest.read_bytes() == b"the other writer"
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("failing", ["link", "fsync", "write"])
-def test_failure_leaves_no_temp_file_and_no_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+@pytest.mark.parametrize(
+    ("writer", "failing", "old"),
+    [(files.write_new, name, None) for name in ("link", "fsync", "write")]
+    + [(files.replace_atomic, name, b"old") for name in ("replace", "fsync", "write")],
+)
+def test_failure_leaves_no_temp_file_and_the_name_as_it_was(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    writer: Callable[..., None],
+    failing: str,
+    old: bytes | None,
 ) -> None:
-    monkeypatch.setattr(os, failing, io_error)
     dest = tmp_path / "out.png"
+    if old is not None:
+        dest.write_bytes(old)
+    monkeypatch.setattr(os, failing, io_error)
     with pytest.raises(FileWriteError, match="Input/output error") as caught:
-        files.write_new(dest, b"data", mode=files.PUBLIC)
+        writer(dest, b"data", mode=files.PUBLIC)
     monkeypatch.undo()
     assert caught.value.step == "write" and caught.value.path == dest
     assert leftovers(tmp_path) == []
-    assert not dest.exists()
+    assert (dest.read_bytes() if dest.exists() else None) == old
 
 
 def test_directory_fsync_failure_removes_the_output(
@@ -124,24 +136,6 @@ def test_falls_back_when_hard_links_are_unsupported(
     dest = tmp_path / "out.webp"
     files.write_new(dest, b"data", mode=files.PUBLIC)
     assert dest.read_bytes() == b"data"
-    assert leftovers(tmp_path) == []
-
-
-def test_fallback_still_refuses_an_existing_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    dest = tmp_path / "out.webp"
-    real_link = os.link
-
-    def racing_no_links(src: Path, dst: Path) -> None:
-        Path(dst).write_bytes(b"the other writer")
-        no_links(src, dst)
-
-    monkeypatch.setattr(os, "link", racing_no_links)
-    with pytest.raises(FileConflict):
-        files.write_new(dest, b"mine", mode=files.PUBLIC)
-    monkeypatch.setattr(os, "link", real_link)
-    assert dest.read_bytes() == b"the other writer"
     assert leftovers(tmp_path) == []
 
 
@@ -271,19 +265,6 @@ def test_replace_creates_then_replaces(tmp_path: Path) -> None:
     files.replace_atomic(path, b"second", mode=files.PRIVATE)
     assert path.read_bytes() == b"second"
     assert leftovers(tmp_path) == []
-
-
-@pytest.mark.parametrize("failing", ["fsync", "write", "replace"])
-def test_replace_failure_leaves_the_old_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
-) -> None:
-    path = tmp_path / "report.json"
-    path.write_bytes(b"old")
-    monkeypatch.setattr(os, failing, io_error)
-    with pytest.raises(FileWriteError, match="Input/output error"):
-        files.replace_atomic(path, b"new", mode=files.PRIVATE)
-    monkeypatch.undo()
-    assert path.read_bytes() == b"old" and leftovers(tmp_path) == []
 
 
 def test_replace_never_follows_a_planted_temp_link(tmp_path: Path) -> None:
