@@ -22,7 +22,7 @@ from board.pdf import render_pdf
 from board.selection import build_board, filter_key, fingerprint, printed_pupils
 from consent import audit, files
 from consent.errors import FileConflict, FileWriteError
-from consent.medical import records as medical
+from consent.medical.key import require_medical_key
 from consent.store import Store
 from pipeline.errors import OutputConflict
 
@@ -56,7 +56,7 @@ def generate(store: Store, options: BoardOptions) -> BoardResult:
     for path, _ in outputs:
         if os.path.lexists(path):
             raise OutputConflict(f"{path} exists; choose another file name or remove it")
-    key = medical.require_medical_key(store)
+    key = require_medical_key(store)
     flt = filter_key(key, board.filter)
     pupils = printed_pupils(board)
     print_hash = fingerprint({k: v for k, v in flt.items() if k != "condition"}, pupils)

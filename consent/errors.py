@@ -95,6 +95,14 @@ class UnknownRetentionCategory(ConsentError):
     """A retention period was set for a category of data photoconsent does not hold."""
 
 
+class MedicalError(ConsentError):
+    """A medical record cannot be stored or used as asked (the message says why)."""
+
+
+class NoMedicalRecord(MedicalError):
+    """The pupil has no medical record (or no condition of that name)."""
+
+
 # What to do about the usual reasons a file cannot be written (see consent.files).
 _WRITE_HINTS = {
     _errno.ENOSPC: "Free some space on that disk, then try again.",
