@@ -14,41 +14,27 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from pathlib import Path
 
 from board.html import render_html
 from board.model import BoardError, BoardOptions, BoardResult
 from board.pdf import render_pdf
 from board.selection import build_board, filter_key, fingerprint, printed_pupils
-from consent import audit
-from consent.medical import records as medical
+from consent import audit, files
+from consent.errors import FileConflict, FileWriteError
+from consent.medical.key import require_medical_key
 from consent.store import Store
 from pipeline.errors import OutputConflict
 
 
 def _write_private(data: bytes, dest: Path) -> None:
     """Create ``dest`` (mode 0600) with ``data``, never overwriting; nothing left on error."""
-    if os.path.lexists(dest):
-        raise OutputConflict(f"{dest} exists; choose another file name or remove it")
-    tmp = dest.parent / f".{dest.name}.tmp-{secrets.token_hex(6)}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, dest)  # fails if dest appeared meanwhile
-    except FileExistsError as exc:
+        files.write_new(dest, data, mode=files.PRIVATE)
+    except FileConflict as exc:
         raise OutputConflict(f"{dest} exists; choose another file name or remove it") from exc
-    except OSError as exc:
-        raise OutputConflict(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except FileWriteError as exc:
+        raise OutputConflict(f"cannot write {dest}: {exc.reason}") from exc
 
 
 def generate(store: Store, options: BoardOptions) -> BoardResult:
@@ -70,7 +56,7 @@ def generate(store: Store, options: BoardOptions) -> BoardResult:
     for path, _ in outputs:
         if os.path.lexists(path):
             raise OutputConflict(f"{path} exists; choose another file name or remove it")
-    key = medical.require_medical_key(store)
+    key = require_medical_key(store)
     flt = filter_key(key, board.filter)
     pupils = printed_pupils(board)
     print_hash = fingerprint({k: v for k, v in flt.items() if k != "condition"}, pupils)

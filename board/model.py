@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from consent.medical.records import Condition, MedicalError, Room, Severity
+from consent.errors import MedicalError
+from consent.medical.records import Condition, Room, Severity
 
 CONFIDENTIAL = "CONFIDENTIAL: staff only, do not display where pupils or visitors can see"
 

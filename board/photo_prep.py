@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image
 
-from consent.medical.records import MedicalError
+from consent.errors import MedicalError
 from pipeline.loading import load_image
 from pipeline.writing import OutputFormat, encode_clean
 

@@ -13,6 +13,7 @@ from consent import audit
 from consent.medical import board_photos
 from consent.medical import records as medical
 from consent.medical.board_settings import BoardSettings, settings
+from consent.medical.key import decrypt_text, encrypt_text, medical_key
 from consent.medical.records import MedicalRecord, Room
 from consent.store import Store
 
@@ -59,7 +60,7 @@ def select_cards(
     }
     photos = board_photos.photo_info(store.conn)
     records = medical.all_records(store)
-    key = medical.medical_key(store)
+    key = medical_key(store)
     cards: list[Card] = []
     warnings: list[str] = []
     for record in records:
@@ -162,7 +163,7 @@ def filter_key(key: bytes, flt: BoardFilter) -> dict[str, object]:
         "classes": sorted(flt.classes),
         "condition": None
         if not flt.condition
-        else medical.encrypt_text(key, flt.condition.strip().lower(), _FILTER_AAD),
+        else encrypt_text(key, flt.condition.strip().lower(), _FILTER_AAD),
     }
 
 
@@ -172,5 +173,5 @@ def read_filter(key: bytes, details: dict[str, object]) -> BoardFilter:
     return BoardFilter(
         room=Room(str(details["room"])),
         classes=frozenset(details.get("classes") or ()),  # type: ignore[arg-type]
-        condition=None if not enc else medical.decrypt_text(key, str(enc), _FILTER_AAD),
+        condition=None if not enc else decrypt_text(key, str(enc), _FILTER_AAD),
     )

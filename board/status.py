@@ -19,6 +19,7 @@ from board.selection import person_digest, read_filter, select_cards
 from consent import audit
 from consent.medical import board_photos
 from consent.medical import records as medical
+from consent.medical.key import require_medical_key
 from consent.store import Store
 
 
@@ -68,7 +69,7 @@ def board_status(store: Store, *, on: date | None = None, every: bool = False) -
     entries = audit.entries(store, action="board_generate")
     if not entries:
         return []
-    key = medical.require_medical_key(store)
+    key = require_medical_key(store)
     pupils = {
         r["pupil_id"]: dict(r)
         for r in store.conn.execute(

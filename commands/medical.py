@@ -23,6 +23,7 @@ from consent import audit
 from consent import retention as leavers
 from consent.medical import records as medical
 from consent.medical.records import Condition, Room, Severity
+from consent.medical.records_csv import import_medical_csv
 
 _SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 
@@ -63,7 +64,7 @@ def medical_import(csv_file: Path, data_dir: Path | None, operator: str, as_json
         photoconsent medical import medical.csv --operator "J Smith"
     """
     with _store(data_dir) as store:
-        result = medical.import_medical_csv(store, csv_file, operator=operator)
+        result = import_medical_csv(store, csv_file, operator=operator)
     summary = {"added": result.added, "updated": result.updated, "unchanged": result.unchanged}
     if as_json:
         click.echo(json.dumps(summary))

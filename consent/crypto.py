@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from consent.errors import KeyMissing, TamperedData
+from consent import files
+from consent.errors import FileConflict, KeyMissing, TamperedData
 
 KEY_FILE_ENV = "PHOTOCONSENT_KEY_FILE"
 KEY_FILE_NAME = "secret.key"
@@ -49,17 +50,15 @@ def create_key(data_dir: Path) -> Path:
     is never overwritten.
     """
     path = key_path(data_dir)
-    if path.exists():
-        load_key(data_dir)
-        return path
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # O_EXCL: if two `init`s race, the loser fails instead of replacing the winner's key.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, os.urandom(KEY_BYTES))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            # Appears whole or not at all, never replacing: if two `init`s race, the loser
+            # finds the winner's complete key and keeps it.
+            files.write_new(path, os.urandom(KEY_BYTES), mode=files.PRIVATE)
+        except FileConflict:
+            pass
+    load_key(data_dir)
     return path
 
 

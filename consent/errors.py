@@ -6,6 +6,9 @@ shown with ``repr`` so control characters cannot reach the terminal.
 
 from __future__ import annotations
 
+import errno as _errno
+from pathlib import Path
+
 
 class ConsentError(Exception):
     """Base class of every error the consent package raises on purpose."""
@@ -90,3 +93,58 @@ class ExportExists(ConsentError):
 
 class UnknownRetentionCategory(ConsentError):
     """A retention period was set for a category of data photoconsent does not hold."""
+
+
+class MedicalError(ConsentError):
+    """A medical record cannot be stored or used as asked (the message says why)."""
+
+
+class NoMedicalRecord(MedicalError):
+    """The pupil has no medical record (or no condition of that name)."""
+
+
+# What to do about the usual reasons a file cannot be written (see consent.files).
+_WRITE_HINTS = {
+    _errno.ENOSPC: "Free some space on that disk, then try again.",
+    _errno.EDQUOT: "Free some space within your disk quota, then try again.",
+    _errno.ENOENT: "Check that the folder exists.",
+    _errno.ENOTDIR: "Check that the folder exists.",
+    _errno.EACCES: "Check that you may write in that folder.",
+    _errno.EPERM: "Check that you may write in that folder.",
+    _errno.EROFS: "That disk is read-only; choose a folder on another disk.",
+}
+
+
+class FileWriteError(ConsentError):
+    """A file could not be written safely; nothing was left under its name.
+
+    ``step`` is ``"create"`` when the file (or its hidden temp file) could not even be
+    created, ``"write"`` when writing, syncing or naming it failed afterwards. ``errno`` and
+    ``reason`` are the system's (``reason`` is e.g. "No space left on device").
+    """
+
+    def __init__(self, path: Path | str, exc: OSError, *, step: str, message: str = "") -> None:
+        self.path = Path(path)
+        self.errno = exc.errno
+        self.reason = exc.strerror or str(exc)
+        self.step = step
+        hint = _WRITE_HINTS.get(exc.errno or 0, "Check the disk, then try again.")
+        super().__init__(message or f"Cannot {step} {self.path}: {self.reason}. {hint}")
+
+    @property
+    def disk_full(self) -> bool:
+        """True when the disk, or the user's quota on it, is full."""
+        return self.errno in (_errno.ENOSPC, _errno.EDQUOT)
+
+
+class FileConflict(FileWriteError):
+    """A file already stands where a new one would be written; it was left untouched."""
+
+    def __init__(self, path: Path | str, *, step: str = "create") -> None:
+        super().__init__(
+            path,
+            FileExistsError(_errno.EEXIST, "File exists"),
+            step=step,
+            message=f"{path} already exists and was left untouched; choose another name, or "
+            "move that file away first.",
+        )

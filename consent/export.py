@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 
 from consent import audit, changes, registry
 from consent.errors import ExportExists, UnknownPupil
+from consent.files import PRIVATE, create_exclusive
 from consent.retention import CATEGORIES
 from consent.store import Store
 
@@ -85,9 +85,7 @@ def _index_photos(folders: Iterable[Path]) -> dict[str, Path]:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    create_exclusive(path, text.encode("utf-8"), mode=PRIVATE)
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -195,8 +193,8 @@ def export_pupil(
                 if source is not None:
                     target = photos / f"{item['output_sha256'][:12]}{source.suffix.lower()}"
                     if not target.exists():
-                        shutil.copyfile(source, target)
-                        target.chmod(0o600)
+                        # 0600 from the start: the copy shows the child's face.
+                        create_exclusive(target, source.read_bytes(), mode=PRIVATE)
                         copied += 1
                     item["included_as"] = f"photos/{target.name}"
             _write_json(dest / "published-photos.json", published)

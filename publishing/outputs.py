@@ -17,22 +17,19 @@ finishes step 3. A visible output therefore always has its audit entry.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os
-import re
-import secrets
 from pathlib import Path
 
+from consent import files
+from consent.errors import FileConflict, FileWriteError
+from consent.files import temp_name as temp_name  # re-exported: publish names its temp files
+from consent.files import unlink_quietly as unlink_quietly  # re-exported for publish
 from pipeline.errors import OutputConflict, UnsafeOutput
 from pipeline.formats.findings import describe, find_metadata
 
 LOCK_NAME = ".photoconsent.lock"
-# Hidden temp files this module creates: ".<name>.tmp-<hex token>".
-TEMP_RE = re.compile(r"^\..+\.tmp-[0-9a-f]{12}$")
-# errno values meaning "this filesystem cannot hard-link" (FAT/exFAT, some SMB mounts).
-_NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
 
 
 class DiskFull(OutputConflict):
@@ -100,11 +97,6 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def temp_name(name: str) -> str:
-    """A fresh hidden temp-file name for the output ``name``."""
-    return f".{name}.tmp-{secrets.token_hex(6)}"
-
-
 def write_temp(data: bytes, path: Path) -> None:
     """Create ``path`` (must not exist) holding ``data``, fsynced; remove it on any error.
 
@@ -112,25 +104,13 @@ def write_temp(data: bytes, path: Path) -> None:
     device").
     """
     try:
-        # 0o644 before the umask: published photos are meant to be readable.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(f"cannot write in {path.parent}: {exc.strerror}") from exc
-        raise OutputConflict(f"cannot write in {path.parent}: {exc.strerror or exc}") from exc
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        unlink_quietly(path)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(f"cannot write the output: {exc.strerror}") from exc
-        raise OutputConflict(f"cannot write the output: {exc.strerror or exc}") from exc
+        # The folder is fsynced by reveal(), once the visible name exists.
+        files.create_exclusive(path, data, mode=files.PUBLIC, sync_folder=False)
+    except FileWriteError as exc:
+        error = DiskFull if exc.disk_full else OutputConflict
+        if exc.step == "create":
+            raise error(f"cannot write in {path.parent}: {exc.reason}") from exc
+        raise error(f"cannot write the output: {exc.reason}") from exc
 
 
 def verify_written(path: Path, sha256: str) -> None:
@@ -150,32 +130,16 @@ def verify_written(path: Path, sha256: str) -> None:
 def reveal(temp: Path, dest: Path) -> None:
     """Give the fsynced ``temp`` file the visible name ``dest`` without replacing anything,
     make the name durable, then drop the temp name. Raises OutputConflict if ``dest``
-    exists (the temp file is kept for the caller to deal with)."""
+    exists, OSError if naming fails otherwise (the temp file is kept for the caller to deal
+    with in both cases)."""
     try:
-        os.link(temp, dest)
-    except FileExistsError as exc:
+        files.link_no_clobber(temp, dest)
+    except FileConflict as exc:
         raise OutputConflict(f"{dest.name} exists") from exc
-    except OSError as exc:
-        if exc.errno not in _NO_LINK:
-            raise
-        # No hard links (FAT/exFAT): check-then-rename, safe under the folder lock.
-        if os.path.lexists(dest):
-            raise OutputConflict(f"{dest.name} exists") from exc
-        os.replace(temp, dest)
-    fsync_dir(dest.parent)
-    unlink_quietly(temp)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a folder's new or removed entries durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:  # some filesystems cannot fsync a directory
-            raise
-    finally:
-        os.close(fd)
+    except FileWriteError as exc:
+        # Any other failure stays the OSError it was: the photo is withheld with the
+        # system's reason and the journal lets the next run finish the reveal.
+        raise OSError(exc.errno, exc.reason) from exc
 
 
 def remove_stale_temps(folder: Path, keep: set[str]) -> list[str]:
@@ -183,7 +147,7 @@ def remove_stale_temps(folder: Path, keep: set[str]) -> list[str]:
     (committed outputs still to be revealed). Returns the names removed."""
     removed = []
     for entry in os.scandir(folder):
-        if entry.name in keep or not TEMP_RE.match(entry.name):
+        if entry.name in keep or not files.TEMP_RE.match(entry.name):
             continue
         if entry.is_file(follow_symlinks=False):
             unlink_quietly(Path(entry.path))
@@ -201,81 +165,3 @@ def file_sha256(path: Path) -> str | None:
     except OSError:
         return None
     return h.hexdigest()
-
-
-def unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def write_atomic(data: bytes, dest: Path) -> None:
-    """Create ``dest`` holding ``data``, durably, or raise and leave nothing behind.
-
-    Never overwrites: an existing ``dest`` (file, directory or dangling link) raises
-    OutputConflict. The bytes go to a hidden ``.{name}.tmp-<random>`` file in the same
-    directory, are fsynced, then hard-linked to ``dest`` (which fails if ``dest`` has
-    appeared meanwhile, so there is no check-then-write race) and the directory is fsynced.
-    On filesystems without hard links it falls back to an existence check plus
-    ``os.replace``, which has a small race window. Any error, including I/O errors such
-    as a full disk, raises OutputConflict with the temp file removed and ``dest`` absent.
-    """
-    dest = Path(dest)
-    if os.path.lexists(dest):
-        raise OutputConflict(f"{dest} exists; choose another --out or remove it")
-    directory = dest.parent
-    tmp = _create_temp(directory, dest.name)
-    linked = False
-    try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            linked = _link_no_clobber(tmp, dest)
-            fsync_dir(directory)
-        except OutputConflict:
-            raise
-        except OSError as exc:
-            if linked:
-                # dest is ours but not durable; a raised error must mean "no output".
-                unlink_quietly(dest)
-            raise OutputConflict(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    finally:
-        unlink_quietly(tmp)
-
-
-def _create_temp(directory: Path, name: str) -> Path:
-    for _ in range(16):
-        tmp = directory / f".{name}.tmp-{secrets.token_hex(6)}"
-        try:
-            # 0o644 before the umask: published photos are meant to be readable.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise OutputConflict(f"cannot write in {directory}: {exc.strerror}") from exc
-        os.close(fd)
-        return tmp
-    raise OutputConflict(f"cannot create a temporary file in {directory}")
-
-
-def _link_no_clobber(tmp: Path, dest: Path) -> bool:
-    """Give ``tmp`` the name ``dest`` without replacing an existing file; True once named."""
-    try:
-        os.link(tmp, dest)
-        return True
-    except FileExistsError as exc:
-        raise OutputConflict(f"{dest} exists; choose another --out or remove it") from exc
-    except OSError as exc:
-        if exc.errno not in _NO_LINK:
-            raise
-    if os.path.lexists(dest):
-        raise OutputConflict(f"{dest} exists; choose another --out or remove it")
-    os.replace(tmp, dest)
-    return True

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from consent import audit
+from consent import audit, files
 from consent.name_policy import name_policy
 from consent.store import Store
 from pipeline import __version__
@@ -693,12 +693,8 @@ def _write_report(out_dir: Path, report: PublishReport) -> Path | None:
 
 
 def _replace_file(path: Path, text: str, encoding: str = "utf-8") -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding=encoding, newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # 0o666 before the umask, the mode open() gives: what these reports have always had.
+    files.replace_atomic(path, text.encode(encoding), mode=0o666)
 
 
 # A cell starting with one of these is a formula to Excel and LibreOffice.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import stat
 import subprocess
@@ -28,6 +30,7 @@ from consent.medical.board_settings import Setting, set_setting
 from consent.medical.records import Condition, MedicalRecord, Room, Severity
 from consent.registry import import_pupils_csv
 from consent.store import open_store
+from pipeline.errors import OutputConflict
 from tests.conftest import RegistryCsv, require_tool
 from tests.test_medical import jpeg_file
 
@@ -227,6 +230,49 @@ def test_existing_output_is_never_overwritten_and_nothing_is_audited(
     assert not (tmp_path / "b.pdf").exists()
     with open_store(school) as store:
         assert len(audit.entries(store)) == before
+
+
+def test_an_output_appearing_while_writing_is_a_conflict_and_nothing_is_left(
+    school: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        if str(dst).endswith(".html"):
+            Path(dst).write_text("another program")  # after generate's own check
+        real_link(src, dst)
+
+    with open_store(school) as store:
+        before = len(audit.entries(store))
+    monkeypatch.setattr(os, "link", racing_link)
+    with pytest.raises(OutputConflict) as caught:
+        make(school, tmp_path / "b.pdf", html=True)
+    monkeypatch.undo()
+
+    assert (
+        str(caught.value) == f"{tmp_path / 'b.html'} exists; choose another file name or remove it"
+    )
+    assert (tmp_path / "b.html").read_text() == "another program"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("b", ".b"))) == [
+        "b.html"
+    ]
+    with open_store(school) as store:
+        assert len(audit.entries(store)) == before
+
+
+def test_a_disk_error_names_the_file_and_leaves_nothing(
+    school: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_link(*args: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "link", failing_link)
+    with pytest.raises(OutputConflict) as caught:
+        make(school, tmp_path / "b.pdf")
+    monkeypatch.undo()
+
+    assert str(caught.value) == f"cannot write {tmp_path / 'b.pdf'}: Input/output error"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".b", "b"))] == []
 
 
 def test_every_generation_is_audited_without_medical_text(school: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import stat
@@ -19,16 +20,18 @@ from board.photo_prep import exif_taken, prepare_photo
 from cli import main
 from consent import audit
 from consent import retention as leavers
-from consent.errors import CsvImportError, KeyMismatch, KeyMissing, TamperedData
+from consent.errors import CsvImportError, FileWriteError, KeyMismatch, KeyMissing, TamperedData
 from consent.medical import board_photos
 from consent.medical import records as medical
 from consent.medical.board_settings import Setting, set_setting, settings
+from consent.medical.key import MEDICAL_KEY_ENV, MEDICAL_KEY_NAME
 from consent.medical.records import Condition, MedicalRecord, Room, Severity
+from consent.medical.records_csv import CSV_COLUMNS, import_medical_csv
 from consent.registry import import_pupils_csv
 from consent.store import open_store
 from tests.conftest import RegistryCsv
 
-HEADER = list(medical.CSV_COLUMNS) + ["ends_on", "notes"]
+HEADER = list(CSV_COLUMNS) + ["ends_on", "notes"]
 PEANUT = "Anaphylaxis (peanuts) zqx"
 PEANUT_ACTION = "Give the adrenaline pen into the thigh, call 999 qvz"
 
@@ -67,7 +70,7 @@ def school(data_dir: Path, registry_csv: RegistryCsv, tmp_path: Path) -> Path:
             registry_csv([{"pupil_id": f"P{i}"} for i in range(1, 5)]),
             operator="office",
         )
-        medical.import_medical_csv(
+        import_medical_csv(
             store,
             medical_csv(
                 tmp_path / "med.csv",
@@ -123,7 +126,7 @@ def test_import_is_all_or_nothing_and_lists_every_bad_line(school: Path, tmp_pat
     with open_store(school) as store:
         before = audit.entries(store)
         with pytest.raises(CsvImportError) as caught:
-            medical.import_medical_csv(store, bad, operator="office")
+            import_medical_csv(store, bad, operator="office")
         assert medical.count_records(store.conn, "P2") == 0
         assert len(audit.entries(store)) == len(before)
 
@@ -148,7 +151,7 @@ def test_reimport_of_the_same_file_changes_nothing(school: Path, tmp_path: Path)
     )
     with open_store(school) as store:
         before = medical.revisions(store.conn)
-        result = medical.import_medical_csv(store, path, operator="office")
+        result = import_medical_csv(store, path, operator="office")
         assert medical.revisions(store.conn) == before
 
     assert (result.added, result.updated, result.unchanged) == (0, 0, 1)
@@ -234,7 +237,7 @@ def test_a_record_copied_to_another_pupil_fails_to_decrypt(school: Path) -> None
 
 
 def test_medical_key_is_a_separate_private_file(school: Path) -> None:
-    key_file = school / medical.MEDICAL_KEY_NAME
+    key_file = school / MEDICAL_KEY_NAME
 
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert key_file.read_bytes() != (school / "secret.key").read_bytes()
@@ -242,14 +245,14 @@ def test_medical_key_is_a_separate_private_file(school: Path) -> None:
 
 
 def test_missing_medical_key_locks_the_records_with_a_clear_message(school: Path) -> None:
-    (school / medical.MEDICAL_KEY_NAME).rename(school / "elsewhere.key")
+    (school / MEDICAL_KEY_NAME).rename(school / "elsewhere.key")
     with open_store(school) as store:
         with pytest.raises(KeyMissing, match="Restore it from the school's backup"):
             medical.get_record(store, "P1")
 
 
 def test_a_swapped_medical_key_is_refused(school: Path) -> None:
-    (school / medical.MEDICAL_KEY_NAME).write_bytes(os.urandom(32))
+    (school / MEDICAL_KEY_NAME).write_bytes(os.urandom(32))
     with open_store(school) as store:
         with pytest.raises(KeyMismatch):
             medical.get_record(store, "P1")
@@ -259,7 +262,7 @@ def test_medical_key_can_live_outside_the_data_directory(
     data_dir: Path, registry_csv: RegistryCsv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outside = tmp_path / "usb" / "medical.key"
-    monkeypatch.setenv(medical.MEDICAL_KEY_ENV, str(outside))
+    monkeypatch.setenv(MEDICAL_KEY_ENV, str(outside))
     with open_store(data_dir) as store:
         import_pupils_csv(store, registry_csv([{"pupil_id": "P1"}]), operator="office")
         medical.update_condition(
@@ -271,7 +274,31 @@ def test_medical_key_can_live_outside_the_data_directory(
         )
 
     assert outside.is_file()
-    assert not (data_dir / medical.MEDICAL_KEY_NAME).exists()
+    assert not (data_dir / MEDICAL_KEY_NAME).exists()
+
+
+def test_a_failed_medical_key_write_leaves_no_key_and_no_record(
+    data_dir: Path, registry_csv: RegistryCsv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asthma = Condition("Asthma", Severity.MODERATE, "Inhaler")
+    with open_store(data_dir) as store:
+        import_pupils_csv(store, registry_csv([{"pupil_id": "P1"}]), operator="office")
+        monkeypatch.setattr(os, "link", failing_link)
+        with pytest.raises(FileWriteError, match="Input/output error"):
+            medical.update_condition(
+                store, "P1", asthma, operator="office", rooms=frozenset({Room.CLASSROOM})
+            )
+        monkeypatch.undo()
+        assert medical.get_record(store, "P1") is None
+        assert not [p for p in data_dir.iterdir() if "medical" in p.name]
+        medical.update_condition(
+            store, "P1", asthma, operator="office", rooms=frozenset({Room.CLASSROOM})
+        )
+        assert medical.get_record(store, "P1") is not None
+
+
+def failing_link(*args: object) -> None:
+    raise OSError(errno.EIO, "Input/output error")
 
 
 # --- single edits ----------------------------------------------------------------------------
@@ -444,7 +471,7 @@ def test_import_reports_a_short_line_and_skips_blank_ones(school: Path, tmp_path
     with path.open("a", encoding="utf-8") as f:
         f.write("\n,,,\nP3,Asthma\n")
     with open_store(school) as store, pytest.raises(CsvImportError) as caught:
-        medical.import_medical_csv(store, path, operator="office")
+        import_medical_csv(store, path, operator="office")
     message = str(caught.value)
     assert "line 5: expected 9 fields, found 2" in message
     assert [line for line, _ in caught.value.errors] == [5]  # lines 3 and 4 are blank

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from consent import audit, crypto
+from consent.errors import MedicalError
 from consent.medical.board_settings import settings
-from consent.medical.records import MedicalError, _require_current_pupil, medical_key
+from consent.medical.key import medical_key
+from consent.medical.records import _require_current_pupil
 from consent.store import Store
 
 

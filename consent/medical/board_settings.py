@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from consent import audit
-from consent.medical.records import MedicalError
+from consent.errors import MedicalError
 from consent.registry import clean_text
 from consent.store import Store
 

@@ -8,10 +8,9 @@ notes, the rooms whose board shows the pupil (`Room`) and the individual health 
 Medical text is special-category data (UK GDPR Art. 9). Conditions, severities, actions,
 medication locations and notes are one AES-256-GCM ciphertext per pupil, with the
 associated data ``b"medical:" + pupil_id`` so a ciphertext copied to another pupil's row
-fails to decrypt. They are encrypted under a *separate* key, ``DATA_DIR/medical.key`` (or
-the file ``$PHOTOCONSENT_MEDICAL_KEY_FILE`` names), made on the first medical write, so a
-school can keep it away from both the database and the face-encoding key; its
-fingerprint is kept in ``meta`` to catch a swapped file (docs/medical-board.md).
+fails to decrypt. They are encrypted under a *separate* key (`consent.medical.key`), so a
+school can keep it away from both the database and the face-encoding key. The CSV import
+is `consent.medical.records_csv`.
 
 Left in the clear, because the board and its status need them without the key: the pupil
 id, the rooms, the review date and a random ``revision`` that changes on every edit. The
@@ -20,36 +19,22 @@ audit log records pupil ids, rooms, counts and revisions, never medical text.
 
 from __future__ import annotations
 
-import base64
 import enum
 import hashlib
 import json
-import os
 import secrets
 import sqlite3
-import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from consent import audit, crypto
-from consent.errors import ConsentError, CsvImportError, KeyMismatch, KeyMissing, UnknownPupil
-from consent.registry import _decode, _read_records, clean_text, csv_rows
+from consent.errors import MedicalError, NoMedicalRecord, UnknownPupil
+from consent.medical.key import medical_key, require_medical_key
+from consent.registry import clean_text
 from consent.store import Store
 
-MEDICAL_KEY_ENV = "PHOTOCONSENT_MEDICAL_KEY_FILE"
-MEDICAL_KEY_NAME = "medical.key"
-_FINGERPRINT = "medical_key_fingerprint"
 MAX_TEXT = 600  # characters per free-text cell: enough for an action plan, fits a card
-
-
-class MedicalError(ConsentError):
-    """A medical record cannot be stored or used as asked (the message says why)."""
-
-
-class NoMedicalRecord(MedicalError):
-    """The pupil has no medical record (or no condition of that name)."""
 
 
 class Severity(enum.IntEnum):
@@ -168,101 +153,8 @@ class MedicalRecord:
         return live[0].severity if live else None
 
 
-# --- the medical key ---------------------------------------------------------------------
-
-
-def medical_key_path(data_dir: Path) -> Path:
-    """``$PHOTOCONSENT_MEDICAL_KEY_FILE`` if set, else ``DATA_DIR/medical.key``."""
-    override = os.environ.get(MEDICAL_KEY_ENV)
-    return Path(override).expanduser() if override else Path(data_dir) / MEDICAL_KEY_NAME
-
-
-def _read_key_file(path: Path) -> bytes:
-    try:
-        key = path.read_bytes()
-    except FileNotFoundError:
-        raise KeyMissing(
-            f"Medical key {path} not found, so the medical records and board photos cannot "
-            f"be read. Restore it from the school's backup, or set ${MEDICAL_KEY_ENV} to "
-            "where it is kept (docs/medical-board.md)."
-        ) from None
-    except OSError as exc:
-        raise KeyMissing(f"Cannot read medical key {path}: {exc.strerror}.") from None
-    if len(key) != crypto.KEY_BYTES:
-        raise KeyMissing(
-            f"{path} is not a photoconsent key ({len(key)} bytes, expected "
-            f"{crypto.KEY_BYTES}). Restore the right medical key from your backup."
-        )
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        crypto.log.warning("medical key %s is readable by other users; run chmod 600", path)
-    return key
-
-
-def medical_key(store: Store, *, create: bool = False) -> bytes | None:
-    """The medical key, checked against the fingerprint in the database.
-
-    None if no medical data was ever written and ``create`` is False. With ``create`` the
-    key file is made (0600, never overwriting) and its fingerprint recorded; call it inside
-    the transaction that writes the first record. Raises `KeyMissing` / `KeyMismatch`.
-    """
-    path = medical_key_path(store.data_dir)
-    row = store.conn.execute("SELECT value FROM meta WHERE key = ?", (_FINGERPRINT,)).fetchone()
-    if row is None:
-        if not create:
-            return None
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, os.urandom(crypto.KEY_BYTES))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        key = _read_key_file(path)
-        if key == store.key:
-            raise MedicalError(
-                f"{path} is the same key as the main secret key; the medical key must be "
-                "a key of its own. Point $PHOTOCONSENT_MEDICAL_KEY_FILE at another file."
-            )
-        store.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?)", (_FINGERPRINT, _fingerprint(key))
-        )
-        return key
-    key = _read_key_file(path)
-    if _fingerprint(key) != row[0]:
-        raise KeyMismatch(
-            f"The medical key {path} is not the key these medical records were written "
-            f"with. Restore the right file or fix ${MEDICAL_KEY_ENV}."
-        )
-    return key
-
-
-def require_medical_key(store: Store) -> bytes:
-    """The medical key; `NoMedicalRecord` if no medical data was ever stored."""
-    key = medical_key(store)
-    if key is None:
-        raise NoMedicalRecord(
-            "No medical records are held yet. Add them with `photoconsent medical import`."
-        )
-    return key
-
-
-def _fingerprint(key: bytes) -> str:
-    return crypto._derive(key, b"photoconsent medical key check").hex()
-
-
 def _aad(pupil_id: str) -> bytes:
     return b"medical:" + pupil_id.encode("utf-8")
-
-
-def encrypt_text(key: bytes, text: str, purpose: bytes) -> str:
-    """A short text (e.g. a board's condition filter) as base64 ciphertext for the audit."""
-    return base64.b64encode(crypto.encrypt(key, text.encode("utf-8"), purpose)).decode("ascii")
-
-
-def decrypt_text(key: bytes, blob: str, purpose: bytes) -> str:
-    """The text `encrypt_text` stored; raises `TamperedData`."""
-    return crypto.decrypt(key, base64.b64decode(blob), purpose).decode("utf-8")
 
 
 # --- reading and writing records -----------------------------------------------------------
@@ -300,7 +192,7 @@ def _check_record(record: MedicalRecord) -> None:
             raise MedicalError(f"{record.pupil_id}: every condition needs a name and an action.")
 
 
-def _write(
+def store_record(
     conn: sqlite3.Connection, key: bytes, record: MedicalRecord, operator: str
 ) -> MedicalRecord:
     """Insert or replace one record inside the caller's transaction; return it as stored."""
@@ -339,7 +231,7 @@ def _write(
     )
 
 
-def _content_digest(key: bytes, record: MedicalRecord) -> str:
+def content_digest(key: bytes, record: MedicalRecord) -> str:
     """A keyed digest of the record's content: tells "changed" from "same" without text."""
     data = json.dumps(
         {
@@ -401,18 +293,18 @@ def set_record(store: Store, record: MedicalRecord, *, operator: str) -> Medical
         existed = conn.execute(
             "SELECT 1 FROM medical_records WHERE pupil_id = ?", (record.pupil_id,)
         ).fetchone()
-        stored = _write(conn, key, record, operator)
+        stored = store_record(conn, key, record, operator)
         audit.append(
             conn,
             store.key,
             action="medical_set",
             operator=operator,
-            details=_audit_details(stored, "updated" if existed else "added"),
+            details=audit_details(stored, "updated" if existed else "added"),
         )
     return stored
 
 
-def _audit_details(record: MedicalRecord, outcome: str) -> dict[str, object]:
+def audit_details(record: MedicalRecord, outcome: str) -> dict[str, object]:
     return {
         "pupil_id": record.pupil_id,
         "outcome": outcome,
@@ -497,195 +389,6 @@ def delete_records(
 def count_records(conn: sqlite3.Connection, pupil_id: str) -> int:
     row = conn.execute("SELECT COUNT(*) FROM medical_records WHERE pupil_id = ?", (pupil_id,))
     return int(row.fetchone()[0])
-
-
-# --- CSV import ----------------------------------------------------------------------------
-
-CSV_COLUMNS = (
-    "pupil_id",
-    "condition",
-    "severity",
-    "action",
-    "medication_location",
-    "rooms",
-    "review_date",
-)
-CSV_OPTIONAL = ("ends_on", "notes")
-
-
-@dataclass
-class _Draft:
-    first_line: int
-    rooms: frozenset[Room]
-    review_on: date | None
-    notes: str
-    conditions: list[Condition] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MedicalImportResult:
-    """Per import: records added, replaced and unchanged (same content as stored)."""
-
-    added: int
-    updated: int
-    unchanged: int
-
-
-def _date_cell(column: str, value: str, problems: list[str]) -> date | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        if len(value) != 10:
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
-        problems.append(f"{column} {clean_text(value)[:20]!r} is not a date (YYYY-MM-DD) or empty")
-        return None
-
-
-def _text_cell(column: str, value: str, problems: list[str], *, required: bool) -> str:
-    text = clean_text(value)
-    if required and not text:
-        problems.append(f"{column} is empty")
-    if len(text) > MAX_TEXT:
-        problems.append(f"{column} is {len(text)} characters; keep it under {MAX_TEXT}")
-    return text
-
-
-def parse_medical_csv(
-    conn: sqlite3.Connection, raw: bytes, *, filename: str = "the CSV file"
-) -> list[MedicalRecord]:
-    """Validate a whole medical CSV (one line per condition); return one record per pupil.
-
-    Raises `CsvImportError` listing every bad line (line 1 is the header); a pupil's
-    lines must agree on rooms, review_date and notes (blank on later lines = the same).
-    """
-    text, errors = _decode(raw)
-    records = _read_records(text, errors)
-    if not records:
-        raise CsvImportError([(1, "the file is empty")], filename=filename)
-    header_line, header = records[0]
-    names = [clean_text(h).lower() for h in header]
-    missing = [c for c in CSV_COLUMNS if c not in names]
-    extra = [n for n in names if n not in CSV_COLUMNS + CSV_OPTIONAL]
-    if missing or extra or len(set(names)) != len(names):
-        problem = "the header must name: " + ",".join(CSV_COLUMNS)
-        problem += f" (optional: {','.join(CSV_OPTIONAL)})"
-        if missing:
-            problem = f"missing column(s) {', '.join(missing)}; " + problem
-        if extra:
-            problem = f"unknown column(s) {', '.join(e[:30] for e in extra)}; " + problem
-        raise CsvImportError([*errors, (header_line, problem)], filename=filename)
-    drafts: dict[str, _Draft] = {}
-    for line, cells in csv_rows(records, names, errors):
-        problems: list[str] = []
-        pupil_id = cells["pupil_id"].strip()
-        if not pupil_id:
-            problems.append("pupil_id is empty")
-        else:
-            row = conn.execute(
-                "SELECT left_on, erased_at FROM pupils WHERE pupil_id = ?", (pupil_id,)
-            ).fetchone()
-            if row is None:
-                problems.append(
-                    f"pupil_id {clean_text(pupil_id)[:40]!r} is not in the registry "
-                    "(import the consent CSV first)"
-                )
-            elif row["erased_at"] is not None or row["left_on"] is not None:
-                problems.append(f"pupil {pupil_id} has left or was erased")
-        name = _text_cell("condition", cells["condition"], problems, required=True)
-        action = _text_cell("action", cells["action"], problems, required=True)
-        medication = _text_cell(
-            "medication_location", cells["medication_location"], problems, required=False
-        )
-        notes = _text_cell("notes", cells.get("notes", ""), problems, required=False)
-        severity = Severity.LOW
-        try:
-            severity = Severity.parse(cells["severity"])
-        except ValueError as exc:
-            problems.append(str(exc))
-        rooms: frozenset[Room] = frozenset()
-        raw_rooms = cells["rooms"].strip()
-        if raw_rooms:
-            try:
-                rooms = parse_rooms(raw_rooms)
-            except ValueError as exc:
-                problems.append(str(exc))
-        review = _date_cell("review_date", cells["review_date"], problems)
-        ends = _date_cell("ends_on", cells.get("ends_on", ""), problems)
-        condition = Condition(name, severity, action, medication, ends)
-        draft = drafts.get(pupil_id)
-        if draft is None:
-            if not raw_rooms:
-                problems.append("rooms is empty (e.g. staff-room; classroom, or all)")
-            if not problems:
-                drafts[pupil_id] = _Draft(line, rooms, review, notes, [condition])
-        else:
-            if raw_rooms and rooms and rooms != draft.rooms:
-                problems.append(f"rooms differ from line {draft.first_line} for {pupil_id}")
-            if cells["review_date"].strip() and review != draft.review_on:
-                problems.append(f"review_date differs from line {draft.first_line}")
-            if notes and draft.notes and notes != draft.notes:
-                problems.append(f"notes differ from line {draft.first_line}")
-            if any(c.name.lower() == name.lower() for c in draft.conditions):
-                problems.append(f"condition {name[:40]!r} is already listed for {pupil_id}")
-            if not problems:
-                draft.conditions.append(condition)
-                draft.notes = draft.notes or notes
-        errors.extend((line, p) for p in problems)
-    if errors:
-        raise CsvImportError(errors, filename=filename)
-    return [
-        MedicalRecord(pid, tuple(d.conditions), d.rooms, d.review_on, d.notes)
-        for pid, d in sorted(drafts.items())
-    ]
-
-
-def import_medical_csv(store: Store, path: Path, *, operator: str) -> MedicalImportResult:
-    """Validate, then replace the records of every pupil the CSV lists, in one audited
-    transaction. Pupils not in the file keep their records. Raises `CsvImportError`."""
-    raw = Path(path).read_bytes()
-    parsed = parse_medical_csv(store.conn, raw, filename=Path(path).name)
-    old = {r.pupil_id: r for r in all_records(store, [r.pupil_id for r in parsed])}
-    added = updated = unchanged = 0
-    with store.transaction() as conn:
-        key = medical_key(store, create=True)
-        assert key is not None
-        for record in parsed:
-            previous = old.get(record.pupil_id)
-            if previous is not None and _content_digest(key, previous) == _content_digest(
-                key, record
-            ):
-                unchanged += 1
-                continue
-            stored = _write(conn, key, record, operator)
-            outcome = "added" if previous is None else "updated"
-            added += outcome == "added"
-            updated += outcome == "updated"
-            audit.append(
-                conn,
-                store.key,
-                action="medical_set",
-                operator=operator,
-                details={**_audit_details(stored, outcome), "source": Path(path).name},
-            )
-        result = MedicalImportResult(added, updated, unchanged)
-        audit.append(
-            conn,
-            store.key,
-            action="medical_import",
-            operator=operator,
-            details={
-                "file": Path(path).name,
-                "sha256": hashlib.sha256(raw).hexdigest(),
-                "pupils": len(parsed),
-                "added": added,
-                "updated": updated,
-                "unchanged": unchanged,
-            },
-        )
-    return result
 
 
 def summarise(records: Sequence[MedicalRecord], on: date) -> list[dict[str, object]]:

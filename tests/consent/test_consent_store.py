@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import stat
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from consent import audit, crypto, store
-from consent.errors import DataDirError, KeyMismatch, KeyMissing
+from consent.errors import DataDirError, FileWriteError, KeyMismatch, KeyMissing
 from consent.store import MIGRATIONS, Store, init_data_dir, open_store, resolve_data_dir
 
 
@@ -102,6 +103,41 @@ def test_init_refuses_to_replace_a_lost_key(data_dir: Path) -> None:
     with pytest.raises(KeyMissing):
         init_data_dir(data_dir)
     assert not (data_dir / "secret.key").exists()
+
+
+def test_a_failed_key_write_leaves_no_key_so_init_can_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_write(*args: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    data_dir = tmp_path / "data"
+    monkeypatch.setattr(os, "write", failing_write)
+    with pytest.raises(FileWriteError, match="Input/output error"):
+        init_data_dir(data_dir)
+    monkeypatch.undo()
+    assert sorted(p.name for p in data_dir.iterdir()) == []  # no truncated key to lock init
+    init_data_dir(data_dir)
+    assert len((data_dir / "secret.key").read_bytes()) == 32
+
+
+def test_a_key_made_meanwhile_by_another_init_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir, winner = tmp_path / "data", os.urandom(32)
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        Path(dst).write_bytes(winner)  # the other init got there first
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    init_data_dir(data_dir)
+    monkeypatch.undo()
+    assert (data_dir / "secret.key").read_bytes() == winner
+    assert not [p for p in data_dir.iterdir() if ".tmp-" in p.name]
+    with open_store(data_dir) as opened:
+        assert opened.key == winner
 
 
 def test_wrong_key_is_refused(data_dir: Path) -> None:

@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from pipeline.errors import OutputConflict, UnsafeOutput
+from pipeline.errors import UnsafeOutput
 from pipeline.formats.findings import find_metadata
 from pipeline.writing import OutputFormat, encode_clean, sha256_bytes
-from publishing.outputs import write_atomic
 from tests.pipeline import dirty
 
 
@@ -141,117 +138,3 @@ def test_encode_clean_never_has_findings(
 
 def test_sha256_bytes() -> None:
     assert sha256_bytes(b"abc") == hashlib.sha256(b"abc").hexdigest()
-
-
-# --- write_atomic -------------------------------------------------------------------------
-
-
-def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if ".tmp-" in p.name)
-
-
-def test_write_atomic_writes_exact_bytes(tmp_path: Path) -> None:
-    dest = tmp_path / "out.jpg"
-    write_atomic(b"payload", dest)
-    assert dest.read_bytes() == b"payload"
-    assert leftovers(tmp_path) == []
-
-
-def test_refuses_to_overwrite(tmp_path: Path) -> None:
-    dest = tmp_path / "out.jpg"
-    dest.write_bytes(b"original")
-    with pytest.raises(OutputConflict, match="exists; choose another --out or remove it"):
-        write_atomic(b"new", dest)
-    assert dest.read_bytes() == b"original"
-    assert leftovers(tmp_path) == []
-
-
-def test_refuses_dangling_symlink(tmp_path: Path) -> None:
-    dest = tmp_path / "out.jpg"
-    dest.symlink_to(tmp_path / "elsewhere.jpg")
-    with pytest.raises(OutputConflict, match="exists"):
-        write_atomic(b"new", dest)
-    assert not (tmp_path / "elsewhere.jpg").exists()
-
-
-def test_race_with_another_writer_is_a_conflict(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    dest = tmp_path / "out.jpg"
-    real_link = os.link
-
-    def racing_link(src: Path, dst: Path) -> None:
-        Path(dst).write_bytes(b"the other writer")  # appears after the existence check
-        real_link(src, dst)
-
-    monkeypatch.setattr(os, "link", racing_link)
-    with pytest.raises(OutputConflict, match="exists"):
-        write_atomic(b"mine", dest)
-    assert dest.read_bytes() == b"the other writer"
-    assert leftovers(tmp_path) == []
-
-
-@pytest.mark.parametrize("failing", ["link", "fsync", "write"])
-def test_failure_leaves_no_temp_file_and_no_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
-) -> None:
-    def boom(*args: object, **kwargs: object) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, failing, boom)
-    dest = tmp_path / "out.png"
-    with pytest.raises(OutputConflict, match="Input/output error"):
-        write_atomic(b"data", dest)
-    monkeypatch.undo()
-    assert leftovers(tmp_path) == []
-    assert not dest.exists()
-
-
-def test_directory_fsync_failure_removes_the_output(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_fsync, calls = os.fsync, []
-
-    def second_fsync_fails(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) == 2:  # 1st: the file, 2nd: the directory
-            raise OSError(5, "Input/output error")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", second_fsync_fails)
-    dest = tmp_path / "out.png"
-    with pytest.raises(OutputConflict):
-        write_atomic(b"data", dest)
-    assert not dest.exists() and leftovers(tmp_path) == []
-
-
-def test_falls_back_when_hard_links_are_unsupported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_links(*args: object) -> None:
-        raise OSError(1, "Operation not permitted")  # EPERM, as on FAT/exFAT
-
-    monkeypatch.setattr(os, "link", no_links)
-    dest = tmp_path / "out.webp"
-    write_atomic(b"data", dest)
-    assert dest.read_bytes() == b"data"
-    assert leftovers(tmp_path) == []
-
-
-def test_missing_directory_is_a_conflict(tmp_path: Path) -> None:
-    with pytest.raises(OutputConflict, match="cannot write in"):
-        write_atomic(b"data", tmp_path / "no-such-dir" / "out.jpg")
-
-
-def test_output_is_readable_by_others(tmp_path: Path) -> None:
-    old = os.umask(0o022)
-    try:
-        write_atomic(b"data", tmp_path / "out.jpg")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "out.jpg").stat().st_mode & 0o777 == 0o644
-
-
-def test_dash_name_is_just_a_file(tmp_path: Path) -> None:
-    write_atomic(b"data", tmp_path / "-v.jpg")
-    assert (tmp_path / "-v.jpg").read_bytes() == b"data"
