@@ -9,7 +9,7 @@ from consent.errors import UnknownPupil
 from consent.registry import import_pupils_csv
 from consent.siblings import link_siblings, siblings, unlink_siblings
 from consent.store import init_data_dir, open_store
-from tests.conftest import pupil_row, write_registry_csv
+from tests.support.consent_factories import pupil_row, write_registry_csv
 
 
 @pytest.fixture

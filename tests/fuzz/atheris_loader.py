@@ -44,7 +44,7 @@ def one_input(data: bytes) -> None:
 
 def write_seed_corpus(folder: Path) -> None:
     """Small dirty JPEG/PNG/WebP files (the hypothesis test's seeds) as a start."""
-    from tests.pipeline import dirty
+    from tests.support import dirty
 
     folder.mkdir(parents=True, exist_ok=True)
     pixels = dirty.noisy_pixels(48, 32, seed=5)

@@ -28,8 +28,8 @@ from pipeline.formats.embedded import (
     parse_captions_csv,
     read_captions_csv,
 )
-from tests.conftest import require_tool
-from tests.pipeline import dirty
+from tests.support import dirty
+from tests.support.environment import require_tool
 
 NAME = "Amélia Hart"
 

@@ -17,7 +17,7 @@ from pipeline.errors import OutputConflict, UnsafeOutput
 from pipeline.formats.findings import find_metadata
 from pipeline.writing import OutputFormat, encode_clean, sha256_bytes
 from publishing.outputs import write_atomic
-from tests.pipeline import dirty
+from tests.support import dirty
 
 
 def jpeg_markers(data: bytes) -> list[int]:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from cli import main
 from pipeline.writing import OutputFormat, encode_clean
-from tests.pipeline import dirty
+from tests.support import dirty
 
 
 def test_dirty_files_fail_and_clean_ones_pass(tmp_path: Path) -> None:

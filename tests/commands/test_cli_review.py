@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import REPO
+from tests.support.environment import REPO
 
 pytestmark = pytest.mark.slow  # detection and matching run
 

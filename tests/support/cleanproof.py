@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, PngImagePlugin
 
-from tests.conftest import require_tool
+from tests.support.environment import require_tool
 
 FULL_NAME = "Amelia Hart"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository, which holds bench/
 sys.path.insert(0, str(ROOT / "bench"))
 
 import detection_recall as bench  # noqa: E402

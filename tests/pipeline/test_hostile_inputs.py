@@ -30,8 +30,8 @@ from pipeline.formats.findings import find_metadata
 from pipeline.loading import load_image
 from publishing.options import PublishOptions
 from publishing.publish import PublishReport, publish
-from tests import cleanproof as cp
-from tests.pipeline import dirty
+from tests.support import cleanproof as cp
+from tests.support import dirty
 
 # Pillow warns about the corrupt EXIF rows; the walker, not the warning, decides.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -30,7 +30,7 @@ from pipeline.redaction import RedactionStyle, head_region
 from pipeline.references import reference_from_photo
 from publishing.options import PublishOptions
 from publishing.publish import PublishReport, publish
-from tests.conftest import pupil_row, write_registry_csv
+from tests.support.consent_factories import pupil_row, write_registry_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.eval]
 

@@ -21,8 +21,9 @@ from cli import main
 from consent import audit, enrolment, registry
 from consent.registry import Purpose
 from consent.store import DB_NAME, DEFAULT_DIR, open_store
-from tests.conftest import REPO, RegistryCsv
-from tests.pipeline import dirty
+from tests.support import dirty
+from tests.support.consent_factories import RegistryCsv
+from tests.support.environment import REPO
 
 SAMPLES = REPO / "sample_images"
 EVENT_PHOTO = SAMPLES / "event" / "IMG_0001.jpg"

@@ -26,10 +26,10 @@ from PIL import Image
 
 from consent import audit
 from consent.store import open_store
+from tests.support.environment import REPO
 
 pytestmark = pytest.mark.slow  # each run loads the face detector in its workers
 
-REPO = Path(__file__).resolve().parents[1]
 PHOTOS = 6
 
 

@@ -6,7 +6,7 @@ import http.client
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -16,8 +16,8 @@ from consent import audit
 from consent.store import Store, open_store
 from publishing.review.batch import load_batch
 from publishing.review.server import MAX_BODY, serve_review
-from tests.conftest import RegistryCsv
-from tests.pipeline.test_contact_sheet import BATCH_ID, open_review
+from tests.support.consent_factories import RegistryCsv
+from tests.support.review_batch import BATCH_ID, add_review_batch
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -79,10 +79,8 @@ class Client:
 
 
 @pytest.fixture
-def store(tmp_path: Path, data_dir: Path, registry_csv: RegistryCsv) -> Iterator[Store]:
-    s = open_review(tmp_path, data_dir, registry_csv)
-    yield s
-    s.close()
+def store(store: Store, tmp_path: Path, registry_csv: RegistryCsv) -> Store:
+    return add_review_batch(store, tmp_path, registry_csv)
 
 
 @pytest.fixture

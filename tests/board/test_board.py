@@ -28,8 +28,9 @@ from consent.medical.board_settings import Setting, set_setting
 from consent.medical.records import Condition, MedicalRecord, Room, Severity
 from consent.registry import import_pupils_csv
 from consent.store import open_store
-from tests.conftest import RegistryCsv, require_tool
-from tests.test_medical import jpeg_file
+from tests.support.consent_factories import RegistryCsv
+from tests.support.environment import require_tool
+from tests.support.photos import jpeg_file
 
 ON = date(2026, 11, 2)
 MM = 72 / 25.4  # PDF points per mm

@@ -25,7 +25,7 @@ from publishing.review.batch import (
     publish_batch,
     record_verdict,
 )
-from tests.conftest import REPO
+from tests.support.environment import REPO
 
 pytestmark = pytest.mark.slow  # detection (and, with biometrics, matching) runs
 

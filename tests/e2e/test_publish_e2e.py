@@ -25,8 +25,8 @@ from pipeline.formats.findings import find_metadata
 from pipeline.loading import load_image
 from pipeline.matching import Reason
 from pipeline.redaction import head_region
-from tests.conftest import REPO
-from tests.pipeline import dirty
+from tests.support import dirty
+from tests.support.environment import REPO
 
 pytestmark = pytest.mark.slow  # every publish runs the face detector
 

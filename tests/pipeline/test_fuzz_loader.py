@@ -32,7 +32,7 @@ from cli import main
 from pipeline.errors import UnreadableImage
 from pipeline.formats.findings import MetadataFinding, find_metadata
 from pipeline.loading import LoadedImage, load_image
-from tests.pipeline import dirty
+from tests.support import dirty
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's "corrupt EXIF"
 

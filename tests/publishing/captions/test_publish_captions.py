@@ -28,7 +28,7 @@ from pipeline.boxes import Box
 from pipeline.matching import Decision, FaceDecision, Reason
 from publishing.options import PublishOptions
 from publishing.publish import PublishReport, publish
-from tests.conftest import pupil_row, write_registry_csv
+from tests.support.consent_factories import pupil_row, write_registry_csv
 
 CAPTION = "Amelia Hart and Oliver Stone-Bright win the relay while Zoë Ng cheers"
 # EXIF ImageDescription is ASCII (Pillow writes "?" for other letters); the accent-free

@@ -19,8 +19,8 @@ from pipeline.formats import heif
 from pipeline.formats.findings import find_metadata
 from pipeline.loading import load_image
 from pipeline.writing import OutputFormat, encode_clean
-from tests import cleanproof as cp
-from tests.pipeline import dirty
+from tests.support import cleanproof as cp
+from tests.support import dirty
 
 ORIENTATIONS = range(1, 9)
 

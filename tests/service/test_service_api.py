@@ -33,7 +33,8 @@ from pipeline.formats.findings import find_metadata
 from pipeline.matching import Decision, FaceDecision, Reason
 from service import tokens
 from service.app import ServiceSettings, create_app
-from tests.conftest import REPO, pupil_row, write_registry_csv
+from tests.support.consent_factories import pupil_row, write_registry_csv
+from tests.support.environment import REPO
 
 SIZE = (320, 240)
 FACE = Box(40, 40, 60, 60)

@@ -9,11 +9,8 @@ import stat
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-import piexif
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from board.photo_prep import exif_taken, prepare_photo
 from cli import main
@@ -26,7 +23,8 @@ from consent.medical.board_settings import Setting, set_setting, settings
 from consent.medical.records import Condition, MedicalRecord, Room, Severity
 from consent.registry import import_pupils_csv
 from consent.store import open_store
-from tests.conftest import RegistryCsv
+from tests.support.consent_factories import RegistryCsv
+from tests.support.photos import jpeg_file
 
 HEADER = list(medical.CSV_COLUMNS) + ["ends_on", "notes"]
 PEANUT = "Anaphylaxis (peanuts) zqx"
@@ -84,16 +82,6 @@ def school(data_dir: Path, registry_csv: RegistryCsv, tmp_path: Path) -> Path:
             operator="office",
         )
     return data_dir
-
-
-def jpeg_file(path: Path, *, taken: str | None = None, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 255, (120, 96, 3), dtype=np.uint8)
-    kwargs = {}
-    if taken:
-        kwargs["exif"] = piexif.dump({"Exif": {piexif.ExifIFD.DateTimeOriginal: taken.encode()}})
-    Image.fromarray(pixels).save(path, "JPEG", quality=95, **kwargs)
-    return path
 
 
 # --- import ----------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 from cli import main
 from consent import audit, enrolment, registry
 from consent.store import open_store
-from tests.conftest import REPO, RegistryCsv
+from tests.support.consent_factories import RegistryCsv
+from tests.support.environment import REPO
 
 SAMPLES = REPO / "sample_images"
 IMG1 = SAMPLES / "event" / "IMG_0001.jpg"

@@ -25,8 +25,9 @@ from pipeline.formats.findings import find_metadata
 from pipeline.writing import OutputFormat
 from publishing.options import PublishOptions
 from publishing.publish import PublishReport, publish
-from tests import cleanproof as cp
-from tests.conftest import REPO, pupil_row, write_registry_csv
+from tests.support import cleanproof as cp
+from tests.support.consent_factories import pupil_row, write_registry_csv
+from tests.support.environment import REPO
 
 pytestmark = pytest.mark.slow  # publish runs the face detector on a real photo
 

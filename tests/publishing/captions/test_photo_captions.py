@@ -24,7 +24,7 @@ from publishing.captions.per_photo import (
     shown_pupils,
 )
 from publishing.captions.rewrite import NamedPupil, fold
-from tests.conftest import pupil_row, write_registry_csv
+from tests.support.consent_factories import pupil_row, write_registry_csv
 
 ON = date(2026, 10, 1)
 PUPILS = [
