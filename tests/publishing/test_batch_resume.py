@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from PIL import Image
 from cli import main
 from consent import audit
 from consent.registry import Purpose
-from consent.store import Store, open_store
+from consent.store import Store
 from pipeline.errors import OutputConflict
 from publishing import outputs
 from publishing import publish as publish_module
@@ -38,12 +37,6 @@ def photo(path: Path, shade: int = 128, size: tuple[int, int] = (24, 16)) -> Pat
     pixels = np.full((size[1], size[0], 3), shade % 256, np.uint8)
     Image.fromarray(pixels).save(path, "PNG")
     return path
-
-
-@pytest.fixture
-def store(data_dir: Path) -> Iterator[Store]:
-    with open_store(data_dir) as s:
-        yield s
 
 
 @pytest.fixture

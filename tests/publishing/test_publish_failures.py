@@ -10,7 +10,6 @@ from PIL import Image
 
 from consent import audit
 from consent.registry import Purpose
-from consent.store import init_data_dir, open_store
 from pipeline.detection import DetectionSettings, Thoroughness
 from publishing import publish as publish_module
 from publishing.options import PublishOptions
@@ -21,9 +20,7 @@ pytestmark = pytest.mark.slow  # loads the detector
 
 
 @pytest.fixture
-def setup(tmp_path: Path):
-    init_data_dir(tmp_path / "data")
-    store = open_store(tmp_path / "data")
+def setup(store, tmp_path: Path):
     photos = tmp_path / "in"
     photos.mkdir()
     Image.fromarray(np.full((64, 96, 3), 128, np.uint8)).save(photos / "plain.png")
@@ -33,8 +30,7 @@ def setup(tmp_path: Path):
         operator="test",
         detection=DetectionSettings(thoroughness=Thoroughness.FAST),
     )
-    yield store, photos, options
-    store.close()
+    return store, photos, options
 
 
 def test_a_full_disk_withholds_the_photo_instead_of_looping(setup, monkeypatch):

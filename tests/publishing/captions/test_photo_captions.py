@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from consent.name_policy import NamePolicy, set_name_policy
 from consent.registry import Purpose, import_pupils_csv
-from consent.store import Store, open_store
+from consent.store import Store
 from pipeline.boxes import Box
 from pipeline.matching import Decision, FaceDecision, Reason
 from publishing.captions.per_photo import (
@@ -36,12 +36,12 @@ PUPILS = [
 
 
 @pytest.fixture
-def store(data_dir: Path, tmp_path: Path) -> Store:
+def store(store: Store, tmp_path: Path) -> Store:
+    """The shared store (closed by tests/conftest.py) with PUPILS imported."""
     rows = [pupil_row(pid, first_name=f, last_name=last, **cells) for pid, f, last, cells in PUPILS]
     path = write_registry_csv(tmp_path / "p.csv", rows)
-    s = open_store(data_dir)
-    import_pupils_csv(s, path, operator="office")
-    return s
+    import_pupils_csv(store, path, operator="office")
+    return store
 
 
 def face(pupil: str | None, decision: Decision = Decision.KEPT) -> FaceDecision:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from cli import main
 from consent import audit
 from consent.name_policy import NamePolicy, set_name_policy
 from consent.registry import Purpose, import_pupils_csv
-from consent.store import Store, open_store
+from consent.store import Store
 from pipeline.boxes import Box
 from pipeline.matching import Decision, FaceDecision, Reason
 from publishing.options import PublishOptions
@@ -55,15 +54,14 @@ def photo(path: Path, *, description: str | None = None) -> Path:
 
 
 @pytest.fixture
-def store(data_dir: Path, tmp_path: Path) -> Iterator[Store]:
+def store(store: Store, tmp_path: Path) -> Store:
     rows = [
         pupil_row("P001", first_name="Amelia", last_name="Hart"),
         pupil_row("P002", first_name="Oliver", last_name="Stone-Bright"),
         pupil_row("P003", first_name="Zoë", last_name="Ng", website="no"),
     ]
-    with open_store(data_dir) as s:
-        import_pupils_csv(s, write_registry_csv(tmp_path / "pupils.csv", rows), operator="t")
-        yield s
+    import_pupils_csv(store, write_registry_csv(tmp_path / "pupils.csv", rows), operator="t")
+    return store
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from consent import audit, registry
 from consent.enrolment import enrol
 from consent.registry import Purpose
-from consent.store import Store, init_data_dir, open_store
+from consent.store import Store
 from pipeline import analysis
 from pipeline.errors import PipelineError
 from pipeline.matching import Reason
@@ -34,15 +34,15 @@ ON = date(2026, 10, 1)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    init_data_dir(tmp_path / "data")
-    s = open_store(tmp_path / "data")
-    registry.import_pupils_csv(s, SAMPLES / "pupils.csv", operator="office")
+def store(store: Store) -> Store:
+    registry.import_pupils_csv(store, SAMPLES / "pupils.csv", operator="office")
     enrol(
-        s, "P001", lambda: encode_reference(SAMPLES / "references" / "P001.jpg"), operator="office"
+        store,
+        "P001",
+        lambda: encode_reference(SAMPLES / "references" / "P001.jpg"),
+        operator="office",
     )
-    yield s
-    s.close()
+    return store
 
 
 @pytest.fixture
