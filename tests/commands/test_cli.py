@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
@@ -22,6 +21,7 @@ from consent import audit, enrolment, registry
 from consent.registry import Purpose
 from consent.store import DB_NAME, DEFAULT_DIR, open_store
 from tests.support import dirty
+from tests.support.commands import ALL_COMMANDS
 from tests.support.consent_factories import RegistryCsv
 from tests.support.environment import REPO
 
@@ -471,20 +471,6 @@ def test_audit_log_json_lists_entries_oldest_first(
 
 
 # --- help ------------------------------------------------------------------------------------
-
-
-def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every command and subcommand of ``group`` as argument tuples, the group first."""
-    paths = [prefix]
-    for name, command in sorted(group.commands.items()):
-        if isinstance(command, click.Group):
-            paths += command_paths(command, (*prefix, name))
-        else:
-            paths.append((*prefix, name))
-    return paths
-
-
-ALL_COMMANDS = command_paths(main)
 
 
 def test_the_command_walk_finds_every_command() -> None:

@@ -2,7 +2,7 @@
 input (links out of the folder, unreadable files, odd file names, a full disk, 2,000 files).
 
 These run publish in-process with a decider that finds no faces (the same seam a reviewed
-batch uses), so no model loads; tests/test_crash_resume.py drives the real command.
+batch uses), so no model loads; tests/e2e/test_crash_resume.py drives the real command.
 """
 
 from __future__ import annotations

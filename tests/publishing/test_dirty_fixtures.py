@@ -1,7 +1,7 @@
 """Issue 5's proof of clean output: a pupil's full name in every metadata field schools'
 software writes, in each input format, and none of it in what publish writes.
 
-Each dirty file (see tests/cleanproof.py) carries "Amelia Hart" in IPTC, XMP (Dublin
+Each dirty file (see tests/support/cleanproof.py) carries "Amelia Hart" in IPTC, XMP (Dublin
 Core, Photoshop, IPTC Extension, MWG and Microsoft face regions, digiKam, Lightroom),
 EXIF (description, artist, user comment, the five Windows XP tags), JPEG COM, PNG
 tEXt/zTXt/iTXt and the ICC profile's description, plus GPS and a thumbnail of different
