@@ -1,25 +1,21 @@
-"""Fixtures shared by every test: a clean environment, a fresh data directory, a consent
-CSV writer, an in-process CLI runner and the optional folder of real evaluation photos."""
+"""Fixtures shared by every test: a clean environment, a fresh data directory and the store
+over it (empty, or with a small register imported), a consent CSV writer, an in-process CLI
+runner and the optional folder of real evaluation photos.
+
+Helpers that tests import (file builders, `pupil_row`, paths) live in ``tests/support``."""
 
 from __future__ import annotations
 
-import csv
-import os
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from consent.registry import COLUMNS
-from consent.store import init_data_dir
-
-REPO = Path(__file__).resolve().parents[1]
-# Real photos nobody on the team made (see its MANIFEST.md); never copied into the project.
-EVAL_DIR = REPO.parent / "shared" / "eval"
-
-RegistryCsv = Callable[..., Path]
+from consent.registry import import_pupils_csv
+from consent.store import Store, init_data_dir, open_store
+from tests.support.consent_factories import RegistryCsv, pupil_row, write_registry_csv
+from tests.support.environment import EVAL_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,59 +35,22 @@ def eval_dir() -> Path:
     return EVAL_DIR
 
 
-def require_tool(name: str, package: str) -> str:
-    """The path of the outside program ``name`` (from Debian's ``package``).
-
-    Missing: skipped when run by hand, a failure under ``make test``, which installs it and
-    sets PHOTOCONSENT_REQUIRE_TOOLS=1, so CI can never pass without the second opinion.
-    """
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} not found: install the Debian package {package} (make tools)"
-    if os.environ.get("PHOTOCONSENT_REQUIRE_TOOLS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    """An initialised, empty data directory."""
+    """An initialised, empty data directory (``tmp_path / "data"``)."""
     path = tmp_path / "data"
     init_data_dir(path)
     return path
 
 
-def pupil_row(pupil_id: str, **cells: str) -> dict[str, str]:
-    """A valid consent CSV row (website and biometric consent yes); ``cells`` override."""
-    row = {
-        "pupil_id": pupil_id,
-        "first_name": f"First{pupil_id}",
-        "last_name": f"Last{pupil_id}",
-        "class": "3B",
-        "website": "yes",
-        "press": "no",
-        "social_media": "no",
-        "prospectus": "no",
-        "internal_display": "yes",
-        "biometric_consent": "yes",
-        "consent_date": "2024-09-01",
-    }
-    row.update(cells)
-    return row
+@pytest.fixture
+def store(data_dir: Path) -> Iterator[Store]:
+    """The store over `data_dir`, open for the test and closed after it.
 
-
-def write_registry_csv(path: Path, rows: list[dict[str, str] | str]) -> Path:
-    """Write a consent CSV: the header, then dict rows (see `pupil_row`) or raw lines."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for row in rows:
-            if isinstance(row, str):
-                handle.write(row + "\n")
-            else:
-                writer.writerow([row[c] for c in COLUMNS])
-    return path
+    A module that needs pupils in it overrides this fixture by name, asking for this one
+    (``def store(store, registry_csv)``), so the store is still opened and closed here."""
+    with open_store(data_dir) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -104,6 +63,19 @@ def registry_csv(tmp_path: Path) -> RegistryCsv:
         return write_registry_csv(tmp_path / name, full)
 
     return write
+
+
+@pytest.fixture
+def imported(store: Store, registry_csv: RegistryCsv) -> Store:
+    """`store` with P001 and P002 (biometric consent) and P003 (none) imported; all three
+    consent to website, prospectus and internal display only."""
+    rows = [
+        pupil_row("P001", prospectus="yes"),
+        pupil_row("P002", prospectus="yes"),
+        pupil_row("P003", prospectus="yes", biometric_consent="no"),
+    ]
+    import_pupils_csv(store, registry_csv(rows), operator="office")
+    return store
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.test_cli import ALL_COMMANDS
+from tests.support.commands import ALL_COMMANDS
 
 
 @pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(("photoconsent", *p)))

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from consent_factories import CsvWriter, pupil_row
 
 from consent import audit, changes, enrolment, registry, takedown
 from consent import retention as leavers
@@ -22,6 +21,7 @@ from consent.export import export_pupil
 from consent.registry import Purpose, consent_allows, current_consent, import_pupils_csv
 from consent.store import Store
 from publishing.republish import republish
+from tests.support.consent_factories import RegistryCsv, pupil_row
 
 W, P, S, PR, ID = (
     Purpose.WEBSITE,
@@ -111,7 +111,7 @@ def test_unknown_pupil_and_missing_source_are_refused(imported: Store) -> None:
         )
 
 
-def test_grant_without_a_slip_is_refused(store: Store, write_csv: CsvWriter) -> None:
+def test_grant_without_a_slip_is_refused(store: Store, registry_csv: RegistryCsv) -> None:
     store.conn.execute("BEGIN")
     store.conn.execute("INSERT INTO pupils VALUES ('P009', 'A', 'B', '3B', 'x', 'x', NULL, NULL)")
     store.conn.execute("COMMIT")
@@ -143,7 +143,7 @@ def test_expired_consent_counts_as_withdrawn(imported: Store, on: date, allowed:
     assert ("P001" in registry.pupils_with_consent(imported.conn, W, on)) is allowed
 
 
-def test_csv_consent_expiry_column_is_optional(store: Store, write_csv: CsvWriter) -> None:
+def test_csv_consent_expiry_column_is_optional(store: Store, registry_csv: RegistryCsv) -> None:
     rows = [
         "pupil_id,first_name,last_name,class,website,press,social_media,prospectus,"
         "internal_display,biometric_consent,consent_date,consent_expiry",
@@ -159,18 +159,22 @@ def test_csv_consent_expiry_column_is_optional(store: Store, write_csv: CsvWrite
 
 
 def test_an_older_spreadsheet_does_not_undo_a_withdrawal(
-    imported: Store, write_csv: CsvWriter
+    imported: Store, registry_csv: RegistryCsv
 ) -> None:
     withdraw(imported, "P001", W)
-    stale = [pupil_row("P001"), pupil_row("P002"), pupil_row("P003", biometric_consent="no")]
+    stale = [
+        pupil_row("P001", prospectus="yes"),
+        pupil_row("P002", prospectus="yes"),
+        pupil_row("P003", prospectus="yes", biometric_consent="no"),
+    ]
 
-    result = import_pupils_csv(imported, write_csv(stale, name="old.csv"), operator="office")
+    result = import_pupils_csv(imported, registry_csv(stale, name="old.csv"), operator="office")
 
     assert result.kept_newer == ("P001",)
     record = current_consent(imported.conn, "P001")
     assert record is not None and W not in record.purposes
-    newer = [pupil_row("P001", consent_date="2999-01-01")]
-    import_pupils_csv(imported, write_csv(newer, name="new.csv"), operator="office")
+    newer = [pupil_row("P001", prospectus="yes", consent_date="2999-01-01")]
+    import_pupils_csv(imported, registry_csv(newer, name="new.csv"), operator="office")
     record = current_consent(imported.conn, "P001")
     assert record is not None and W in record.purposes  # a later signed slip does apply
 
@@ -353,11 +357,11 @@ def test_forget_erases_names_and_biometrics_and_keeps_pseudonymous_history(
 
 
 def test_an_erased_pupil_is_not_brought_back_by_an_import(
-    imported: Store, write_csv: CsvWriter
+    imported: Store, registry_csv: RegistryCsv
 ) -> None:
     leavers.forget(imported, "P001", operator="dpo", source="letter 9")
-    rows = [pupil_row("P001", consent_date="2999-01-01")]
-    result = import_pupils_csv(imported, write_csv(rows, name="again.csv"), operator="office")
+    rows = [pupil_row("P001", prospectus="yes", consent_date="2999-01-01")]
+    result = import_pupils_csv(imported, registry_csv(rows, name="again.csv"), operator="office")
     assert result.kept_newer == ("P001",)
     assert registry.get_pupil(imported.conn, "P001").first_name == ""
 

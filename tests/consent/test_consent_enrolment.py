@@ -5,13 +5,13 @@ import sqlite3
 
 import numpy as np
 import pytest
-from consent_factories import CsvWriter, pupil_row
 
 from consent import audit
 from consent.enrolment import add_reference, delete_references, load_gallery, reference_counts
 from consent.errors import NoBiometricConsent, TamperedData, UnknownPupil
 from consent.registry import import_pupils_csv
 from consent.store import Store
+from tests.support.consent_factories import RegistryCsv, pupil_row
 
 
 def encoding(seed: int) -> np.ndarray:
@@ -113,12 +113,15 @@ def test_ciphertext_moved_to_another_pupil_fails(imported: Store) -> None:
 
 
 def test_withdrawn_biometric_consent_deletes_and_omits(
-    imported: Store, write_csv: CsvWriter
+    imported: Store, registry_csv: RegistryCsv
 ) -> None:
     enrol(imported, "P001", 1)
     enrol(imported, "P002", 2)
-    rows = [pupil_row("P001", biometric_consent="no"), pupil_row("P002")]
-    import_pupils_csv(imported, write_csv(rows), operator="office")
+    rows = [
+        pupil_row("P001", prospectus="yes", biometric_consent="no"),
+        pupil_row("P002", prospectus="yes"),
+    ]
+    import_pupils_csv(imported, registry_csv(rows), operator="office")
     assert list(load_gallery(imported)) == ["P002"]
     assert reference_counts(imported.conn) == {"P002": 1}
     (deleted,) = audit.entries(imported, action="reference_delete")

@@ -5,7 +5,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from consent_factories import CsvWriter, pupil_row
 
 from consent import audit
 from consent.errors import CsvImportError, UnknownPupil
@@ -23,6 +22,7 @@ from consent.registry import (
     pupils_with_consent,
 )
 from consent.store import Store
+from tests.support.consent_factories import RegistryCsv, pupil_row
 
 
 def pupil_count(store: Store) -> int:
@@ -33,9 +33,9 @@ def record_count(store: Store) -> int:
     return store.conn.execute("SELECT COUNT(*) FROM consent_records").fetchone()[0]
 
 
-def test_import_good_file(store: Store, write_csv: CsvWriter) -> None:
-    rows = [pupil_row("P001"), pupil_row("P002", press="YES", website="n")]
-    result = import_pupils_csv(store, write_csv(rows), operator="office")
+def test_import_good_file(store: Store, registry_csv: RegistryCsv) -> None:
+    rows = [pupil_row("P001"), pupil_row("P002", press="YES", website="n", prospectus="yes")]
+    result = import_pupils_csv(store, registry_csv(rows), operator="office")
     assert result == ImportResult(added=2, updated=0, unchanged=0)
     assert get_pupil(store.conn, "P001").first_name == "FirstP001"
     assert [p.pupil_id for p in list_pupils(store.conn)] == ["P001", "P002"]
@@ -48,23 +48,27 @@ def test_import_good_file(store: Store, write_csv: CsvWriter) -> None:
     assert record.source == "csv:pupils.csv:line 3"
 
 
-def test_reimport_unchanged_adds_no_records(imported: Store, write_csv: CsvWriter) -> None:
+def test_reimport_unchanged_adds_no_records(imported: Store, registry_csv: RegistryCsv) -> None:
     before = record_count(imported)
-    rows = [pupil_row("P001"), pupil_row("P002"), pupil_row("P003", biometric_consent="no")]
-    result = import_pupils_csv(imported, write_csv(rows, name="again.csv"), operator="office")
+    rows = [
+        pupil_row("P001", prospectus="yes"),
+        pupil_row("P002", prospectus="yes"),
+        pupil_row("P003", prospectus="yes", biometric_consent="no"),
+    ]
+    result = import_pupils_csv(imported, registry_csv(rows, name="again.csv"), operator="office")
     assert result == ImportResult(added=0, updated=0, unchanged=3)
     assert record_count(imported) == before
     assert audit.entries(imported, action="pupil_update") == []
 
 
-def test_reimport_with_one_change_supersedes(imported: Store, write_csv: CsvWriter) -> None:
+def test_reimport_with_one_change_supersedes(imported: Store, registry_csv: RegistryCsv) -> None:
     old = current_consent(imported.conn, "P002")
     rows = [
-        pupil_row("P001"),
-        pupil_row("P002", press="yes"),
-        pupil_row("P003", biometric_consent="no"),
+        pupil_row("P001", prospectus="yes"),
+        pupil_row("P002", prospectus="yes", press="yes"),
+        pupil_row("P003", prospectus="yes", biometric_consent="no"),
     ]
-    result = import_pupils_csv(imported, write_csv(rows, name="v2.csv"), operator="office")
+    result = import_pupils_csv(imported, registry_csv(rows, name="v2.csv"), operator="office")
     assert result == ImportResult(added=0, updated=1, unchanged=2)
     history = consent_history(imported.conn, "P002")
     assert [r.record_id for r in history] == [old.record_id, history[-1].record_id]
@@ -80,11 +84,11 @@ def test_reimport_with_one_change_supersedes(imported: Store, write_csv: CsvWrit
 
 
 def test_name_change_updates_pupil_without_new_record(
-    imported: Store, write_csv: CsvWriter
+    imported: Store, registry_csv: RegistryCsv
 ) -> None:
     before = record_count(imported)
-    rows = [pupil_row("P001", **{"class": "4C", "last_name": "Newname"})]
-    import_pupils_csv(imported, write_csv(rows), operator="office")
+    rows = [pupil_row("P001", prospectus="yes", **{"class": "4C", "last_name": "Newname"})]
+    import_pupils_csv(imported, registry_csv(rows), operator="office")
     assert get_pupil(imported.conn, "P001").class_name == "4C"
     assert record_count(imported) == before
     (update,) = audit.entries(imported, action="pupil_update")
@@ -114,10 +118,10 @@ EXPECTED_ERRORS = [
 
 
 @pytest.fixture
-def bad_import(imported: Store, write_csv: CsvWriter) -> tuple[Store, CsvImportError, int]:
+def bad_import(imported: Store, registry_csv: RegistryCsv) -> tuple[Store, CsvImportError, int]:
     before = pupil_count(imported), record_count(imported), audit.head(imported.conn)
     with pytest.raises(CsvImportError) as caught:
-        import_pupils_csv(imported, write_csv(BAD_ROWS, name="bad.csv"), operator="office")
+        import_pupils_csv(imported, registry_csv(BAD_ROWS, name="bad.csv"), operator="office")
     return imported, caught.value, before
 
 
@@ -139,10 +143,10 @@ def test_bad_file_commits_nothing(bad_import) -> None:
     assert (pupil_count(store), record_count(store), audit.head(store.conn)) == before
 
 
-def test_one_good_row_then_one_bad_commits_nothing(store: Store, write_csv: CsvWriter) -> None:
+def test_one_good_row_then_one_bad_commits_nothing(store: Store, registry_csv: RegistryCsv) -> None:
     rows = [pupil_row("P001"), pupil_row("P002", biometric_consent="true")]
     with pytest.raises(CsvImportError, match="line 3: biometric_consent 'true'"):
-        import_pupils_csv(store, write_csv(rows), operator="office")
+        import_pupils_csv(store, registry_csv(rows), operator="office")
     assert pupil_count(store) == 0
 
 
@@ -178,35 +182,40 @@ def test_header_is_case_and_order_insensitive() -> None:
     assert row.biometric_consent is False
 
 
-def test_bom_is_accepted(store: Store, write_csv: CsvWriter) -> None:
-    path = write_csv([pupil_row("P001")])
+def test_bom_is_accepted(store: Store, registry_csv: RegistryCsv) -> None:
+    path = registry_csv([pupil_row("P001")])
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert import_pupils_csv(store, path, operator="office").added == 1
 
 
-def test_non_utf8_is_rejected_with_line_number(store: Store, write_csv: CsvWriter) -> None:
-    path = write_csv([pupil_row("P001"), pupil_row("P002", first_name="Zoe")])
+def test_non_utf8_is_rejected_with_line_number(store: Store, registry_csv: RegistryCsv) -> None:
+    path = registry_csv([pupil_row("P001"), pupil_row("P002", first_name="Zoe")])
     path.write_bytes(path.read_bytes().replace(b"Zoe", b"Zo\xe9"))  # Latin-1 e-acute
     with pytest.raises(CsvImportError, match=r"line 3: not valid UTF-8 .*CSV UTF-8"):
         import_pupils_csv(store, path, operator="office")
     assert pupil_count(store) == 0
 
 
-def test_blank_lines_are_skipped(store: Store, write_csv: CsvWriter) -> None:
-    path = write_csv([pupil_row("P001"), "", ",,,,,,,,,,", pupil_row("P002")])
+def test_blank_lines_are_skipped(store: Store, registry_csv: RegistryCsv) -> None:
+    path = registry_csv([pupil_row("P001"), "", ",,,,,,,,,,", pupil_row("P002")])
     assert import_pupils_csv(store, path, operator="office").added == 2
     assert current_consent(store.conn, "P002").source == "csv:pupils.csv:line 5"
 
 
-def test_control_characters_are_stripped_from_names(store: Store, write_csv: CsvWriter) -> None:
-    path = write_csv([pupil_row("P001", first_name="\tA\x07m\x1by\u202e ")])
+def test_control_characters_are_stripped_from_names(
+    store: Store, registry_csv: RegistryCsv
+) -> None:
+    path = registry_csv([pupil_row("P001", first_name="\tA\x07m\x1by\u202e ")])
     import_pupils_csv(store, path, operator="office")
     assert get_pupil(store.conn, "P001").first_name == "Amy"
 
 
-def test_names_never_reach_the_audit_log(imported: Store, write_csv: CsvWriter) -> None:
-    rows = [pupil_row("P001", first_name="Zebedee"), pupil_row("P010", first_name="Quentin")]
-    import_pupils_csv(imported, write_csv(rows), operator="office")
+def test_names_never_reach_the_audit_log(imported: Store, registry_csv: RegistryCsv) -> None:
+    rows = [
+        pupil_row("P001", prospectus="yes", first_name="Zebedee"),
+        pupil_row("P010", first_name="Quentin"),
+    ]
+    import_pupils_csv(imported, registry_csv(rows), operator="office")
     raw_details = [r[0] for r in imported.conn.execute("SELECT details FROM audit_log")]
     for name in ("FirstP001", "LastP002", "Zebedee", "Quentin"):
         assert not any(name in details for details in raw_details)
@@ -241,13 +250,13 @@ def test_consent_allows_none_is_false() -> None:
     assert consent_allows(None, Purpose.WEBSITE, date(2030, 1, 1)) is False
 
 
-def test_pupils_with_consent(store: Store, write_csv: CsvWriter) -> None:
+def test_pupils_with_consent(store: Store, registry_csv: RegistryCsv) -> None:
     rows = [
         pupil_row("P001"),
         pupil_row("P002", website="no"),
         pupil_row("P003", consent_date="2025-01-10"),
     ]
-    import_pupils_csv(store, write_csv(rows), operator="office")
+    import_pupils_csv(store, registry_csv(rows), operator="office")
     assert list(pupils_with_consent(store.conn, Purpose.WEBSITE, date(2025, 1, 9))) == ["P001"]
     later = pupils_with_consent(store.conn, Purpose.WEBSITE, date(2025, 1, 10))
     assert list(later) == ["P001", "P003"]

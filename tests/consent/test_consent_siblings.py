@@ -8,18 +8,14 @@ from consent import audit
 from consent.errors import UnknownPupil
 from consent.registry import import_pupils_csv
 from consent.siblings import link_siblings, siblings, unlink_siblings
-from consent.store import init_data_dir, open_store
-from tests.conftest import pupil_row, write_registry_csv
+from tests.support.consent_factories import pupil_row, write_registry_csv
 
 
 @pytest.fixture
-def store(tmp_path):
-    init_data_dir(tmp_path / "d")
-    s = open_store(tmp_path / "d")
+def store(store, tmp_path):
     csv = write_registry_csv(tmp_path / "p.csv", [pupil_row(p) for p in ("P1", "P2", "P3")])
-    import_pupils_csv(s, csv, operator="office")
-    yield s
-    s.close()
+    import_pupils_csv(store, csv, operator="office")
+    return store
 
 
 def test_links_are_symmetric_and_audited(store):

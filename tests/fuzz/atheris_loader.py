@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing of the loader and the metadata walker with atheris.
 
 Not collected by pytest (the file name does not start with ``test_``); the bounded
-hypothesis run in tests/test_fuzz_loader.py is what CI runs. Use this for long runs:
+hypothesis run in tests/pipeline/test_fuzz_loader.py is what CI runs. Use this for long runs:
 
     pip install atheris==3.0.0          # dev-only; needs a Linux x86-64 wheel
     mkdir -p /tmp/corpus && python tests/fuzz/atheris_loader.py --seed-corpus /tmp/corpus
@@ -44,7 +44,7 @@ def one_input(data: bytes) -> None:
 
 def write_seed_corpus(folder: Path) -> None:
     """Small dirty JPEG/PNG/WebP files (the hypothesis test's seeds) as a start."""
-    from tests.pipeline import dirty
+    from tests.support import dirty
 
     folder.mkdir(parents=True, exist_ok=True)
     pixels = dirty.noisy_pixels(48, 32, seed=5)

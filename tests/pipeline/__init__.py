@@ -1,0 +1,1 @@
+"""Tests of the pipeline package: boxes, loading, formats, detection, matching, redaction."""

@@ -26,9 +26,9 @@ from publishing.captions.sources import (
     parse_captions_csv,
     read_captions_csv,
 )
-from tests.conftest import require_tool
-from tests.pipeline import dirty
 from tests.pipeline.formats import builders
+from tests.support import dirty
+from tests.support.environment import require_tool
 
 NAME = "Amélia Hart"
 

@@ -16,7 +16,7 @@ from PIL import Image, ImageFile
 
 from pipeline.errors import UnreadableImage
 from pipeline.loading import load_image
-from tests.pipeline import dirty
+from tests.support import dirty
 
 ORIENTATIONS = range(1, 9)
 

@@ -21,7 +21,7 @@ from pipeline.formats.findings import (
     find_metadata,
 )
 from pipeline.writing import OutputFormat, encode_clean
-from tests.pipeline import dirty
+from tests.support import dirty
 
 PLANTED = {
     "jpeg": (

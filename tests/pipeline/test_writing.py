@@ -14,7 +14,7 @@ from PIL import Image
 from pipeline.errors import UnsafeOutput
 from pipeline.formats.findings import find_metadata
 from pipeline.writing import OutputFormat, encode_clean, sha256_bytes
-from tests.pipeline import dirty
+from tests.support import dirty
 
 
 def jpeg_markers(data: bytes) -> list[int]:

@@ -13,7 +13,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from tests.pipeline import dirty
+from tests.support import dirty
 
 
 def progressive_jpeg() -> bytes:

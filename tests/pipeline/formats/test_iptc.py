@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.formats import iptc
 from pipeline.formats.damage import MALFORMED, Damaged
-from tests.pipeline import dirty
+from tests.support import dirty
 
 
 def resource(res_id: int, body: bytes, name: bytes = b"") -> bytes:

@@ -12,8 +12,8 @@ from pipeline.formats import jpeg
 from pipeline.formats.damage import MALFORMED, TRUNCATED, Damaged
 from pipeline.formats.embedded import embedded_texts
 from pipeline.formats.findings import find_metadata
-from tests.pipeline import dirty
 from tests.pipeline.formats import builders
+from tests.support import dirty
 
 NAME = "Amelia Hart"
 

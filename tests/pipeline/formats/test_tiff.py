@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.formats import tiff
 from pipeline.formats.damage import MALFORMED, Damaged
-from tests.pipeline import dirty
+from tests.support import dirty
 
 
 def exif_block() -> bytes:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline.formats import webp
 from pipeline.formats.damage import MALFORMED, TRUNCATED, Damaged
-from tests.pipeline import dirty
+from tests.support import dirty
 
 
 def plain_webp(**options: object) -> bytes:

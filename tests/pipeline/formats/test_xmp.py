@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.formats import xmp
-from tests.pipeline import dirty
+from tests.support import dirty
 
 DC = "http://purl.org/dc/elements/1.1/"
 RDF_OPEN = (

@@ -1,0 +1,1 @@
+"""Tests of the medical board: selection, PDF, HTML, status."""

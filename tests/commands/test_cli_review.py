@@ -1,0 +1,178 @@
+"""publish --review, the review commands and calibrate, through the CLI in process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from tests.support.environment import REPO
+
+pytestmark = pytest.mark.slow  # detection and matching run
+
+SAMPLES = REPO / "sample_images"
+PHOTO = SAMPLES / "event" / "IMG_0001.jpg"  # P001 beside an unenrolled adult
+
+
+def run(runner: CliRunner, data: Path, *args: object):
+    return runner.invoke(main, ["--data-dir", str(data), *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("review") / "data"
+    r = CliRunner()
+    for args in (
+        ["init"],
+        ["pupils", "import", SAMPLES / "pupils.csv"],
+        ["enroll", "--folder", SAMPLES / "references"],
+    ):
+        result = run(r, d, *args)
+        assert result.exit_code == 0, result.output
+    return d
+
+
+def start_review(runner: CliRunner, data: Path, *extra: str) -> dict:
+    result = run(
+        runner,
+        data,
+        "publish",
+        "--purpose",
+        "website",
+        "--review",
+        "--json",
+        "--date",
+        "2026-10-01",
+        *extra,
+        PHOTO,
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_review_round_trip(data: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    batch = start_review(runner, data)
+    assert batch["awaiting_approval"] == 1
+    assert Path(batch["contact_sheet"]).is_file()
+    assert Path(batch["contact_sheet"]).stat().st_mode & 0o077 == 0
+    listed = json.loads(run(runner, data, "review", "list", "--json").stdout)
+    assert batch["batch"] in [b["batch"] for b in listed]
+
+    approve = run(
+        runner,
+        data,
+        "review",
+        "approve",
+        batch["batch"],
+        "F0001",
+        "F0002",
+        "--reviewer",
+        "Mrs Head",
+    )
+    # F0002 is the blurred stranger: approving it is refused, nothing is recorded.
+    assert approve.exit_code == 1 and "un-blur" in approve.stderr
+    kept_id = next(
+        f["face_id"]
+        for p in json.loads((Path(batch["contact_sheet"]).with_suffix(".json")).read_text())[
+            "photos"
+        ]
+        for f in p["faces"]
+        if f["decision"] == "kept"
+    )
+    ok = run(runner, data, "review", "approve", batch["batch"], kept_id, "--reviewer", "Mrs Head")
+    assert ok.exit_code == 0, ok.output
+
+    out = tmp_path / "out"
+    pub = run(
+        runner,
+        data,
+        "review",
+        "publish",
+        batch["batch"],
+        "--out",
+        out,
+        "--json",
+        "--date",
+        "2026-10-01",
+        "--operator",
+        "office",
+    )
+    assert pub.exit_code == 0, pub.output
+    [photo] = json.loads(pub.stdout)["photos"]
+    kept = [f for f in photo["faces"] if f["decision"] == "kept"]
+    assert [f["pupil_id"] for f in kept] == ["P001"]
+    again = run(runner, data, "review", "publish", batch["batch"], "--out", tmp_path / "o2")
+    assert again.exit_code == 1 and "already published" in again.stderr
+    log = json.loads(
+        run(runner, data, "audit", "log", "--json", "--action", "review_approved").stdout
+    )
+    assert log[-1]["operator"] == "Mrs Head"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--no-biometrics", "--out", "x"], "--no-biometrics goes with --review"),
+        ([], "Missing option '--out'"),
+    ],
+)
+def test_publish_review_usage_errors(data: Path, args: list[str], message: str) -> None:
+    result = run(CliRunner(), data, "publish", "--purpose", "website", *args, PHOTO)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_no_biometrics_review_starts_with_everyone_blurred(data: Path) -> None:
+    batch = start_review(CliRunner(), data, "--no-biometrics")
+    assert batch["faces"] == 2 and batch["awaiting_approval"] == 0
+
+
+def test_calibrate_with_one_enrolled_pupil_warns_and_plots(data: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "cal.png"
+    result = run(CliRunner(), data, "calibrate", "--json", "--plot", plot)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["pupils"] == 1 and report["recommended_tolerance"] is None
+    assert "Fewer than two pupils" in result.stderr
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_class_filter_naming_nobody_is_an_error(data: Path, tmp_path: Path) -> None:
+    result = run(
+        CliRunner(),
+        data,
+        "publish",
+        "--purpose",
+        "website",
+        "--class",
+        "9Z",
+        "--out",
+        tmp_path / "o",
+        PHOTO,
+    )
+    assert result.exit_code == 1 and "name no pupil" in result.stderr
+
+
+def test_class_filter_keeps_the_class(data: Path, tmp_path: Path) -> None:
+    result = run(
+        CliRunner(),
+        data,
+        "publish",
+        "--purpose",
+        "website",
+        "--class",
+        "3b",
+        "--date",
+        "2026-10-01",
+        "--json",
+        "--out",
+        tmp_path / "o",
+        PHOTO,
+    )
+    assert result.exit_code == 0, result.output
+    [photo] = json.loads(result.stdout)["photos"]
+    assert [f["pupil_id"] for f in photo["faces"] if f["decision"] == "kept"] == ["P001"]

@@ -1,0 +1,66 @@
+"""Detection recall on ../shared/eval at the default setting must not fall below what it
+reached when it was measured (docs/detection.md). Floors sit at the measured level,
+rounded down; a change that loses faces fails here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository, which holds bench/
+sys.path.insert(0, str(ROOT / "bench"))
+
+import detection_recall as bench  # noqa: E402
+
+from pipeline.detection import DetectionStage  # noqa: E402
+from pipeline.loading import load_image  # noqa: E402
+from pipeline.redaction import head_region  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.eval]
+
+# Measured 2026-11-29 at thoroughness "standard" (bench/detection_recall.py) on the sets then
+# in ../shared/eval: >=20 px 0.984, <20 px 0.947, head >=20 px 0.976, 0.94 false per photo.
+# Measured again 2026-12-01 once widerface_school/ (26 unseen school crowds) had joined them:
+# >=20 px 0.980 (337 of 344), <20 px 0.919, 1.07 false per photo. The floors guard that
+# level; the issue on detection raises them.
+FLOOR_20_AND_WIDER = 0.975
+FLOOR_UNDER_20 = 0.91
+FLOOR_HEAD = 0.97
+CEILING_FALSE_PER_PHOTO = 1.1
+
+
+@pytest.fixture(scope="module")
+def measured(eval_dir):
+    truth = bench.read_ground_truth(eval_dir)
+    if not truth:
+        pytest.skip(f"no boxes.csv under {eval_dir}")
+    loaded = {p: load_image(p) for p in truth}
+    stage = DetectionStage()
+
+    def ours(pixels):
+        tagged = next(im.orientation_tagged for im in loaded.values() if im.pixels is pixels)
+        return [head_region(d.box) for d in stage.detect(pixels, orientation_known=tagged)]
+
+    images = {p: im.pixels for p, im in loaded.items()}
+    return bench.evaluate("standard", ours, truth, images, [])
+
+
+def test_recall_of_faces_20px_and_wider(measured):
+    rec = measured["recall"]
+    hits = sum(rec[k][0] * rec[k][1] for k in ("20-40 px", "40-80 px", ">=80 px"))
+    total = sum(rec[k][1] for k in ("20-40 px", "40-80 px", ">=80 px"))
+    assert hits / total >= FLOOR_20_AND_WIDER
+
+
+def test_recall_of_faces_under_20px(measured):
+    assert measured["recall"]["<20 px"][0] >= FLOOR_UNDER_20
+
+
+def test_head_coverage(measured):
+    assert measured["recall"]["head >=20 px"][0] >= FLOOR_HEAD
+
+
+def test_false_detections_per_photo(measured):
+    assert measured["false_per_photo"] < CEILING_FALSE_PER_PHOTO

@@ -1,0 +1,1 @@
+"""Tests of the publishing package: batches, outputs, journal, failures, clean output."""

@@ -1,0 +1,1 @@
+"""Tests of publishing.captions: rewriting, one photo's caption, captions through publish."""

@@ -1,0 +1,166 @@
+"""Human review through the library: nothing is kept clear until a named person approves,
+and in no-biometrics mode no face is ever encoded."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from consent import audit, registry
+from consent.enrolment import enrol
+from consent.registry import Purpose
+from consent.store import Store
+from pipeline import analysis
+from pipeline.errors import PipelineError
+from pipeline.matching import Reason
+from pipeline.references import encode_reference
+from publishing.options import PublishOptions
+from publishing.review.batch import (
+    ReviewError,
+    create_batch,
+    load_batch,
+    publish_batch,
+    record_verdict,
+)
+from tests.support.environment import REPO
+
+pytestmark = pytest.mark.slow  # detection (and, with biometrics, matching) runs
+
+SAMPLES = REPO / "sample_images"
+ON = date(2026, 10, 1)
+
+
+@pytest.fixture
+def store(store: Store) -> Store:
+    registry.import_pupils_csv(store, SAMPLES / "pupils.csv", operator="office")
+    enrol(
+        store,
+        "P001",
+        lambda: encode_reference(SAMPLES / "references" / "P001.jpg"),
+        operator="office",
+    )
+    return store
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """P001 (left) beside an unenrolled adult (right), copied so a test may change it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    return Path(shutil.copy(SAMPLES / "event" / "IMG_0001.jpg", folder / "IMG_0001.jpg"))
+
+
+def options(tmp_path: Path, **kw) -> PublishOptions:
+    return PublishOptions(
+        purpose=Purpose.WEBSITE,
+        out_dir=tmp_path / "out",
+        event="Fair",
+        operator="office",
+        on=ON,
+        **kw,
+    )
+
+
+def faces_of(report):
+    [result] = report.results
+    assert result.status == "published", result.reason
+    return sorted(result.faces, key=lambda f: f.box.x)
+
+
+def kept_face_id(batch) -> str:
+    [face] = [f for _, f in batch.faces() if f.decision == "kept"]
+    assert face.pupil_id == "P001"
+    return face.face_id
+
+
+def test_an_unreviewed_keep_is_published_blurred(store, photo, tmp_path):
+    batch = create_batch(store, [photo], options(tmp_path))
+    assert kept_face_id(batch)
+    left, right = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
+    assert (left.decision.value, left.reason) == ("blurred", Reason.NOT_APPROVED)
+    assert right.decision.value == "blurred"
+
+
+def test_an_approved_keep_is_published_clear_and_the_approval_is_audited(store, photo, tmp_path):
+    batch = create_batch(store, [photo], options(tmp_path))
+    record_verdict(store, batch.batch_id, [kept_face_id(batch)], "approved", reviewer="Mrs Head")
+    left, right = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
+    assert (left.decision.value, left.reason, left.pupil_id) == ("kept", Reason.APPROVED, "P001")
+    assert right.decision.value == "blurred"
+    [entry] = audit.entries(store, action="review_approved")
+    assert entry.operator == "Mrs Head"
+    assert entry.details["pupils"] == ["P001"]
+    assert audit.verify(store).ok
+
+
+def test_a_rejected_keep_is_blurred(store, photo, tmp_path):
+    batch = create_batch(store, [photo], options(tmp_path))
+    record_verdict(store, batch.batch_id, [kept_face_id(batch)], "rejected", reviewer="Mr Deputy")
+    left, _ = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
+    assert left.reason is Reason.REJECTED
+
+
+def test_a_photo_changed_after_review_is_withheld(store, photo, tmp_path):
+    batch = create_batch(store, [photo], options(tmp_path))
+    record_verdict(store, batch.batch_id, [kept_face_id(batch)], "approved", reviewer="Mrs Head")
+    photo.write_bytes(photo.read_bytes() + b"\0")  # any change at all
+    [result] = publish_batch(store, batch.batch_id, options(tmp_path)).results
+    assert result.status == "withheld" and "changed since it was reviewed" in result.reason
+
+
+def test_a_batch_is_published_once(store, photo, tmp_path):
+    batch = create_batch(store, [photo], options(tmp_path))
+    publish_batch(store, batch.batch_id, options(tmp_path))
+    with pytest.raises(ReviewError, match="already published"):
+        publish_batch(store, batch.batch_id, options(tmp_path))
+    with pytest.raises(ReviewError, match="already published"):
+        record_verdict(store, batch.batch_id, ["F0001"], "rejected", reviewer="Mrs Head")
+
+
+def test_approve_applies_only_to_matched_faces(store, photo, tmp_path):
+    batch = create_batch(store, [photo], options(tmp_path))
+    [blurred] = [f for _, f in batch.faces() if f.decision == "blurred"]
+    with pytest.raises(ReviewError, match="un-blur it"):
+        record_verdict(store, batch.batch_id, [blurred.face_id], "approved", reviewer="A")
+    with pytest.raises(ReviewError, match="No face"):
+        record_verdict(store, batch.batch_id, ["F9999"], "approved", reviewer="A")
+    with pytest.raises(PipelineError):
+        record_verdict(store, batch.batch_id, [blurred.face_id], "approved", reviewer="")
+
+
+def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names(
+    store, photo, tmp_path, monkeypatch
+):
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a face was encoded in no-biometrics mode")
+
+    monkeypatch.setattr(analysis, "encode_faces", no_encoding)
+    batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
+    faces = sorted((f for _, f in batch.faces()), key=lambda f: f.box[0])
+    assert [f.reason for f in faces] == [Reason.NO_BIOMETRICS.value] * 2
+    # The reviewer recognises the left face as P001 (website: yes) and, wrongly, the right
+    # one as P002 (website: no): consent still decides.
+    record_verdict(
+        store, batch.batch_id, [faces[0].face_id], "unblurred", reviewer="Mrs Head", as_pupil="P001"
+    )
+    record_verdict(
+        store, batch.batch_id, [faces[1].face_id], "unblurred", reviewer="Mrs Head", as_pupil="P002"
+    )
+    assert load_batch(store, batch.batch_id).face(faces[0].face_id).as_pupil == "P001"
+    left, right = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
+    assert (left.decision.value, left.reason, left.pupil_id) == (
+        "kept",
+        Reason.REVIEWER_UNBLURRED,
+        "P001",
+    )
+    assert (right.decision.value, right.reason) == ("blurred", Reason.NO_CONSENT)
+
+
+def test_unblur_needs_a_pupil(store, photo, tmp_path):
+    batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
+    face = next(f for _, f in batch.faces())
+    with pytest.raises(ReviewError, match="--as"):
+        record_verdict(store, batch.batch_id, [face.face_id], "unblurred", reviewer="A")

@@ -1,0 +1,1 @@
+"""Tests of the upload pre-check web service, over real HTTP."""

@@ -1,0 +1,2 @@
+"""Helpers the tests import (builders of files and registers, paths, outside tools); fixtures
+live in the conftest files instead."""
