@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from consent import files
 from consent.crypto import audit_key
 from consent.errors import AuditTampered
 
@@ -178,15 +178,8 @@ def write_anchor(data_dir: Path, conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         seq, entry_hash = head(conn)
-        target = data_dir / ANCHOR_FILE
-        tmp = data_dir / f".{ANCHOR_FILE}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, f"{seq} {entry_hash}\n".encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        data = f"{seq} {entry_hash}\n".encode("ascii")
+        files.replace_atomic(data_dir / ANCHOR_FILE, data, mode=files.PRIVATE)
     finally:
         conn.execute("COMMIT")
 
