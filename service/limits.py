@@ -85,10 +85,10 @@ class RefusalLog:
             self._since[kind] = now
         if first:
             log.warning(
-                "refused: %s (further ones are counted once per %.0f s)", message, self.interval
+                "refused: %s (further ones are counted once per %g s)", message, self.interval
             )
         else:
-            log.warning("refused %d time(s) in the last %.0f s: %s", count, self.interval, message)
+            log.warning("refused %d time(s) in the last %g s: %s", count, self.interval, message)
 
 
 class RateLimiter:
