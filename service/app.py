@@ -140,6 +140,11 @@ class ModelDecider:
         self.timeout = timeout
         self.pool = AnalysisPool(detection, workers)
 
+    @classmethod
+    def for_settings(cls, settings: ServiceSettings) -> ModelDecider:
+        """A decider with the settings' pool size and the request time as its timeout."""
+        return cls(settings.detection, settings.pool_size(), settings.limits.request_timeout)
+
     def warm(self) -> None:
         self.pool.warm()
 
@@ -317,9 +322,7 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
     """
     owned = None
     if decider_factory is None:
-        owned = ModelDecider(
-            settings.detection, settings.pool_size(), settings.limits.request_timeout
-        )
+        owned = ModelDecider.for_settings(settings)
     service = Service(settings, decider_factory or owned)  # type: ignore[arg-type]
 
     @contextlib.asynccontextmanager
@@ -680,9 +683,7 @@ def serve(settings: ServiceSettings, host: str, port: int, *, warm: bool = True)
     """Run the service with uvicorn until interrupted (blocking)."""
     from service.server import build_server
 
-    factory = ModelDecider(
-        settings.detection, settings.pool_size(), settings.limits.request_timeout
-    )
+    factory = ModelDecider.for_settings(settings)
     try:
         if warm:
             factory.warm()
