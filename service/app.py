@@ -331,6 +331,7 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
             yield
         finally:
             service.anonymous.flush()
+            service.refusals.flush()
             if owned is not None:
                 owned.close()
 

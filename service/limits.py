@@ -68,6 +68,7 @@ class RefusalLog:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._since: dict[str, float] = {}
+        self._messages: dict[str, str] = {}
         self.totals: dict[str, int] = {}
 
     def note(self, kind: str, message: str) -> None:
@@ -75,13 +76,15 @@ class RefusalLog:
         now = self._clock()
         with self._lock:
             self.totals[kind] = self.totals.get(kind, 0) + 1
+            self._messages[kind] = message
             first = kind not in self._since
-            self._counts[kind] = self._counts.get(kind, 0) + 1
             if first:
                 self._since[kind] = now
-            elif now - self._since[kind] < self.interval:
-                return
-            count = self._counts.pop(kind)
+            else:
+                self._counts[kind] = self._counts.get(kind, 0) + 1
+                if now - self._since[kind] < self.interval:
+                    return
+            count = self._counts.pop(kind, 0)
             self._since[kind] = now
         if first:
             log.warning(
@@ -89,6 +92,15 @@ class RefusalLog:
             )
         else:
             log.warning("refused %d time(s) in the last %g s: %s", count, self.interval, message)
+
+    def flush(self) -> None:
+        """Log what is counted but not yet logged (at shutdown)."""
+        with self._lock:
+            pending, self._counts = self._counts, {}
+            messages = dict(self._messages)
+        for kind, count in sorted(pending.items()):
+            if count:
+                log.warning("refused %d more time(s): %s", count, messages[kind])
 
 
 class RateLimiter:
@@ -153,7 +165,9 @@ class SourceCounter:
         done = None
         with self._lock:
             now = self._clock()
-            if now - self._started >= self.interval:
+            if not self._counts and not self._others:
+                self._started = now  # an interval starts with its first request
+            elif now - self._started >= self.interval:
                 done = self._take(now)
             if source in self._counts or len(self._counts) < MAX_TRACKED_KEYS:
                 self._counts[source] = self._counts.get(source, 0) + 1

@@ -145,6 +145,21 @@ class GuardedProtocol(H11Protocol):
             self.transport.close()
 
 
+class _MalformedRequests(logging.Filter):
+    """uvicorn logs every malformed request itself ("Invalid HTTP request received."); a
+    flood of them becomes one counted line per interval instead."""
+
+    def __init__(self, refusals: RefusalLog) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "Invalid HTTP request received.":
+            self.refusals.note("malformed", "a malformed HTTP request (400)")
+            return False
+        return True
+
+
 def protocol_for(limits: ServiceLimits, refusals: RefusalLog) -> type[GuardedProtocol]:
     """A `GuardedProtocol` class bound to these limits (one class per server)."""
     return type(
@@ -194,5 +209,9 @@ def build_server(
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         **config,
     }
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    for old in [f for f in uvicorn_log.filters if isinstance(f, _MalformedRequests)]:
+        uvicorn_log.removeFilter(old)
+    uvicorn_log.addFilter(_MalformedRequests(refusals))
     cfg = uvicorn.Config(app, host=host, port=port, http=protocol_for(bound, refusals), **settings)
     return uvicorn.Server(cfg)

@@ -90,12 +90,12 @@ def test_requests_without_a_valid_token_are_counted_per_source_and_interval(
     data_dir: Path, token: str
 ) -> None:
     wrong = "pct_" + "W" * 43
-    limits = ServiceLimits(log_interval=0.5)
+    limits = ServiceLimits(log_interval=1.0)
     with running(data_dir, token, limits=limits) as srv:
         for _ in range(3):
             assert httpx.post(srv.url + "/check", headers=srv.auth(wrong)).status_code == 401
         assert httpx.post(srv.url + "/publish").status_code == 401
-        time.sleep(0.6)
+        time.sleep(1.1)
         # The next one closes the interval: its counts are written once.
         assert httpx.post(srv.url + "/check").status_code == 401
 
