@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 from service_factories import api_entries, running
 
+from cli import main
 from commands.serve import serve
 from service.app import DEFAULT_MAX_UPLOAD
 from service.guard import KNOWN_PATHS
@@ -46,7 +47,10 @@ def test_the_unit_runs_a_valid_serve_command_with_room_for_its_connections() -> 
     argv = shlex.split(exec_start)
     assert Path(argv[0]).name == "photoconsent"
     assert argv[1:3] == ["--data-dir", "/srv/photoconsent"] and argv[3] == "serve"
-    ctx = serve.make_context("serve", argv[4:])  # raises on any unknown or invalid option
+    # Parsed under the real group (a bare context would cache serve's help option without
+    # the group's "-h"); raises on any unknown or invalid option.
+    parent = main.make_context("photoconsent", argv[1:4])
+    ctx = serve.make_context("serve", argv[4:], parent=parent)
     assert ctx.params["host"] == "127.0.0.1"
     (nofile,) = re.findall(r"^LimitNOFILE=(\d+)$", UNIT, flags=re.M)
     assert int(nofile) >= ctx.params["max_connections"] + FD_HEADROOM
