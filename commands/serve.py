@@ -23,6 +23,16 @@ from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.matching import DEFAULT_MARGIN, MatchSettings
 from service import tokens
 from service.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
+from service.limits import (
+    DEFAULT_BODY_IDLE_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MIN_BODY_RATE,
+    DEFAULT_RATE_PER_MINUTE,
+    DEFAULT_REQUEST_TIMEOUT,
+    ServiceLimits,
+)
 
 
 @click.command()
@@ -42,6 +52,67 @@ from service.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
     show_default=True,
     help="Largest image accepted, width x height (413 above it).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Analysis processes [default: as publish, by cores and memory].",
+)
+@click.option(
+    "--queue",
+    type=click.IntRange(0, 1000),
+    default=None,
+    help="Requests that may wait for a worker [default: 2 per worker]; more get 503.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(0.1, 300),
+    default=DEFAULT_HEADER_TIMEOUT,
+    show_default=True,
+    help="Seconds a client has to send its request headers (then disconnected).",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0.1, 600),
+    default=DEFAULT_BODY_IDLE_TIMEOUT,
+    show_default=True,
+    help="Longest pause in an upload, in seconds (408 beyond it).",
+)
+@click.option(
+    "--min-upload-rate",
+    type=click.FloatRange(0.1, 1024 * 1024),
+    default=DEFAULT_MIN_BODY_RATE / 1024,
+    show_default=True,
+    help="Slowest average upload accepted after --body-timeout, in KiB/s (408 below it).",
+)
+@click.option(
+    "--keep-alive",
+    type=click.IntRange(1, 300),
+    default=DEFAULT_KEEP_ALIVE,
+    show_default=True,
+    help="Seconds an idle connection is kept open between requests.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(1, 3600),
+    default=DEFAULT_REQUEST_TIMEOUT,
+    show_default=True,
+    help="Longest a whole request may take, analysis included, in seconds (503 beyond it).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections at once; beyond it idle ones are dropped, or else 503.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(0, 100_000),
+    default=DEFAULT_RATE_PER_MINUTE,
+    show_default=True,
+    help="Requests per minute per token, 0 for no limit (429 beyond it).",
+)
 @thoroughness_option
 @tolerance_option
 @data_dir_option
@@ -51,6 +122,15 @@ def serve(
     port: int,
     max_upload_mb: float,
     max_pixels: int,
+    workers: int | None,
+    queue: int | None,
+    header_timeout: float,
+    body_timeout: float,
+    min_upload_rate: float,
+    keep_alive: int,
+    request_timeout: float,
+    max_connections: int,
+    rate_limit: int,
     thoroughness: str,
     tolerance: float,
     data_dir: Path | None,
@@ -86,6 +166,17 @@ def serve(
         data_dir=_data_dir(data_dir),
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_pixels=max_pixels,
+        limits=ServiceLimits(
+            header_timeout=header_timeout,
+            body_idle_timeout=body_timeout,
+            min_body_rate=int(min_upload_rate * 1024),
+            keep_alive=keep_alive,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            rate_per_minute=rate_limit,
+        ),
+        workers=workers,
+        queue=queue,
         detection=DetectionSettings(thoroughness=Thoroughness(thoroughness)),
         matching=MatchSettings(tolerance=tolerance, margin=DEFAULT_MARGIN),
     )

@@ -305,7 +305,7 @@ def _read_bytes(path: Path) -> bytes:
 def _not_an_image_reason(data: bytes) -> str:
     for offset, magic, label in _MAGIC_HINTS:
         if data[offset : offset + len(magic)] == magic:
-            return f"{label} is not supported; export the photo as JPEG or PNG"
+            return f"{label}; export the photo as JPEG or PNG"  # each label is a sentence
     head = data[:1024].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
         return "an SVG drawing is not a photo; export it as PNG"

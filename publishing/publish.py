@@ -45,6 +45,7 @@ from pipeline.loading import read_photo_bytes
 from pipeline.matching import Decision, FaceDecision, Reason
 from pipeline.writing import OutputFormat
 from publishing import journal
+from publishing.captions.boilerplate import real_caption
 from publishing.captions.per_photo import PhotoCaption, photo_caption, register_pupils
 from publishing.captions.sources import caption_for
 from publishing.context import load_gallery
@@ -490,7 +491,7 @@ class _BatchRun:
         if text is None and options.caption:
             text, source = options.caption, "--caption"
         if text is None:
-            text, source = embedded(), "embedded"
+            text, source = real_caption(embedded()), "embedded"  # camera text is none
         caption = photo_caption(
             self.store.conn,
             text,

@@ -10,14 +10,14 @@ upload form or CMS plug-in.
   cannot be made safe answers 422 with the reason.
 * ``GET /health`` and ``GET /openapi.json`` need no token; everything else needs
   ``Authorization: Bearer <token>`` (`service.tokens`), checked before the body is read
-  (`service.guard`).
+  (`service.guard`, which also applies every request-level limit).
 
-Every authenticated request is audited with the token's *name* (operator ``api:<name>``);
-publish's own per-photo entries carry the same operator. Uploads are written only to a
-private folder inside the data directory and removed when the request ends. SQLite
-connections are opened per request in the worker thread that uses them. Face detection and
-matching run one request at a time (the models are shared and the work is CPU-bound); the
-models are loaded once per process.
+Every request with a valid token is audited with the token's *name* (operator
+``api:<name>``), whatever its outcome; publish's own per-photo entries carry the same
+operator. Uploads are written only to a private folder inside the data directory and
+removed when the request ends. SQLite connections are opened per request in the worker
+thread that uses them. Face detection and matching run in a pool of worker processes
+(`service.pool`), each with its own models loaded once.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import os
 import re
 import secrets
 import shutil
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -40,36 +39,53 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consent import audit
 from consent.registry import Purpose
 from consent.store import Store, open_store
 from pipeline import __version__
 from pipeline.analysis import blurred, kept
-from pipeline.detection import DetectionSettings, DetectionStage
+from pipeline.detection import DetectionSettings
 from pipeline.formats.embedded import MAX_FIELD_CHARS, embedded_texts
 from pipeline.loading import ACCEPTED_FORMATS
 from pipeline.matching import MatchSettings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
+from publishing.captions.boilerplate import real_caption
 from publishing.captions.per_photo import full_names_in, photo_caption, register_pupils
 from publishing.check import check_one
 from publishing.context import load_gallery
-from publishing.decider import AnalysingDecider, Decider
+from publishing.decider import Decider
 from publishing.options import PublishOptions
 from publishing.publish import publish
+from publishing.workers import default_workers
 from service import tokens
 from service.guard import Guard
+from service.limits import (
+    Admission,
+    RefusalLog,
+    ServiceLimits,
+    SourceCounter,
+    SourceCounts,
+)
+from service.pool import AnalysisPool, AnalysisUnavailable, PooledDecider
+from service.replies import validation_detail
 
 log = logging.getLogger("photoconsent.service")
 
 DEFAULT_PORT = 8750
 DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000
+# Well below the batch limit (64 MP): a 40 MP PNG of a few KB took 22-33 s and 1.5 GB to
+# analyse (issue 15); 24 MP still takes any school camera's photo (6000 x 4000).
+DEFAULT_MAX_PIXELS = 24_000_000
+# Requests that may wait for a free analysis worker, per worker; beyond them 503.
+DEFAULT_QUEUE_PER_WORKER = 2
 TEMP_DIR = "service-tmp"
 # A request never takes this long; a folder older than this was left by a killed server.
 STALE_UPLOAD_SECONDS = 3600.0
@@ -84,47 +100,60 @@ DeciderFactory = Callable[[Store, PublishOptions], Decider]
 class ServiceSettings:
     """How the service runs. ``max_upload_bytes`` bounds the whole request body;
     ``max_pixels`` bounds width x height as declared in the image header (checked before
-    decoding; the loader's own limit still applies)."""
+    decoding; the loader's own limit still applies). ``workers`` analysis processes (None:
+    as many as publish would use, by cores and memory) and ``queue`` more requests waiting
+    for them (None: two per worker); beyond both, 503 with Retry-After."""
 
     data_dir: Path
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     max_pixels: int = DEFAULT_MAX_PIXELS
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    workers: int | None = None
+    queue: int | None = None
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     matching: MatchSettings = field(default_factory=MatchSettings)
     style: RedactionStyle = RedactionStyle.BLUR
     output_format: OutputFormat = OutputFormat.JPEG
 
+    def pool_size(self) -> int:
+        return max(1, self.workers if self.workers is not None else default_workers())
+
+    def capacity(self) -> int:
+        """Requests that may hold or wait for an analysis worker at once."""
+        queue = (
+            self.queue if self.queue is not None else DEFAULT_QUEUE_PER_WORKER * self.pool_size()
+        )
+        return self.pool_size() + max(0, queue)
+
 
 class ModelDecider:
-    """The ordinary keep-or-blur decision with one detection stage per process.
+    """The ordinary keep-or-blur decision, run by a pool of worker processes.
 
-    The models behind it (CenterFace, dlib) are process-wide caches; `warm` loads them at
-    start-up so the first upload does not pay for it. Calls are serialised by the
-    service's work lock: OpenCV's DNN net is not shared safely between threads.
+    Each request gets a `service.pool.PooledDecider` over its own gallery (loaded from the
+    store for the request's purpose and date); the pool's processes run the one
+    `publishing.decider.AnalysingDecider` with models loaded once per process. `warm`
+    starts the processes and loads their models, so the first upload does not pay for it.
     """
 
-    def __init__(self, detection: DetectionSettings) -> None:
+    def __init__(self, detection: DetectionSettings, workers: int = 1, timeout: float = 120.0):
         self.settings = detection
-        self._stage: DetectionStage | None = None
-        self._lock = threading.Lock()
+        self.timeout = timeout
+        self.pool = AnalysisPool(detection, workers)
 
-    def stage(self) -> DetectionStage:
-        with self._lock:
-            if self._stage is None:
-                self._stage = DetectionStage(self.settings)
-            return self._stage
+    @classmethod
+    def for_settings(cls, settings: ServiceSettings) -> ModelDecider:
+        """A decider with the settings' pool size and the request time as its timeout."""
+        return cls(settings.detection, settings.pool_size(), settings.limits.request_timeout)
 
     def warm(self) -> None:
-        import numpy as np
+        self.pool.warm()
 
-        from pipeline.matching import load_models
-
-        self.stage().detect(np.full((64, 64, 3), 128, np.uint8))
-        load_models()
+    def close(self) -> None:
+        self.pool.close()
 
     def __call__(self, store: Store, options: PublishOptions) -> Decider:
         gallery = load_gallery(store, options.purpose, options.on, options.candidates)
-        return AnalysingDecider(gallery, options.detection, options.matching, stage=self.stage())
+        return PooledDecider(self.pool, gallery, options.matching, self.timeout)
 
 
 class NameReason(BaseModel):
@@ -160,12 +189,15 @@ class PublishAnswer(BaseModel):
 
 
 class Service:
-    """The state one server process keeps: settings, the decider factory, the work lock."""
+    """The state one server process keeps: settings, the decider factory, the admission
+    to the analysis pool, and the counters of refusals and anonymous requests."""
 
     def __init__(self, settings: ServiceSettings, decider_factory: DeciderFactory) -> None:
         self.settings = settings
         self.decider_factory = decider_factory
-        self.work_lock = threading.Lock()
+        self.admission = Admission(settings.capacity())
+        self.refusals = RefusalLog(settings.limits.log_interval)
+        self.anonymous = SourceCounter(settings.limits.log_interval, self.record_anonymous)
         self.remove_stale_uploads()
 
     def remove_stale_uploads(self, older_than: float = STALE_UPLOAD_SECONDS) -> int:
@@ -209,10 +241,36 @@ class Service:
                 details={"token": token_name, **details},
             )
 
-    def audit_refusal(self, token_name: str, path: str, status: int, reason: str) -> None:
+    def audit_outcome(self, token_name: str, details: dict[str, Any]) -> None:
+        """One ``api_request`` entry for an outcome the endpoint did not audit itself."""
         with self.store() as store:
-            self.audit_request(
-                token_name, {"endpoint": path, "status": status, "reason": reason}, store
+            self.audit_request(token_name, details, store)
+
+    def count_anonymous(self, source: str) -> None:
+        self.anonymous.count(source)
+
+    def record_anonymous(self, counts: SourceCounts) -> None:
+        """Requests without a valid token over one interval: one log line and one audit
+        entry with the count per source address (nothing of what they presented)."""
+        total = sum(counts.by_source.values()) + counts.others
+        log.warning(
+            "%d request(s) without a valid token from %d source(s) in %.0f s",
+            total,
+            len(counts.by_source),
+            counts.seconds,
+        )
+        with self.store() as store, store.transaction() as conn:
+            audit.append(
+                conn,
+                store.key,
+                action="api_unauthenticated",
+                operator="api:anonymous",
+                details={
+                    "interval_seconds": round(counts.seconds, 1),
+                    "requests": total,
+                    "by_source": dict(sorted(counts.by_source.items())),
+                    "other_sources": counts.others,
+                },
             )
 
     @contextlib.contextmanager
@@ -259,9 +317,24 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
     """The ASGI application: FastAPI endpoints behind the `Guard` middleware.
 
     ``decider_factory`` replaces face detection and matching (tests, or a reviewed
-    workflow); by default it is a `ModelDecider` shared by every request.
+    workflow); by default it is a `ModelDecider` with ``settings.pool_size()`` worker
+    processes, shared by every request and closed when the server stops.
     """
-    service = Service(settings, decider_factory or ModelDecider(settings.detection))
+    owned = None
+    if decider_factory is None:
+        owned = ModelDecider.for_settings(settings)
+    service = Service(settings, decider_factory or owned)  # type: ignore[arg-type]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        try:
+            yield
+        finally:
+            service.anonymous.flush()
+            service.refusals.flush()
+            if owned is not None:
+                owned.close()
+
     app = FastAPI(
         title="photoconsent upload pre-check",
         version=__version__,
@@ -273,15 +346,17 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
         # at /openapi.json is enough for a CMS developer and makes no outside request.
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.service = service
+    _add_error_handlers(app)
 
     @app.get("/health")
     def health() -> dict[str, str]:
         """Liveness for monitoring; needs no token and says nothing about the data."""
         return {"status": "ok", "version": __version__}
 
-    @app.post("/check", response_model=CheckAnswer)
+    @app.post("/check", response_model=CheckAnswer, dependencies=[Depends(_one_file)])
     def check_upload(
         request: Request,
         file: Annotated[UploadFile, File(description="The image, as uploaded.")],
@@ -292,18 +367,20 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
         token_name = request.state.token_name
         data = file.file.read()
         with service.store() as store:
-            _check_pixels(service, store, token_name, "/check", data)
+            _check_pixels(service, store, request, "/check", data)
             answer, audit_details = _check(service, store, data, file.filename, purpose, caption)
             service.audit_request(
                 token_name,
                 {"endpoint": "/check", "status": 200, "purpose": purpose.value, **audit_details},
                 store,
             )
+            request.state.audited = True
         return answer
 
     @app.post(
         "/publish",
         response_model=PublishAnswer,
+        dependencies=[Depends(_one_file)],
         responses={
             200: {"content": {"image/jpeg": {}}, "description": "JSON, or the image itself"},
             422: {"description": "Withheld: the photo cannot be made safe (reason given)"},
@@ -326,7 +403,7 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
         token_name = request.state.token_name
         data = file.file.read()
         with service.store() as store:
-            _check_pixels(service, store, token_name, "/publish", data)
+            _check_pixels(service, store, request, "/publish", data)
             outcome = _publish(
                 service,
                 store,
@@ -338,8 +415,10 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
                 event,
                 destination,
             )
+            request.state.audited = True
         if outcome.withheld:
             return JSONResponse({"status": "withheld", "detail": outcome.reason}, status_code=422)
+        assert outcome.answer is not None
         accept = request.headers.get("accept", "")
         if "image/" in accept and "application/json" not in accept:
             headers = {
@@ -354,20 +433,74 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
     return Guard(
         app,
         authenticate=service.authenticate,
-        audit_refusal=service.audit_refusal,
+        audit_request=service.audit_outcome,
+        count_anonymous=service.count_anonymous,
         max_body=settings.max_upload_bytes,
+        limits=settings.limits,
+        admission=service.admission,
+        refusals=service.refusals,
     )
 
 
-def _check_pixels(service: Service, store: Store, token_name: str, path: str, data: bytes) -> None:
+async def _one_file(request: Request) -> None:
+    """Refuse a multipart body with more than one file: only one would be checked, and
+    the client would believe the others were (issue 15: 50 files answered 200)."""
+    form = await request.form()  # already parsed (and cached) by FastAPI
+    files = [v for _, v in form.multi_items() if not isinstance(v, str)]
+    if len(files) > 1:
+        request.state.reason_class = "several_files"
+        raise HTTPException(
+            400,
+            f"The upload has {len(files)} files; send exactly one file per request, in the "
+            "field 'file'.",
+        )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Error bodies that name the field and the limit and never echo what was sent (a
+    1,000,000-character caption used to come back in full in the 422)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_form(request: Request, exc: RequestValidationError) -> JSONResponse:
+        request.state.reason_class = "invalid_form"
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if not getattr(request.state, "reason_class", None) and exc.status_code == 400:
+            # Starlette's own 400s are multipart parsing errors; their text is fixed.
+            request.state.reason_class = "bad_multipart"
+        detail = exc.detail if isinstance(exc.detail, str) else "The request is not valid."
+        if exc.status_code == 404:
+            detail = "No such endpoint: the API has POST /check, POST /publish and GET /health."
+        elif exc.status_code == 405:
+            detail = "This endpoint does not accept that method (see /openapi.json)."
+        return JSONResponse(
+            {"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(AnalysisUnavailable)
+    async def unavailable(request: Request, exc: AnalysisUnavailable) -> JSONResponse:
+        request.state.reason_class = "analysis_unavailable"
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
+def _check_pixels(service: Service, store: Store, request: Request, path: str, data: bytes) -> None:
     pixels = _declared_pixels(data)
     limit = service.settings.max_pixels
     if pixels is not None and pixels > limit:
-        reason = f"image over the limit of {limit:,} pixels"
         service.audit_request(
-            token_name, {"endpoint": path, "status": 413, "reason": reason}, store
+            request.state.token_name,
+            {"endpoint": path, "status": 413, "reason": "too_many_pixels"},
+            store,
         )
-        raise HTTPException(413, f"The image is over the limit of {limit:,} pixels; downscale it.")
+        request.state.audited = True
+        service.refusals.note("pixels", f"an image over the limit of {limit:,} pixels (413)")
+        raise HTTPException(
+            413,
+            f"The image is over the service's limit of {limit:,} pixels (width x height, "
+            "field 'file'); downscale it.",
+        )
 
 
 def _check(
@@ -383,9 +516,9 @@ def _check(
     with service.workspace() as folder:
         path = folder / _upload_name(filename)
         path.write_bytes(data)
-        with service.work_lock:
-            decide = service.decider_factory(store, options)
-            result = check_one(path, options, decide)
+        decide = service.decider_factory(store, options)
+        result = check_one(path, options, decide)
+        _raise_if_undecided(decide)
     # The file name the client gave is not the saved one; the loader's reasons name ours.
     reasons = [r.replace(path.name, "the upload") for r in result.reasons]
     names = full_names_in(caption or "", pupils, where="caption")
@@ -399,7 +532,7 @@ def _check(
         by_where.setdefault(n.where, set()).add(n.pupil_id)
     for where, ids in by_where.items():
         reasons.append(f"{where} gives the full name of {len(ids)} pupil(s)")
-    source = caption if caption is not None else embedded.caption
+    source = caption if caption is not None else real_caption(embedded.caption)
     suggested = photo_caption(store.conn, source, result.faces, purpose, options.on, pupils=pupils)
     unique = sorted({(n.pupil_id, n.where) for n in names})
     answer = CheckAnswer(
@@ -445,11 +578,15 @@ def _publish(
         inbox.mkdir(mode=0o700)
         path = inbox / _upload_name(filename)
         path.write_bytes(data)
-        options = _options(service, purpose, out, event, operator_for(token_name), destination)
-        with service.work_lock:
-            decide = service.decider_factory(store, options)
-            report = publish(store, [path], options, decider=decide)
+        # The form's caption goes into the job itself, so publish's own audit entry records
+        # the caption that is returned (issue 15: it recorded the embedded one).
+        options = _options(
+            service, purpose, out, event, operator_for(token_name), destination, caption
+        )
+        decide = service.decider_factory(store, options)
+        report = publish(store, [path], options, decider=decide)
         (result,) = report.results
+        _raise_if_undecided(decide)
         details: dict[str, Any] = {
             "endpoint": "/publish",
             "purpose": purpose.value,
@@ -458,11 +595,12 @@ def _publish(
         }
         if result.status != "published" or result.output is None:
             reason = result.reason.replace(path.name, "the upload")
-            service.audit_request(token_name, {**details, "status": 422}, store)
+            service.audit_request(
+                token_name, {**details, "status": 422, "reason": "withheld"}, store
+            )
             return _Outcome(True, reason)
         image = Path(result.output).read_bytes()
-    source = caption if caption is not None else embedded_texts(data).caption
-    rewritten = photo_caption(store.conn, source, result.faces, purpose, options.on)
+    rewritten = result.caption
     policy = rewritten.policy.value if rewritten else _policy(store, purpose)
     service.audit_request(
         token_name,
@@ -470,6 +608,12 @@ def _publish(
             **details,
             "status": 200,
             "output_sha256": result.output_sha256,
+            "caption": None
+            if rewritten is None
+            else {
+                "source": "form" if caption is not None else "embedded",
+                "sha256": _sha256(rewritten.text.encode("utf-8")),
+            },
             "caption_pupils_removed": rewritten.removed if rewritten else [],
             "caption_pupils_shortened": rewritten.shortened if rewritten else [],
         },
@@ -490,6 +634,13 @@ def _publish(
     return _Outcome(False, result.reason, answer, image)
 
 
+def _raise_if_undecided(decide: Decider) -> None:
+    """The pool could not decide (timeout, dead worker): 503, not a verdict."""
+    failure = getattr(decide, "failure", None)
+    if isinstance(decide, PooledDecider) and failure is not None:
+        raise failure
+
+
 def _policy(store: Store, purpose: Purpose) -> str:
     from consent.name_policy import name_policy
 
@@ -503,6 +654,7 @@ def _options(
     event: str,
     operator: str,
     destination: str | None = None,
+    caption: str | None = None,
 ) -> PublishOptions:
     s = service.settings
     return PublishOptions(
@@ -516,6 +668,9 @@ def _options(
         matching=s.matching,
         on=date.today(),
         destination=destination,
+        caption=caption,
+        # One photo, in this process; the analysis itself runs in the service's pool.
+        workers=1,
     )
 
 
@@ -527,12 +682,16 @@ def _sha256(data: bytes) -> str:
 
 def serve(settings: ServiceSettings, host: str, port: int, *, warm: bool = True) -> None:
     """Run the service with uvicorn until interrupted (blocking)."""
-    import uvicorn
+    from service.server import build_server
 
-    factory = ModelDecider(settings.detection)
-    if warm:
-        factory.warm()
-    app = create_app(settings, decider_factory=factory)
-    # Uploads are written with 0600 files in a 0700 folder whatever the umask.
-    os.umask(0o077)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    factory = ModelDecider.for_settings(settings)
+    try:
+        if warm:
+            factory.warm()
+        app = create_app(settings, decider_factory=factory)
+        # Uploads are written with 0600 files in a 0700 folder whatever the umask.
+        os.umask(0o077)
+        refusals = app.app.state.service.refusals
+        build_server(app, settings.limits, refusals, host, port).run()
+    finally:
+        factory.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli import main
@@ -96,3 +97,66 @@ def test_serve_without_a_data_directory_is_an_error(runner: CliRunner, tmp_path:
     result = invoke(runner, tmp_path / "nothing", "serve")
 
     assert result.exit_code == 1 and "photoconsent init" in result.stderr
+
+
+def test_serve_passes_its_limits_to_the_service(
+    runner: CliRunner, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.app
+    from service.limits import ServiceLimits
+
+    started: list[tuple[object, str, int]] = []
+    monkeypatch.setattr(service.app, "serve", lambda s, h, p: started.append((s, h, p)))
+    invoke(runner, data_dir, "token", "create", "website")
+
+    result = invoke(
+        runner,
+        data_dir,
+        "serve",
+        "--port",
+        "0",
+        "--max-pixels",
+        "12000000",
+        "--workers",
+        "3",
+        "--queue",
+        "0",
+        "--header-timeout",
+        "2",
+        "--body-timeout",
+        "4",
+        "--min-upload-rate",
+        "8",
+        "--keep-alive",
+        "3",
+        "--request-timeout",
+        "30",
+        "--max-connections",
+        "50",
+        "--rate-limit",
+        "10",
+    )
+
+    assert result.exit_code == 0, result.output
+    ((settings, host, port),) = started
+    assert (host, port) == ("127.0.0.1", 0)
+    assert settings.max_pixels == 12_000_000  # type: ignore[attr-defined]
+    assert (settings.workers, settings.queue) == (3, 0)  # type: ignore[attr-defined]
+    assert settings.capacity() == 3  # type: ignore[attr-defined]
+    assert settings.limits == ServiceLimits(  # type: ignore[attr-defined]
+        header_timeout=2,
+        body_idle_timeout=4,
+        min_body_rate=8 * 1024,
+        keep_alive=3,
+        request_timeout=30,
+        max_connections=50,
+        rate_per_minute=10,
+    )
+
+
+def test_serve_refuses_a_limit_out_of_range(runner: CliRunner, data_dir: Path) -> None:
+    invoke(runner, data_dir, "token", "create", "website")
+
+    result = invoke(runner, data_dir, "serve", "--max-connections", "0")
+
+    assert result.exit_code == 2 and "--max-connections" in result.stderr

@@ -33,6 +33,7 @@ from pipeline.formats.findings import find_metadata
 from pipeline.matching import Decision, FaceDecision, Reason
 from service import tokens
 from service.app import ServiceSettings, create_app
+from service.server import build_server
 from tests.support.consent_factories import pupil_row, write_registry_csv
 from tests.support.environment import REPO
 
@@ -93,8 +94,11 @@ def captioned_jpeg(caption: str) -> bytes:
 
 
 def start(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
+    """Serve ``app`` as `photoconsent serve` does (its protocol and limits), on loopback."""
+    service = app.app.state.service
+    server = build_server(
+        app, service.settings.limits, service.refusals, "127.0.0.1", 0, log_level="warning"
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
