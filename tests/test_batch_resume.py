@@ -24,9 +24,13 @@ from consent.store import Store, open_store
 from pipeline.errors import OutputConflict
 from publishing import outputs
 from publishing import publish as publish_module
+from publishing.inputs import collect_photos
 from publishing.options import PublishOptions
 from publishing.outputs import FolderLock
-from publishing.publish import PublishReport, collect_photos, publish
+from publishing.publish import publish
+from publishing.report import PhotoStatus, PublishReport
+
+PUBLISHED, WITHHELD = PhotoStatus.PUBLISHED, PhotoStatus.WITHHELD
 
 
 def no_faces(path: Path, loaded: object) -> list:
@@ -114,7 +118,7 @@ def test_an_interrupted_batch_finishes_and_reports_the_whole_batch(
 
     report = run(store, [card], opts)
 
-    assert [r.status for r in report.results] == ["published"] * 5
+    assert [r.status for r in report.results] == [PhotoStatus.PUBLISHED] * 5
     assert [r.resumed for r in report.results] == [True, True, True, False, False]
     names = [Path(r.output or "").name for r in report.results]
     assert names == [f"event-{i:04d}.jpg" for i in range(1, 6)]
@@ -208,10 +212,10 @@ def test_links_out_of_the_input_folder_are_withheld(
     report = run(store, [card], options(tmp_path))
 
     by_name = {Path(r.input).name: r for r in report.results}
-    assert by_name["link-out.png"].status == "withheld"
+    assert by_name["link-out.png"].status is PhotoStatus.WITHHELD
     assert "outside the input folder" in by_name["link-out.png"].reason
     assert "outside the input folder" in by_name["folder-out"].reason
-    assert by_name["link-in.png"].status == "published"
+    assert by_name["link-in.png"].status is PhotoStatus.PUBLISHED
     assert "cannot open" in by_name["dangling.png"].reason
     assert secret.read_bytes() and not any("head" in str(r.output) for r in report.results)
     withheld = audit.entries(store, action="withhold")
@@ -243,7 +247,7 @@ def test_unreadable_files_are_withheld_and_the_batch_goes_on(
         store, [tmp_path / "in" / n for n in ("a.png", "b.png", "c.png")], options(tmp_path)
     )
 
-    assert [r.status for r in report.results] == ["published", "withheld", "published"]
+    assert [r.status for r in report.results] == [PUBLISHED, WITHHELD, PUBLISHED]
     assert report.results[1].reason.startswith("b.png: ")
 
 
@@ -267,7 +271,7 @@ def test_odd_file_names_cannot_break_or_spoof_the_report(
 
     report = run(store, [folder], options(tmp_path))
 
-    assert [r.status for r in report.results] == ["published", "withheld"]
+    assert [r.status for r in report.results] == [PUBLISHED, WITHHELD]
     text = (tmp_path / "out" / "report.json").read_bytes().decode("utf-8")  # valid UTF-8
     saved = json.loads(text)
     assert all("\n" not in line or line == "" for line in text.split("\n"))
@@ -325,7 +329,9 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(
     report = run(store, [card], opts)
     monkeypatch.undo()
 
-    assert [r.status for r in report.results] == ["published"] * 2 + ["withheld"] * 3
+    assert [r.status for r in report.results] == [PhotoStatus.PUBLISHED] * 2 + [
+        PhotoStatus.WITHHELD
+    ] * 3
     assert "No space left on device" in report.results[2].reason
     assert all("disk is full" in r.reason for r in report.results[3:])
     assert visible(opts.out_dir) == ["event-0001.jpg", "event-0002.jpg", "report.json"]
@@ -335,7 +341,7 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(
 
     again = run(store, [card], opts)
 
-    assert [r.status for r in again.results] == ["published"] * 5
+    assert [r.status for r in again.results] == [PhotoStatus.PUBLISHED] * 5
     assert audit_outputs(store) == [f"event-{i:04d}.jpg" for i in range(1, 6)]
 
 

@@ -26,8 +26,10 @@ from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store, open_store
 from pipeline.boxes import Box
 from pipeline.matching import Decision, FaceDecision, Reason
+from publishing.captions.per_photo import CaptionSource
 from publishing.options import PublishOptions
-from publishing.publish import PublishReport, publish
+from publishing.publish import publish
+from publishing.report import PublishReport
 from tests.conftest import pupil_row, write_registry_csv
 
 CAPTION = "Amelia Hart and Oliver Stone-Bright win the relay while Zoë Ng cheers"
@@ -113,7 +115,9 @@ def test_csv_captions_are_rewritten_for_the_website(
     )
     results = by_name(report)
     first = results["IMG_0001.jpg"].caption
-    assert first is not None and results["IMG_0001.jpg"].caption_source == "captions file"
+    assert (
+        first is not None and results["IMG_0001.jpg"].caption_source is CaptionSource.CAPTIONS_FILE
+    )
     # Amelia is shown with consent: first name only. Oliver was blurred, Zoë has no
     # website consent: neither is named at all.
     assert "Amelia" in first.text
@@ -152,10 +156,10 @@ def test_order_is_csv_then_batch_caption_then_the_photos_own(
         caption="Sports day at Hart Lane",
     )
     results = by_name(report)
-    assert results["IMG_0003.jpg"].caption_source == "captions file"
-    assert results["IMG_0001.jpg"].caption_source == "--caption"
+    assert results["IMG_0003.jpg"].caption_source is CaptionSource.CAPTIONS_FILE
+    assert results["IMG_0001.jpg"].caption_source is CaptionSource.BATCH_CAPTION
     # The batch caption wins over the photo's own; its surname-like word is removed too.
-    assert results["IMG_0002.jpg"].caption_source == "--caption"
+    assert results["IMG_0002.jpg"].caption_source is CaptionSource.BATCH_CAPTION
     assert "Hart" not in results["IMG_0001.jpg"].caption.text
 
 
@@ -164,7 +168,7 @@ def test_the_photos_own_caption_is_used_and_rewritten(
 ) -> None:
     results = by_name(run(store, card, tmp_path))
     own = results["IMG_0002.jpg"]
-    assert own.caption_source == "embedded"
+    assert own.caption_source is CaptionSource.EMBEDDED
     assert own.caption.text.startswith("Amelia")
     assert_no_surname(own.caption.text)
     assert results["IMG_0001.jpg"].caption is None  # no caption anywhere: none invented

@@ -16,15 +16,18 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from consent.registry import import_pupils_csv
+from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store, open_store
 from pipeline.boxes import Box
-from pipeline.redaction import head_region
+from pipeline.matching import Decision, Reason
+from pipeline.redaction import RedactionStyle, head_region
 from publishing.review import contact_sheet
 from publishing.review.batch import (
     ReviewBatch,
+    ReviewBatchOptions,
     ReviewFace,
     ReviewPhoto,
+    Verdict,
     load_batch,
     record_verdict,
     review_dir,
@@ -37,23 +40,24 @@ BATCH_ID = "20250601-093000-ab12"
 # The astronaut's face (by eye), a near-miss on her suit and a tiny face, [x, y, w, h].
 KEPT_BOX, NEAR_BOX, SMALL_BOX = [179, 56, 93, 122], [380, 300, 60, 70], [30, 420, 30, 30]
 ODD_NAME = "a<b>&\"c'.jpg"
+KEPT, BLURRED = Decision.KEPT, Decision.BLURRED
 
 
 def make_batch(photo: Path) -> ReviewBatch:
     sha = hashlib.sha256(photo.read_bytes()).hexdigest()
     faces = [
-        ReviewFace("F0001", KEPT_BOX, "kept", "matched a pupil", "P001", 0.41, False),
-        ReviewFace("F0002", NEAR_BOX, "blurred", "no enrolled pupil", "P002", 0.58, True),
-        ReviewFace("F0003", SMALL_BOX, "blurred", "face too small", None, None, False),
+        ReviewFace("F0001", KEPT_BOX, KEPT, Reason.MATCHED_WITH_CONSENT, "P001", 0.41, False),
+        ReviewFace("F0002", NEAR_BOX, BLURRED, Reason.NO_MATCH, "P002", 0.58, True),
+        ReviewFace("F0003", SMALL_BOX, BLURRED, Reason.TOO_SMALL, None, None, False),
     ]
     return ReviewBatch(
         batch_id=BATCH_ID,
-        purpose="website",
+        purpose=Purpose.WEBSITE,
         event="Sports day <2025>",
         created_at="2025-06-01T09:30:00+00:00",
         operator="Mr Lens",
         biometrics=True,
-        options={"tolerance": 0.55, "style": "blur"},
+        options=ReviewBatchOptions(tolerance=0.55, style=RedactionStyle.BLUR),
         photos=[ReviewPhoto(input=str(photo), sha256=sha, faces=faces)],
     )
 
@@ -161,18 +165,22 @@ def test_preview_blurs_what_would_be_blurred_and_shows_pending_keeps(store: Stor
     assert "pending" in page and "published blurred until someone approves" in page
 
 
-@pytest.mark.parametrize(("verdict", "clear"), [("approved", True), ("rejected", False)])
-def test_preview_follows_the_verdict(store: Store, verdict: str, clear: bool) -> None:
+@pytest.mark.parametrize(
+    ("verdict", "clear"), [(Verdict.APPROVED, True), (Verdict.REJECTED, False)]
+)
+def test_preview_follows_the_verdict(store: Store, verdict: Verdict, clear: bool) -> None:
     record_verdict(store, BATCH_ID, ["F0001"], verdict, reviewer="Ms Head")
     page = render(store)
     diff = np.abs(overview(page).astype(float) - original(store).astype(float))
     assert bool(diff[inner(KEPT_BOX)].mean() < 4) is clear
     reviewed = page[page.index("<h2>Reviewed") : page.index("<h2>Photos")]
-    assert 'id="F0001"' in reviewed and f"<b>{verdict}</b>, by Ms Head" in reviewed
+    assert 'id="F0001"' in reviewed and f"<b>{verdict.value}</b>, by Ms Head" in reviewed
 
 
 def test_unblurred_face_is_shown_clear_with_the_named_pupil(store: Store) -> None:
-    record_verdict(store, BATCH_ID, ["F0003"], "unblurred", reviewer="Ms Head", as_pupil="P002")
+    record_verdict(
+        store, BATCH_ID, ["F0003"], Verdict.UNBLURRED, reviewer="Ms Head", as_pupil="P002"
+    )
     page = render(store)
     diff = np.abs(overview(page).astype(float) - original(store).astype(float))
     assert diff[inner(SMALL_BOX, 6)].mean() < 6
@@ -259,6 +267,6 @@ def test_cache_renders_a_photo_again_only_when_it_changes(
     cache = ImageCache()
     first = render(store, images=cache)
     assert render(store, images=cache) == first and len(calls) == 1
-    record_verdict(store, BATCH_ID, ["F0001"], "rejected", reviewer="Ms Head")
+    record_verdict(store, BATCH_ID, ["F0001"], Verdict.REJECTED, reviewer="Ms Head")
     assert not np.array_equal(overview(render(store, images=cache)), overview(first))
     assert len(calls) == 2
