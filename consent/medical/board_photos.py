@@ -22,7 +22,7 @@ from datetime import date
 
 from consent import audit, crypto
 from consent.medical.board_settings import settings
-from consent.medical.records import MedicalError, _require_current_pupil, medical_key
+from consent.medical.records import MedicalError, medical_key, require_current_pupil
 from consent.store import Store
 
 
@@ -83,7 +83,7 @@ def add_photo(
     if taken_on > today:
         raise MedicalError(f"The photo's date {taken_on} is in the future; check --taken.")
     with store.transaction() as conn:
-        _require_current_pupil(conn, pupil_id)
+        require_current_pupil(conn, pupil_id)
         from_reference = is_reference_photo(conn, pupil_id, source_sha256)
         if from_reference and not settings(conn).reference_photos:
             raise ReferencePhotoNotAllowed(

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from consent import audit, crypto
 from consent.errors import ConsentError, CsvImportError, KeyMismatch, KeyMissing, UnknownPupil
-from consent.registry import _decode, _read_records, clean_text, csv_rows
+from consent.registry import clean_text, csv_rows, decode_csv, read_csv_records
 from consent.store import Store
 
 MEDICAL_KEY_ENV = "PHOTOCONSENT_MEDICAL_KEY_FILE"
@@ -248,7 +248,7 @@ def require_medical_key(store: Store) -> bytes:
 
 
 def _fingerprint(key: bytes) -> str:
-    return crypto._derive(key, b"photoconsent medical key check").hex()
+    return crypto.derive_key(key, b"photoconsent medical key check").hex()
 
 
 def _aad(pupil_id: str) -> bytes:
@@ -268,7 +268,8 @@ def decrypt_text(key: bytes, blob: str, purpose: bytes) -> str:
 # --- reading and writing records -----------------------------------------------------------
 
 
-def _require_current_pupil(conn: sqlite3.Connection, pupil_id: str) -> None:
+def require_current_pupil(conn: sqlite3.Connection, pupil_id: str) -> None:
+    """Raise unless ``pupil_id`` is on the register, on roll and not erased."""
     row = conn.execute(
         "SELECT left_on, erased_at FROM pupils WHERE pupil_id = ?", (pupil_id,)
     ).fetchone()
@@ -395,7 +396,7 @@ def revisions(conn: sqlite3.Connection) -> dict[str, str]:
 def set_record(store: Store, record: MedicalRecord, *, operator: str) -> MedicalRecord:
     """Store (add or replace) one pupil's whole record, audited; return it as stored."""
     with store.transaction() as conn:
-        _require_current_pupil(conn, record.pupil_id)
+        require_current_pupil(conn, record.pupil_id)
         key = medical_key(store, create=True)
         assert key is not None
         existed = conn.execute(
@@ -561,8 +562,8 @@ def parse_medical_csv(
     Raises `CsvImportError` listing every bad line (line 1 is the header); a pupil's
     lines must agree on rooms, review_date and notes (blank on later lines = the same).
     """
-    text, errors = _decode(raw)
-    records = _read_records(text, errors)
+    text, errors = decode_csv(raw)
+    records = read_csv_records(text, errors)
     if not records:
         raise CsvImportError([(1, "the file is empty")], filename=filename)
     header_line, header = records[0]
