@@ -206,11 +206,11 @@ def photo_add(pupil_id: str, photo: Path, taken: Any, data_dir: Path | None, ope
             prepared.jpeg,
             taken_on=prepared.taken_on,
             source_sha256=prepared.source_sha256,
-            date_source=prepared.date_source,
+            date_source=prepared.date_source.value,
             operator=operator,
         )
     click.echo(
-        f"{safe(pupil_id)}: photo taken {info.taken_on} ({prepared.date_source}) stored.",
+        f"{safe(pupil_id)}: photo taken {info.taken_on} ({prepared.date_source.value}) stored.",
         err=True,
     )
 

@@ -16,6 +16,10 @@ Captions (a ``--captions`` file, a ``--caption`` for the batch, or the caption t
 itself carries) are rewritten for the purpose's name policy against the registry and this
 photo's face decisions (:mod:`publishing.captions.per_photo`); the result goes into
 ``report.json`` and ``captions.csv`` beside the outputs, never into an image.
+
+This module is the run; what it takes in is :mod:`publishing.inputs`, what it reads of the
+data directory once per batch is :mod:`publishing.context`, and what it reports and the
+files it writes beside the outputs are :mod:`publishing.report`.
 """
 
 from __future__ import annotations

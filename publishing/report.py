@@ -245,20 +245,20 @@ def _write_captions(path: Path, report: PublishReport) -> None:
 def captions_archive_name(archived_report: Path) -> Path:
     """Where ``captions.csv`` goes beside the archived ``archived_report``."""
     stem = archived_report.stem.replace("report-", "captions-", 1)
-    candidate = archived_report.with_name(f"{stem}.csv")
-    n = 1
-    while os.path.lexists(candidate):
-        n += 1
-        candidate = archived_report.with_name(f"{stem}-{n}.csv")
-    return candidate
+    return _free_name(archived_report, stem, ".csv")
 
 
 def archive_name(path: Path) -> Path:
     """``report-<when report.json was written>.json`` beside it, numbered if taken."""
     when = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
-    candidate = path.with_name(f"report-{when}.json")
+    return _free_name(path, f"report-{when}", ".json")
+
+
+def _free_name(beside: Path, stem: str, suffix: str) -> Path:
+    """``stem + suffix`` beside ``beside``, else ``stem-2``, ``stem-3``... (first not taken)."""
+    candidate = beside.with_name(f"{stem}{suffix}")
     n = 1
     while os.path.lexists(candidate):
         n += 1
-        candidate = path.with_name(f"report-{when}-{n}.json")
+        candidate = beside.with_name(f"{stem}-{n}{suffix}")
     return candidate

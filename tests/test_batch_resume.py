@@ -19,8 +19,9 @@ from PIL import Image
 
 from cli import main
 from consent import audit
+from consent import store as store_module
 from consent.registry import Purpose
-from consent.store import Store, open_store
+from consent.store import Store, init_data_dir, open_store
 from pipeline.errors import OutputConflict
 from publishing import outputs
 from publishing import publish as publish_module
@@ -361,3 +362,39 @@ def test_a_folder_of_two_thousand_files(store: Store, tmp_path: Path) -> None:
     assert report.withheld_by_reason() == {"file is empty (0 bytes)": 1}
     assert len(visible(tmp_path / "out")) == 2000  # 1,999 photos and report.json
     assert len(set(audit_outputs(store))) == 1999
+
+
+# Before the journal table became migration 6, publishing/journal.py ran these very
+# statements on a batch's first publish: a data directory made then has the table and
+# stops at migration 5.
+OLD_JOURNAL_SCHEMA = store_module.MIGRATIONS[5]
+
+
+def test_a_new_data_directory_has_the_journal_from_its_migrations(store: Store) -> None:
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"publish_journal", "publish_journal_out"} <= tables
+
+
+def test_a_batch_journalled_before_migration_6_still_resumes(
+    tmp_path: Path, card: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "old-data"
+    with monkeypatch.context() as old_code:
+        old_code.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:5])
+        init_data_dir(data)
+        with open_store(data) as old:
+            with old.transaction() as conn:
+                for statement in OLD_JOURNAL_SCHEMA:
+                    conn.execute(statement)
+            first = run(old, [card], options(tmp_path))
+            assert store_module.schema_version(old.conn) == 5
+
+    with open_store(data) as upgraded:
+        assert store_module.schema_version(upgraded.conn) == 6
+        assert audit.verify(upgraded).ok
+        rows = upgraded.conn.execute("SELECT COUNT(*) FROM publish_journal").fetchone()[0]
+        again = run(upgraded, [card], options(tmp_path))
+
+    assert rows == 5 and len(first.published) == 5
+    assert len(again.resumed) == 5 and again.batch == first.batch
+    assert [r.output for r in again.results] == [r.output for r in first.results]

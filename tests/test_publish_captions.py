@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -271,3 +273,29 @@ def test_cli_sends_captions_to_review_publish(runner, data_dir: Path, card: Path
     )
     assert result.exit_code == 2
     assert "review publish" in result.output
+
+
+@pytest.mark.parametrize("photos", [1, 4])
+def test_a_batch_reads_consent_register_and_policy_once_whatever_its_size(
+    store: Store, tmp_path: Path, photos: int
+) -> None:
+    card = tmp_path / "card"
+    for i in range(photos):
+        photo(card / f"IMG_{i:04d}.jpg")
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        report = run(store, card, tmp_path, caption=CAPTION)
+    finally:
+        store.conn.set_trace_callback(None)
+
+    assert len(report.published) == photos
+    assert all(r.caption is not None for r in report.results)
+    reads = Counter(
+        table
+        for s in statements
+        if s.lstrip().upper().startswith("SELECT")
+        for table in ("consent_records", "pupils", "name_policies")
+        if re.search(rf"\bFROM {table}\b", s)
+    )
+    assert reads == {"consent_records": 1, "pupils": 1, "name_policies": 1}

@@ -153,22 +153,15 @@ def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names
     assert [f.reason for f in faces] == [Reason.NO_BIOMETRICS] * 2
     # The reviewer recognises the left face as P001 (website: yes) and, wrongly, the right
     # one as P002 (website: no): consent still decides.
-    record_verdict(
-        store,
-        batch.batch_id,
-        [faces[0].face_id],
-        Verdict.UNBLURRED,
-        reviewer="Mrs Head",
-        as_pupil="P001",
-    )
-    record_verdict(
-        store,
-        batch.batch_id,
-        [faces[1].face_id],
-        Verdict.UNBLURRED,
-        reviewer="Mrs Head",
-        as_pupil="P002",
-    )
+    for face, pupil in ((faces[0], "P001"), (faces[1], "P002")):
+        record_verdict(
+            store,
+            batch.batch_id,
+            [face.face_id],
+            Verdict.UNBLURRED,
+            reviewer="Ms H",
+            as_pupil=pupil,
+        )
     assert load_batch(store, batch.batch_id).face(faces[0].face_id).as_pupil == "P001"
     left, right = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
     assert (left.decision.value, left.reason, left.pupil_id) == (
