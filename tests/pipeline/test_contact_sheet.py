@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import re
 import stat
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from publishing.review import contact_sheet
 from publishing.review.batch import (
     ReviewBatch,
     ReviewBatchOptions,
+    ReviewError,
     ReviewFace,
     ReviewPhoto,
     Verdict,
@@ -270,3 +272,36 @@ def test_cache_renders_a_photo_again_only_when_it_changes(
     record_verdict(store, BATCH_ID, ["F0001"], Verdict.REJECTED, reviewer="Ms Head")
     assert not np.array_equal(overview(render(store, images=cache)), overview(first))
     assert len(calls) == 2
+
+
+def test_a_saved_batch_loads_back_equal_with_its_enums(store: Store) -> None:
+    batch = load_batch(store, BATCH_ID)
+    batch.photos[0].faces[0].verdict = Verdict.APPROVED
+    save_batch(store, batch)
+
+    again = load_batch(store, BATCH_ID)
+    assert again == batch
+    assert again.options == ReviewBatchOptions(tolerance=0.55, style=RedactionStyle.BLUR)
+    raw = json.loads((review_dir(store) / f"{BATCH_ID}.json").read_text(encoding="utf-8"))
+    assert raw["options"]["format"] == "JPEG" and raw["purpose"] == "website"
+    assert raw["photos"][0]["faces"][0]["verdict"] == "approved"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda raw: raw["options"].pop("style"), "is damaged"),
+        (lambda raw: raw["photos"][0]["faces"][0].update(decision="maybe"), "is damaged"),
+        (lambda raw: raw["photos"][0]["faces"][0].update(verdict="maybe"), "Unknown verdict"),
+    ],
+)
+def test_a_damaged_batch_file_is_refused_in_plain_words(
+    store: Store, damage: Any, message: str
+) -> None:
+    path = review_dir(store) / f"{BATCH_ID}.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    damage(raw)
+    path.write_text(json.dumps(raw), encoding="utf-8")
+
+    with pytest.raises(ReviewError, match=message):
+        load_batch(store, BATCH_ID)
