@@ -10,6 +10,7 @@ a given date wins over EXIF (a camera clock can be wrong) and the audit says whi
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import io
 from dataclasses import dataclass
@@ -26,14 +27,21 @@ from pipeline.writing import OutputFormat, encode_clean
 MAX_SIDE = 800  # px: sharp at 35 mm wide on paper (~580 dpi), small in the database
 
 
+class DateSource(enum.Enum):
+    """Where a board photo's date came from (the audit entry says which)."""
+
+    EXIF = "exif"  # the file's EXIF DateTimeOriginal
+    GIVEN = "given"  # the caller's --taken, which wins over EXIF
+
+
 @dataclass(frozen=True)
 class PreparedPhoto:
     """A board photo ready to store: clean ``jpeg`` bytes, ``taken_on``, where the date
-    came from (``exif`` or ``given``) and the sha256 of the source file."""
+    came from and the sha256 of the source file."""
 
     jpeg: bytes
     taken_on: date
-    date_source: str
+    date_source: DateSource
     source_sha256: str
 
 
@@ -76,6 +84,6 @@ def prepare_photo(path: Path, taken: date | None = None) -> PreparedPhoto:
         )
     jpeg = encode_clean(_shrink(loaded.pixels), OutputFormat.JPEG, quality=90)
     if taken is not None:
-        return PreparedPhoto(jpeg, taken, "given", loaded.sha256)
+        return PreparedPhoto(jpeg, taken, DateSource.GIVEN, loaded.sha256)
     assert from_exif is not None
-    return PreparedPhoto(jpeg, from_exif, "exif", loaded.sha256)
+    return PreparedPhoto(jpeg, from_exif, DateSource.EXIF, loaded.sha256)

@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +25,7 @@ from pipeline.writing import OutputFormat
 from publishing.captions.sources import CaptionCsvError, read_captions_csv
 from publishing.context import pupils_in_classes
 from publishing.options import PublishOptions, default_operator
-from publishing.publish import PublishReport
+from publishing.report import CAPTIONS_NAME, REPORT_NAME, PublishReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,7 +169,7 @@ def matching_options(f: F) -> F:
     return tolerance_option(f)
 
 
-def _data_dir(data_dir: Path | None) -> Path:
+def chosen_data_dir(data_dir: Path | None) -> Path:
     """The command's --data-dir, else the group's (``photoconsent --data-dir X cmd``),
     else $PHOTOCONSENT_HOME, else ./photoconsent-data."""
     if data_dir is None:
@@ -178,8 +178,9 @@ def _data_dir(data_dir: Path | None) -> Path:
     return resolve_data_dir(str(data_dir) if data_dir else None)
 
 
-def _store(data_dir: Path | None) -> Store:
-    return open_store(_data_dir(data_dir))
+def open_data_store(data_dir: Path | None) -> Store:
+    """The store of the data directory the command was given (see `chosen_data_dir`)."""
+    return open_store(chosen_data_dir(data_dir))
 
 
 def errors_to_exit(f: F) -> F:
@@ -198,18 +199,24 @@ def errors_to_exit(f: F) -> F:
 # --- shared by several commands ----------------------------------------------------------
 
 
-def _options(
+def publish_options(
+    *,
     purpose: str,
     out: Path,
-    event: str,
+    on: date | None,
+    event: str = "event",
     operator: str,
-    style: str,
-    fmt: str,
+    style: str = RedactionStyle.BLUR.value,
+    fmt: str = "jpeg",
     thoroughness: str,
     tolerance: float,
-    on: date | None,
     candidates: frozenset[str] | None = None,
+    destination: str | None = None,
+    workers: int | None = None,
+    captioning: Mapping[str, Any] | None = None,
 ) -> PublishOptions:
+    """`PublishOptions` from the values of the shared options, as click gives them
+    (``captioning`` is what `caption_settings` returns; ``on`` None means today)."""
     return PublishOptions(
         purpose=Purpose(purpose),
         out_dir=out,
@@ -221,10 +228,13 @@ def _options(
         matching=MatchSettings(tolerance=tolerance, margin=DEFAULT_MARGIN),
         on=on or date.today(),
         candidates=candidates,
+        destination=destination,
+        workers=workers,
+        **(captioning or {}),
     )
 
 
-def _candidates(
+def candidate_pupils(
     store: Store, class_names: tuple[str, ...], pupils_file: Path | None
 ) -> frozenset[str] | None:
     """The pupils --class and --pupils name (together: either), or None for everyone."""
@@ -242,29 +252,47 @@ def _candidates(
     return frozenset(chosen)
 
 
-def _print_report(report: PublishReport, out: Path, as_json: bool) -> None:
-    summary = report.to_json()["summary"]
+def print_publish_report(report: PublishReport, as_json: bool) -> None:
+    """The report (``--json``, on stdout) or a summary on stderr; exit 1 if any withheld."""
+    out = report.options.out_dir
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
+        summary: dict[str, Any] = report.to_json()["summary"]  # type: ignore[assignment]
+        resumed = f", {summary['resumed']} of them by an earlier run" if report.resumed else ""
         click.echo(
-            f"{summary['published']} published, {summary['withheld']} withheld "  # type: ignore[index]
-            f"({summary['faces_kept']} faces kept, {summary['faces_blurred']} blurred).",  # type: ignore[index]
+            f"{summary['published'] + summary['withheld']} photos: "
+            f"{summary['published']} published, {summary['withheld']} withheld{resumed}. "
+            f"Faces: {summary['faces_kept']} kept, {summary['faces_blurred']} blurred.",
             err=True,
         )
-        click.echo(f"Output: {out.resolve()}", err=True)
-        click.echo(f"Report: {(out / 'report.json').resolve()}", err=True)
+        for reason, count in summary["withheld_by_reason"].items():
+            click.echo(f"  withheld {count}: {safe(reason)}", err=True)
+        click.echo(f"Output: {safe(out.resolve())}", err=True)
+        click.echo(f"Report: {safe((out / REPORT_NAME).resolve())}", err=True)
+        if summary["captions"]:
+            click.echo(
+                f"Captions: {summary['captions']} rewritten for the {report.options.purpose.value}"
+                f" name policy in {safe((out / CAPTIONS_NAME).resolve())}",
+                err=True,
+            )
+        if report.archived_report is not None:
+            click.echo(
+                f"The earlier batch's report.json was kept as {safe(report.archived_report.name)}.",
+                err=True,
+            )
         for r in report.withheld:
             click.echo(f"withheld {safe(r.input)}: {safe(r.reason)}", err=True)
     if report.withheld:
         sys.exit(1)
 
 
-def _iso_date(value: Any) -> date | None:
+def option_date(value: Any) -> date | None:
+    """A ``click.DateTime`` option's value as a date (None stays None)."""
     return None if value is None else value.date()
 
 
-def _print_purged(purged: list[leavers.Purged], as_json: bool) -> None:
+def print_purged(purged: list[leavers.Purged], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([p.to_json() for p in purged], indent=2, ensure_ascii=False))
         return

@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from commands._shared import (
-    _store,
     data_dir_option,
     errors_to_exit,
     json_option,
+    open_data_store,
     safe,
 )
 from consent import audit
@@ -42,7 +42,7 @@ def audit_log(data_dir: Path | None, as_json: bool, limit: int | None, action: s
     Example:
         photoconsent audit log --action publish --limit 20
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         rows = audit.entries(store, limit=limit, action=action)
     if as_json:
         click.echo(
@@ -81,7 +81,7 @@ def audit_verify(data_dir: Path | None, as_json: bool) -> None:
     Example:
         photoconsent audit verify
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         result = audit.verify(store)
     if as_json:
         click.echo(

@@ -14,13 +14,13 @@ from board.model import BoardFilter, BoardOptions, Orientation
 from board.photo_prep import prepare_photo
 from board.status import board_status
 from commands._shared import (
-    _iso_date,
-    _store,
     data_dir_option,
     date_option_for,
     errors_to_exit,
     json_option,
+    open_data_store,
     operator_option,
+    option_date,
     safe,
 )
 from consent import retention as leavers
@@ -105,10 +105,10 @@ def board_make(
         pdf=pdf,
         html=html,
     )
-    day = _iso_date(on)
+    day = option_date(on)
     if day is not None:
         options = dataclasses.replace(options, on=day)
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         result = generate(store, options)
     summary = {
         "audit_seq": result.seq,
@@ -148,8 +148,8 @@ def board_status_cmd(every: bool, on: Any, data_dir: Path | None, as_json: bool)
     Example:
         photoconsent board status
     """
-    with _store(data_dir) as store:
-        states = board_status(store, on=_iso_date(on), every=every)
+    with open_data_store(data_dir) as store:
+        states = board_status(store, on=option_date(on), every=every)
     stale = [s for s in states if s.replaced_by is None and s.reasons]
     if as_json:
         click.echo(json.dumps([s.to_json() for s in states], indent=2))
@@ -198,19 +198,19 @@ def photo_add(pupil_id: str, photo: Path, taken: Any, data_dir: Path | None, ope
     Example:
         photoconsent board photo add P001 P001-2026.jpg --taken 2026-09-10
     """
-    prepared = prepare_photo(photo, _iso_date(taken))
-    with _store(data_dir) as store:
+    prepared = prepare_photo(photo, option_date(taken))
+    with open_data_store(data_dir) as store:
         info = board_photos.add_photo(
             store,
             pupil_id,
             prepared.jpeg,
             taken_on=prepared.taken_on,
             source_sha256=prepared.source_sha256,
-            date_source=prepared.date_source,
+            date_source=prepared.date_source.value,
             operator=operator,
         )
     click.echo(
-        f"{safe(pupil_id)}: photo taken {info.taken_on} ({prepared.date_source}) stored.",
+        f"{safe(pupil_id)}: photo taken {info.taken_on} ({prepared.date_source.value}) stored.",
         err=True,
     )
 
@@ -229,8 +229,8 @@ def photo_list(on: Any, data_dir: Path | None, as_json: bool) -> None:
     """
     from datetime import date
 
-    day = _iso_date(on) or date.today()
-    with _store(data_dir) as store:
+    day = option_date(on) or date.today()
+    with open_data_store(data_dir) as store:
         conf = board_settings.settings(store.conn)
         infos = board_photos.photo_info(store.conn)
     rows = [
@@ -262,7 +262,7 @@ def photo_remove(pupil_id: str, data_dir: Path | None, operator: str) -> None:
     Example:
         photoconsent board photo remove P001
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         count = board_photos.remove_photo(store, pupil_id, operator=operator)
         if count:
             leavers.compact(store)
@@ -290,7 +290,7 @@ def settings_show(data_dir: Path | None, as_json: bool) -> None:
     Example:
         photoconsent board settings show
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         values = board_settings.raw_settings(store.conn)
     data = {k.value: v for k, v in values.items()}
     if as_json:
@@ -316,7 +316,7 @@ def settings_set(name: str, value: str, data_dir: Path | None, operator: str) ->
     Example:
         photoconsent board settings set emergency_line "Call 999, then the office (ext 200)"
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         stored = board_settings.set_setting(
             store, board_settings.Setting(name), value, operator=operator
         )

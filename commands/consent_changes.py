@@ -13,19 +13,19 @@ import click
 
 from commands._shared import (
     F,
-    _iso_date,
-    _store,
     data_dir_option,
     date_option,
     errors_to_exit,
     json_option,
+    open_data_store,
     operator_option,
+    option_date,
     safe,
 )
 from consent import changes, registry
 from consent import takedown as takedowns
 from consent.registry import Purpose
-from publishing.republish import RepublishOutcome
+from publishing.republish import RepublishOutcome, RepublishStatus
 from publishing.republish import republish as republish_photos
 
 
@@ -178,11 +178,11 @@ def consent_set(
         source=source,
         grant=frozenset(Purpose(p) for p in purposes),
         biometric=True if biometric else None,
-        expires_on=_iso_date(expires),
+        expires_on=option_date(expires),
         clear_expiry=no_expiry,
-        consent_date=_iso_date(signed),
+        consent_date=option_date(signed),
     )
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         record = changes.change_consent(store, pupil_id, change, operator=operator)
     _print_change(pupil_id, record, as_json, None)
 
@@ -231,7 +231,7 @@ def consent_withdraw(
         withdraw=chosen,
         biometric=False if (biometric or withdraw_all) else None,
     )
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         record = changes.change_consent(store, pupil_id, change, operator=operator)
         items = takedowns.takedown_report(store, pupil_id)
     _print_change(pupil_id, record, as_json, items)
@@ -250,8 +250,8 @@ def consent_show(pupil_id: str, on: Any, data_dir: Path | None, as_json: bool) -
     Example:
         photoconsent consent show P0001 --json
     """
-    day = _iso_date(on) or date.today()
-    with _store(data_dir) as store:
+    day = option_date(on) or date.today()
+    with open_data_store(data_dir) as store:
         versions = changes.history(store.conn, pupil_id)
         current = registry.current_consent(store.conn, pupil_id)
     summary = _consent_summary(current, day)
@@ -323,10 +323,10 @@ def takedown(
     """
     if republish and out is None:
         raise click.UsageError("--republish needs --out DIR for the replacements.")
-    day = _iso_date(on) or date.today()
+    day = option_date(on) or date.today()
     chosen = [Purpose(p) for p in purposes] or None
     outcomes: list[RepublishOutcome] = []
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         items = takedowns.takedown_report(store, pupil_id, on=day, purposes=chosen)
         if republish and out is not None:
             outcomes = republish_photos(store, pupil_id, items, out, operator=operator, on=day)
@@ -340,9 +340,9 @@ def takedown(
         _takedown_table(items)
         for o in outcomes:
             click.echo(
-                f"{safe(o.item.output)}: {o.status}"
+                f"{safe(o.item.output)}: {o.status.value}"
                 + (f" -> {safe(o.new_output)}" if o.new_output else f" ({safe(o.reason)})"),
                 err=True,
             )
-    if any(o.status != "replaced" for o in outcomes):
+    if any(o.status is not RepublishStatus.REPLACED for o in outcomes):
         sys.exit(1)

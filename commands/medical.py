@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from commands._shared import (
-    _iso_date,
-    _store,
     data_dir_option,
     date_option_for,
     errors_to_exit,
     json_option,
+    open_data_store,
     operator_option,
+    option_date,
     safe,
 )
 from consent import audit
@@ -63,7 +63,7 @@ def medical_import(csv_file: Path, data_dir: Path | None, operator: str, as_json
     Example:
         photoconsent medical import medical.csv --operator "J Smith"
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         result = import_medical_csv(store, csv_file, operator=operator)
     summary = {"added": result.added, "updated": result.updated, "unchanged": result.unchanged}
     if as_json:
@@ -126,16 +126,16 @@ def medical_set(
         severity=Severity.parse(severity),
         action=medical.clean_text(action),
         medication=medical.clean_text(medication),
-        ends_on=_iso_date(ends),
+        ends_on=option_date(ends),
     )
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         record = medical.update_condition(
             store,
             pupil_id,
             entry,
             operator=operator,
             rooms=_rooms(rooms),
-            review_on=_iso_date(review),
+            review_on=option_date(review),
             notes=None if notes is None else medical.clean_text(notes),
         )
     click.echo(
@@ -160,7 +160,7 @@ def medical_remove(
     Example:
         photoconsent medical remove P001 --condition "Broken arm"
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         left = medical.remove(store, pupil_id, operator=operator, condition=condition)
         if left is None:
             leavers.compact(store)  # no deleted ciphertext left in free pages or WAL
@@ -180,8 +180,8 @@ def medical_list(on: Any, data_dir: Path | None, as_json: bool) -> None:
     Example:
         photoconsent medical list --json
     """
-    day = _iso_date(on)
-    with _store(data_dir) as store:
+    day = option_date(on)
+    with open_data_store(data_dir) as store:
         rows = medical.summarise(medical.all_records(store), day or date.today())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -209,7 +209,7 @@ def medical_show(pupil_id: str, data_dir: Path | None, operator: str, as_json: b
     Example:
         photoconsent medical show P001
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         record = medical.get_record(store, pupil_id)
         if record is None:
             raise medical.NoMedicalRecord(f"{pupil_id} has no medical record.")

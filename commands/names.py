@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from commands._shared import _store, data_dir_option, errors_to_exit, json_option, operator_option
+from commands._shared import (
+    data_dir_option,
+    errors_to_exit,
+    json_option,
+    open_data_store,
+    operator_option,
+)
 from consent import name_policy as policies
 from consent.name_policy import NamePolicy
 from consent.registry import Purpose
@@ -44,7 +50,7 @@ def names_show(data_dir: Path | None, as_json: bool) -> None:
     Example:
         photoconsent names show --json
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         current = policies.name_policies(store.conn)
         defaults = {p: policies.is_default(store.conn, p) for p in Purpose}
     if as_json:
@@ -80,7 +86,7 @@ def names_set(
         photoconsent names set social_media none
     """
     chosen = NamePolicy(policy)
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         previous = policies.set_name_policy(
             store,
             Purpose(purpose),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -12,9 +11,7 @@ import click
 import numpy as np
 
 from commands._shared import (
-    _candidates,
-    _options,
-    _store,
+    candidate_pupils,
     caption_options,
     caption_settings,
     data_dir_option,
@@ -22,7 +19,11 @@ from commands._shared import (
     errors_to_exit,
     json_option,
     matching_options,
+    open_data_store,
     operator_option,
+    option_date,
+    print_publish_report,
+    publish_options,
     purpose_option,
     safe,
 )
@@ -35,17 +36,9 @@ from pipeline.calibration import plot as plot_calibration
 from pipeline.matching import DEFAULT_TOLERANCE
 from pipeline.redaction import RedactionStyle
 from publishing.check import check as check_photos
-from publishing.publish import (
-    PhotoResult,
-    PublishReport,
-)
-from publishing.publish import (
-    publish as publish_photos,
-)
-from publishing.review.batch import (
-    ReviewBatch,
-    create_batch,
-)
+from publishing.publish import publish as publish_photos
+from publishing.report import PhotoResult, PhotoStatus
+from publishing.review.batch import ReviewBatch, create_batch
 from publishing.review.contact_sheet import write_contact_sheet
 
 
@@ -57,44 +50,11 @@ def _progress_bar() -> Any:
     bar = ProgressBar(sys.stderr)
 
     def update(done: int, total: int, result: PhotoResult) -> None:
-        bar.update(done, total, resumed=result.resumed, withheld=result.status == "withheld")
+        bar.update(
+            done, total, resumed=result.resumed, withheld=result.status is PhotoStatus.WITHHELD
+        )
 
     return update
-
-
-def _print_publish_summary(report: PublishReport, as_json: bool) -> None:
-    """The report (``--json``, on stdout) or a summary on stderr; exit 1 if any withheld."""
-    out = report.options.out_dir
-    if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
-    else:
-        summary: dict[str, Any] = report.to_json()["summary"]  # type: ignore[assignment]
-        resumed = f", {summary['resumed']} of them by an earlier run" if report.resumed else ""
-        click.echo(
-            f"{summary['published'] + summary['withheld']} photos: "
-            f"{summary['published']} published, {summary['withheld']} withheld{resumed}. "
-            f"Faces: {summary['faces_kept']} kept, {summary['faces_blurred']} blurred.",
-            err=True,
-        )
-        for reason, count in summary["withheld_by_reason"].items():
-            click.echo(f"  withheld {count}: {safe(reason)}", err=True)
-        click.echo(f"Output: {safe(out.resolve())}", err=True)
-        click.echo(f"Report: {safe((out / 'report.json').resolve())}", err=True)
-        if summary["captions"]:
-            click.echo(
-                f"Captions: {summary['captions']} rewritten for the {report.options.purpose.value}"
-                f" name policy in {safe((out / 'captions.csv').resolve())}",
-                err=True,
-            )
-        if report.archived_report is not None:
-            click.echo(
-                f"The earlier batch's report.json was kept as {safe(report.archived_report.name)}.",
-                err=True,
-            )
-        for r in report.withheld:
-            click.echo(f"withheld {safe(r.input)}: {safe(r.reason)}", err=True)
-    if report.withheld:
-        sys.exit(1)
 
 
 @click.command()
@@ -223,21 +183,21 @@ def publish(
             "With --review, give --captions/--caption to `photoconsent review publish`."
         )
     captioning = caption_settings(captions_file, batch_caption, embedded_captions)
-    options = _options(
-        purpose,
-        out or Path("."),
-        event,
-        operator,
-        style,
-        fmt,
-        thoroughness,
-        tolerance,
-        on.date() if on else None,
-    )
-    with _store(data_dir) as store:
-        candidates = _candidates(store, class_names, pupils_file)
-        options = dataclasses.replace(
-            options, destination=destination, candidates=candidates, workers=workers, **captioning
+    with open_data_store(data_dir) as store:
+        options = publish_options(
+            purpose=purpose,
+            out=out or Path("."),
+            on=option_date(on),
+            event=event,
+            operator=operator,
+            style=style,
+            fmt=fmt,
+            thoroughness=thoroughness,
+            tolerance=tolerance,
+            candidates=candidate_pupils(store, class_names, pupils_file),
+            destination=destination,
+            workers=workers,
+            captioning=captioning,
         )
         if review:
             batch = create_batch(store, list(photos), options, biometrics=not no_biometrics)
@@ -247,7 +207,7 @@ def publish(
         report = publish_photos(
             store, list(photos), options, progress=None if quiet else _progress_bar()
         )
-    _print_publish_summary(report, as_json)
+    print_publish_report(report, as_json)
 
 
 def _print_batch(batch: ReviewBatch, sheet: Path, as_json: bool) -> None:
@@ -257,7 +217,7 @@ def _print_batch(batch: ReviewBatch, sheet: Path, as_json: bool) -> None:
         "contact_sheet": str(sheet),
         "photos": len(batch.photos),
         "faces": len(faces),
-        "awaiting_approval": sum(1 for f in faces if f.decision == "kept" and not f.verdict),
+        "awaiting_approval": batch.awaiting_approval(),
         "needs_a_person": sum(1 for f in faces if f.needs_person),
     }
     if as_json:
@@ -305,20 +265,17 @@ def check(
     Example:
         photoconsent check --purpose website upload/*.jpg
     """
-    options = _options(
-        purpose,
-        Path("."),
-        "check",
-        "check",
-        "blur",
-        "jpeg",
-        thoroughness,
-        tolerance,
-        on.date() if on else None,
-    )
-    with _store(data_dir) as store:
-        candidates = _candidates(store, class_names, pupils_file)
-        options = dataclasses.replace(options, candidates=candidates)
+    with open_data_store(data_dir) as store:
+        options = publish_options(
+            purpose=purpose,
+            out=Path("."),
+            on=option_date(on),
+            event="check",
+            operator="check",
+            thoroughness=thoroughness,
+            tolerance=tolerance,
+            candidates=candidate_pupils(store, class_names, pupils_file),
+        )
         results = check_photos(store, list(photos), options)
     if as_json:
         click.echo(json.dumps([r.to_report() for r in results], indent=2, ensure_ascii=False))
@@ -379,7 +336,7 @@ def calibrate(
     Example:
         photoconsent calibrate --gallery-size 30 --plot calibration.png
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         gallery = enrolment.load_gallery(store)
         siblings = sibling_links(store.conn)
     cal = calibrate_gallery(gallery, gallery_size=gallery_size, target=target, siblings=siblings)

@@ -11,13 +11,13 @@ from typing import Any
 import click
 
 from commands._shared import (
-    _data_dir,
-    _print_purged,
-    _store,
+    chosen_data_dir,
     data_dir_option,
     errors_to_exit,
     json_option,
+    open_data_store,
     operator_option,
+    print_purged,
     safe,
 )
 from consent import enrolment, registry
@@ -39,7 +39,7 @@ def init(data_dir: Path | None) -> None:
     Example:
         photoconsent init --data-dir /srv/photoconsent
     """
-    target = _data_dir(data_dir)
+    target = chosen_data_dir(data_dir)
     db = init_data_dir(target)
     click.echo(f"Data directory ready: {target}", err=True)
     click.echo(f"Database: {db}", err=True)
@@ -78,7 +78,7 @@ def pupils_import(csv_file: Path, data_dir: Path | None, operator: str, as_json:
     Example:
         photoconsent pupils import consent-slips-2026.csv
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         result = registry.import_pupils_csv(store, csv_file, operator=operator)
     summary = {"added": result.added, "updated": result.updated, "unchanged": result.unchanged}
     if as_json:
@@ -101,7 +101,7 @@ def pupils_list(data_dir: Path | None, as_json: bool) -> None:
     Example:
         photoconsent pupils list --json
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         counts = enrolment.reference_counts(store.conn)
         rows = []
         for p in registry.list_pupils(store.conn):
@@ -145,7 +145,7 @@ def pupils_siblings(
     """
     if len(set(pupil_ids)) < 2:
         raise click.UsageError("Name at least two different pupils.")
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         if remove:
             n = unlink_siblings(store, pupil_ids, operator=operator)
         else:
@@ -189,7 +189,7 @@ def enroll(
     if not jobs:
         raise click.ClickException(f"No <pupil_id>.jpg or <pupil_id>/*.jpg photos in {folder}.")
     rejected = 0
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         for pid, photo in jobs:
             try:
                 enrolment.enrol(store, pid, partial(encode_reference, photo), operator=operator)
@@ -224,6 +224,6 @@ def pupils_leave(
     Example:
         photoconsent pupils leave P0001 --date 2026-07-20
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         purged = leavers.leave(store, pupil_id, left.date(), operator=operator)
-    _print_purged(purged, as_json)
+    print_purged(purged, as_json)

@@ -9,14 +9,14 @@ from typing import Any
 import click
 
 from commands._shared import (
-    _iso_date,
-    _print_purged,
-    _store,
     data_dir_option,
     date_option,
     errors_to_exit,
     json_option,
+    open_data_store,
     operator_option,
+    option_date,
+    print_purged,
     safe,
 )
 from consent import export as subject_export
@@ -41,9 +41,9 @@ def purge(on: Any, dry_run: bool, data_dir: Path | None, operator: str, as_json:
     Example:
         photoconsent purge --dry-run
     """
-    with _store(data_dir) as store:
-        purged = leavers.purge(store, operator=operator, today=_iso_date(on), dry_run=dry_run)
-    _print_purged(purged, as_json)
+    with open_data_store(data_dir) as store:
+        purged = leavers.purge(store, operator=operator, today=option_date(on), dry_run=dry_run)
+    print_purged(purged, as_json)
 
 
 @click.group("retention")
@@ -68,7 +68,7 @@ def retention_show(data_dir: Path | None, as_json: bool) -> None:
     Example:
         photoconsent retention show --json
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         periods = leavers.retention(store.conn)
     if as_json:
         click.echo(json.dumps(periods))
@@ -93,7 +93,7 @@ def retention_set(category: str, days: str, data_dir: Path | None, operator: str
     """
     if days != "never" and not days.isdigit():
         raise click.BadParameter("DAYS is a whole number of days or 'never'.")
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         leavers.set_retention(
             store, category, None if days == "never" else int(days), operator=operator
         )
@@ -132,10 +132,10 @@ def forget(
         click.confirm(
             f"Erase {safe(pupil_id)}'s names and data? This cannot be undone", abort=True, err=True
         )
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         purged = leavers.forget(store, pupil_id, operator=operator, source=source)
         items = takedowns.takedown_report(store, pupil_id)
-    _print_purged(purged, as_json)
+    print_purged(purged, as_json)
     if not as_json:
         click.echo(
             f"{safe(pupil_id)} erased. {len(items)} published photo(s) to take down: "
@@ -188,7 +188,7 @@ def export_pupil(
         photoconsent export P0001 --out sar-P0001/ --photos web/
         photoconsent export P0001 --transfer --out transfer-P0001/
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         result = subject_export.export_pupil(
             store, pupil_id, out, operator=operator, transfer=transfer, photo_folders=photo_dirs
         )

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import click
 
 from commands._shared import (
-    _options,
-    _print_report,
-    _store,
     caption_options,
     caption_settings,
     data_dir_option,
     date_option,
     errors_to_exit,
     json_option,
+    open_data_store,
     operator_option,
+    option_date,
+    print_publish_report,
     safe,
 )
 from publishing.review.batch import (
+    Verdict,
     list_batches,
     load_batch,
     publish_batch,
@@ -59,19 +60,17 @@ def review_list(data_dir: Path | None, as_json: bool) -> None:
     Example:
         photoconsent review list
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         batches = list_batches(store)
     rows = [
         {
             "batch": b.batch_id,
-            "purpose": b.purpose,
+            "purpose": b.purpose.value,
             "event": b.event,
             "created": b.created_at,
             "biometrics": b.biometrics,
             "faces": sum(1 for _ in b.faces()),
-            "awaiting_approval": sum(
-                1 for _, f in b.faces() if f.decision == "kept" and not f.verdict
-            ),
+            "awaiting_approval": b.awaiting_approval(),
             "published_to": b.published_to,
         }
         for b in batches
@@ -98,7 +97,7 @@ def review_sheet(batch_id: str, data_dir: Path | None) -> None:
     Example:
         photoconsent review sheet 20261129-101500-ab12
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         sheet = write_contact_sheet(store, load_batch(store, batch_id))
     click.echo(str(sheet))
 
@@ -107,15 +106,15 @@ def _verdict(
     data_dir: Path | None,
     batch_id: str,
     face_ids: tuple[str, ...],
-    verdict: str,
+    verdict: Verdict,
     reviewer: str,
     as_pupil: str | None = None,
 ) -> None:
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         record_verdict(
             store, batch_id, list(face_ids), verdict, reviewer=reviewer, as_pupil=as_pupil
         )
-    click.echo(f"{verdict}: {', '.join(face_ids)} (by {safe(reviewer)})", err=True)
+    click.echo(f"{verdict.value}: {', '.join(face_ids)} (by {safe(reviewer)})", err=True)
 
 
 @review.command("approve")
@@ -133,7 +132,7 @@ def review_approve(
     Example:
         photoconsent review approve 20261129-101500-ab12 F0001 F0004 --reviewer "J Smith"
     """
-    _verdict(data_dir, batch_id, face_ids, "approved", reviewer)
+    _verdict(data_dir, batch_id, face_ids, Verdict.APPROVED, reviewer)
 
 
 @review.command("reject")
@@ -151,7 +150,7 @@ def review_reject(
     Example:
         photoconsent review reject 20261129-101500-ab12 F0002 --reviewer "J Smith"
     """
-    _verdict(data_dir, batch_id, face_ids, "rejected", reviewer)
+    _verdict(data_dir, batch_id, face_ids, Verdict.REJECTED, reviewer)
 
 
 @review.command("unblur")
@@ -176,7 +175,7 @@ def review_unblur(
     Example:
         photoconsent review unblur 20261129-101500-ab12 F0003 --as P001 --reviewer "J Smith"
     """
-    _verdict(data_dir, batch_id, face_ids, "unblurred", reviewer, as_pupil)
+    _verdict(data_dir, batch_id, face_ids, Verdict.UNBLURRED, reviewer, as_pupil)
 
 
 @review.command("serve")
@@ -196,7 +195,7 @@ def review_serve(batch_id: str, reviewer: str, port: int, data_dir: Path | None)
     """
     from publishing.review.server import serve_review  # the HTTP server only when asked for
 
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         load_batch(store, batch_id)  # a clear error before the server starts
         try:
             serve_review(
@@ -246,24 +245,17 @@ def review_publish(
     Example:
         photoconsent review publish 20261129-101500-ab12 --out to-upload/
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         batch = load_batch(store, batch_id)
-        opts = batch.options
-        options = _options(
-            batch.purpose,
-            out,
-            batch.event,
-            operator,
-            str(opts["style"]),
-            str(opts["format"]).lower(),
-            str(opts["thoroughness"]),
-            float(opts["tolerance"]),  # type: ignore[arg-type]
-            on.date() if on else None,
-        )
-        options = dataclasses.replace(
-            options,
+        captioning = caption_settings(captions_file, batch_caption, embedded_captions)
+        options = batch.options.publish_options(
+            purpose=batch.purpose,
+            out_dir=out,
+            event=batch.event,
+            operator=operator,
+            on=option_date(on) or date.today(),
             destination=destination,
-            **caption_settings(captions_file, batch_caption, embedded_captions),
+            **captioning,
         )
         report = publish_batch(store, batch_id, options)
-    _print_report(report, out, as_json)
+    print_publish_report(report, as_json)

@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 
 from commands._shared import (
-    _data_dir,
-    _store,
+    chosen_data_dir,
     data_dir_option,
     errors_to_exit,
     json_option,
+    open_data_store,
     operator_option,
     safe,
     thoroughness_option,
@@ -149,7 +149,7 @@ def serve(
     from service.app import ServiceSettings
     from service.app import serve as run
 
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         live = tokens.list_tokens(store.conn)
     if not live:
         raise click.ClickException(
@@ -163,7 +163,7 @@ def serve(
             err=True,
         )
     settings = ServiceSettings(
-        data_dir=_data_dir(data_dir),
+        data_dir=chosen_data_dir(data_dir),
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_pixels=max_pixels,
         limits=ServiceLimits(
@@ -219,7 +219,7 @@ def token_create(name: str, data_dir: Path | None, operator: str) -> None:
     Example:
         photoconsent token create website
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         token = tokens.create_token(store, name, operator=operator)
     click.echo(token)
     click.echo(
@@ -241,7 +241,7 @@ def token_list(include_revoked: bool, data_dir: Path | None, as_json: bool) -> N
     Example:
         photoconsent token list --all
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         found = tokens.list_tokens(store.conn, include_revoked=include_revoked)
     if as_json:
         click.echo(json.dumps([t.to_json() for t in found], indent=2))
@@ -265,6 +265,6 @@ def token_revoke(name: str, data_dir: Path | None, operator: str) -> None:
     Example:
         photoconsent token revoke website
     """
-    with _store(data_dir) as store:
+    with open_data_store(data_dir) as store:
         tokens.revoke_token(store, name, operator=operator)
     click.echo(f"Token {safe(name)!r} revoked.", err=True)

@@ -105,15 +105,16 @@ def decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
         ) from None
 
 
-def _derive(key: bytes, info: bytes) -> bytes:
+def derive_key(key: bytes, info: bytes) -> bytes:
+    """A 32-byte subkey of ``key`` for the use ``info`` names (HKDF-SHA256, no salt)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
 
 
 def audit_key(key: bytes) -> bytes:
     """The HMAC key of the audit hash chain (HKDF-SHA256, info ``photoconsent audit chain``)."""
-    return _derive(key, b"photoconsent audit chain")
+    return derive_key(key, b"photoconsent audit chain")
 
 
 def key_fingerprint(key: bytes) -> str:
     """A non-secret hex tag of the key, stored in the database to detect a swapped key file."""
-    return _derive(key, b"photoconsent key check").hex()
+    return derive_key(key, b"photoconsent key check").hex()

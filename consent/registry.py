@@ -123,7 +123,7 @@ def _show(value: str) -> str:
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
-def _decode(raw: bytes) -> tuple[str, list[tuple[int, str]]]:
+def decode_csv(raw: bytes) -> tuple[str, list[tuple[int, str]]]:
     """Decode UTF-8 (BOM allowed), reporting every line that is not valid UTF-8."""
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
@@ -142,7 +142,7 @@ def _decode(raw: bytes) -> tuple[str, list[tuple[int, str]]]:
     return raw.decode("utf-8", errors="replace"), errors
 
 
-def _read_records(text: str, errors: list[tuple[int, str]]) -> list[tuple[int, list[str]]]:
+def read_csv_records(text: str, errors: list[tuple[int, str]]) -> list[tuple[int, list[str]]]:
     """CSV records with the line each starts on; a quoting error stops the read."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records, end = [], 0
@@ -241,8 +241,8 @@ def parse_pupils_csv(raw: bytes, *, filename: str = "the CSV file") -> list[CsvR
     Blank lines (also Excel's all-comma lines) are skipped. Line numbers count from the
     header as line 1.
     """
-    text, errors = _decode(raw)
-    records = _read_records(text, errors)
+    text, errors = decode_csv(raw)
+    records = read_csv_records(text, errors)
     if not records:
         errors.append((1, f"the file is empty; the header must be: {','.join(COLUMNS)}"))
         raise CsvImportError(errors, filename=filename)

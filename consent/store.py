@@ -163,6 +163,25 @@ MIGRATIONS: list[tuple[str, ...]] = [
             set_by TEXT NOT NULL
         )""",
     ),
+    # 6: publish's batch journal (publishing/journal.py), one row per finished photo,
+    # written with the photo's audit entry. Earlier versions created it on first publish,
+    # hence IF NOT EXISTS: a data directory that already has it keeps its rows.
+    (
+        """CREATE TABLE IF NOT EXISTS publish_journal (
+            batch TEXT NOT NULL,
+            out_dir TEXT NOT NULL,
+            input BLOB NOT NULL,
+            input_sha256 TEXT,
+            status TEXT NOT NULL CHECK (status IN ('published', 'withheld')),
+            output TEXT,
+            output_sha256 TEXT,
+            temp TEXT,
+            result TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (batch, input)
+        )""",
+        "CREATE INDEX IF NOT EXISTS publish_journal_out ON publish_journal (out_dir)",
+    ),
 ]
 
 

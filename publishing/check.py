@@ -17,10 +17,10 @@ from pipeline.errors import PipelineError
 from pipeline.formats.findings import MetadataFinding, describe
 from pipeline.loading import load_image
 from pipeline.matching import FaceDecision
-from publishing.context import load_gallery
+from publishing.context import load_context
 from publishing.decider import AnalysingDecider, Decider
+from publishing.inputs import collect_inputs
 from publishing.options import PublishOptions
-from publishing.publish import collect_inputs
 
 
 @dataclass
@@ -45,8 +45,8 @@ class CheckResult:
 
 def check(store: Store, inputs: Sequence[Path], options: PublishOptions) -> list[CheckResult]:
     """Judge every photo in ``inputs`` for ``options.purpose`` (``out_dir`` is unused)."""
-    gallery = load_gallery(store, options.purpose, options.on, options.candidates)
-    decide_photo = AnalysingDecider(gallery, options.detection, options.matching)
+    context = load_context(store, options)
+    decide_photo = AnalysingDecider(context.gallery, options.detection, options.matching)
     return [check_one(p, options, decide_photo) for p in collect_inputs(inputs)]
 
 

@@ -6,7 +6,8 @@ outcome is one row of ``publish_journal`` in the registry database, written in t
 SQLite transaction as the photo's audit entry: the journal and the audit log can never
 disagree. Rows are keyed by the input's path (raw bytes, so any file name works) and hold
 the input's SHA-256, the output's name and SHA-256, the hidden temp file the output waits
-in until it is revealed, and the photo's ``report.json`` entry.
+in until it is revealed, and the photo's ``report.json`` entry. The table is created by
+the store's migrations (`consent.store.MIGRATIONS`, number 6).
 """
 
 from __future__ import annotations
@@ -21,25 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from consent.store import Store
-
-# Created on first use (not a numbered migration: a cache of progress, not registry data;
-# dropping it only means the next run of an unfinished batch starts from scratch).
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS publish_journal (
-        batch TEXT NOT NULL,
-        out_dir TEXT NOT NULL,
-        input BLOB NOT NULL,
-        input_sha256 TEXT,
-        status TEXT NOT NULL CHECK (status IN ('published', 'withheld')),
-        output TEXT,
-        output_sha256 TEXT,
-        temp TEXT,
-        result TEXT NOT NULL,
-        at TEXT NOT NULL,
-        PRIMARY KEY (batch, input)
-    )""",
-    "CREATE INDEX IF NOT EXISTS publish_journal_out ON publish_journal (out_dir)",
-)
+from publishing.report import PhotoStatus
 
 
 @dataclass(frozen=True)
@@ -48,7 +31,7 @@ class JournalRow:
 
     input: bytes
     input_sha256: str | None
-    status: str
+    status: PhotoStatus
     output: str | None
     output_sha256: str | None
     temp: str | None
@@ -70,17 +53,6 @@ def batch_key(options_fingerprint: dict[str, Any], out_dir: Path, inputs: Sequen
     return h.hexdigest()[:32]
 
 
-def ensure_schema(store: Store) -> None:
-    exists = store.conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'publish_journal'"
-    ).fetchone()
-    if exists:
-        return
-    with store.transaction() as conn:
-        for statement in SCHEMA:
-            conn.execute(statement)
-
-
 def finished(store: Store, batch: str) -> dict[bytes, JournalRow]:
     """Every photo the batch finished, by input path key."""
     rows = store.conn.execute(
@@ -96,9 +68,9 @@ def pending_reveals(store: Store, out_dir: Path) -> list[JournalRow]:
     file: a run was killed between the audit commit and the rename."""
     rows = store.conn.execute(
         "SELECT input, input_sha256, status, output, output_sha256, temp, result"
-        " FROM publish_journal WHERE out_dir = ? AND status = 'published'"
+        " FROM publish_journal WHERE out_dir = ? AND status = ?"
         " AND temp IS NOT NULL",
-        (os.path.realpath(out_dir),),
+        (os.path.realpath(out_dir), PhotoStatus.PUBLISHED.value),
     ).fetchall()
     return [_row(r) for r in rows]
 
@@ -119,7 +91,7 @@ def record(
     input_key: bytes,
     *,
     input_sha256: str | None,
-    status: str,
+    status: PhotoStatus,
     output: str | None,
     output_sha256: str | None,
     temp: str | None,
@@ -137,7 +109,7 @@ def record(
             os.path.realpath(out_dir),
             input_key,
             input_sha256,
-            status,
+            status.value,
             output,
             output_sha256,
             temp,
@@ -157,4 +129,4 @@ def mark_revealed(store: Store, out_dir: Path, output: str) -> None:
 
 
 def _row(r: Sequence[Any]) -> JournalRow:
-    return JournalRow(bytes(r[0]), r[1], r[2], r[3], r[4], r[5], json.loads(r[6]))
+    return JournalRow(bytes(r[0]), r[1], PhotoStatus(r[2]), r[3], r[4], r[5], json.loads(r[6]))

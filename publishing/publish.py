@@ -16,40 +16,39 @@ Captions (a ``--captions`` file, a ``--caption`` for the batch, or the caption t
 itself carries) are rewritten for the purpose's name policy against the registry and this
 photo's face decisions (:mod:`publishing.captions.per_photo`); the result goes into
 ``report.json`` and ``captions.csv`` beside the outputs, never into an image.
+
+This module is the run; what it takes in is :mod:`publishing.inputs`, what it reads of the
+data directory once per batch is :mod:`publishing.context`, and what it reports and the
+files it writes beside the outputs are :mod:`publishing.report`.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import io
-import json
 import os
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from consent import audit, files
-from consent.name_policy import name_policy
+from consent import audit
 from consent.store import Store
 from pipeline import __version__
-from pipeline.analysis import Gallery, blurred, kept
-from pipeline.boxes import Box
+from pipeline.analysis import blurred, kept
 from pipeline.errors import InvalidOptions, OutputConflict
 from pipeline.formats.embedded import embedded_caption
 from pipeline.loading import read_photo_bytes
-from pipeline.matching import Decision, FaceDecision, Reason
+from pipeline.matching import FaceDecision
 from pipeline.writing import OutputFormat
 from publishing import journal
 from publishing.captions.boilerplate import real_caption
-from publishing.captions.per_photo import PhotoCaption, photo_caption, register_pupils
+from publishing.captions.per_photo import (
+    CaptionSource,
+)
 from publishing.captions.sources import caption_for
-from publishing.context import load_gallery
+from publishing.context import BatchContext, load_context
 from publishing.decider import Decider
+from publishing.inputs import InputPhoto, check_out_dir, collect_photos
 from publishing.options import PublishOptions
 from publishing.outputs import (
     DiskFull,
@@ -62,229 +61,18 @@ from publishing.outputs import (
     verify_written,
     write_temp,
 )
+from publishing.report import (
+    PhotoResult,
+    PhotoStatus,
+    PublishReport,
+    display_path,
+    display_text,
+    remove_report_temps,
+    write_report,
+)
 from publishing.workers import PhotoWork, Processed, default_workers, process_all, withheld_reason
 
-# Files a camera, phone or OS drops beside photos that are not photos of anyone, and the
-# reports publish itself writes.
-NOT_PHOTOS = frozenset({"thumbs.db", "desktop.ini", "report.json", "captions.csv"})
-_REPORT_FILE = re.compile(r"^(report-[0-9tz-]+\.json|captions-[0-9tz-]+\.csv)$", re.IGNORECASE)
-REPORT_NAME = "report.json"
-CAPTIONS_NAME = "captions.csv"
-
-
-@dataclass
-class PhotoResult:
-    """The outcome for one input photo (one entry of ``report.json``).
-
-    ``resumed`` is True when an earlier, interrupted run of the same batch finished it.
-    """
-
-    input: str
-    status: str  # "published" | "withheld"
-    reason: str
-    output: str | None = None
-    faces: list[FaceDecision] = field(default_factory=list)
-    input_sha256: str | None = None
-    output_sha256: str | None = None
-    resumed: bool = False
-    # The caption rewritten for the purpose and where its source came from ("captions
-    # file", "--caption", "embedded"); None when the photo has no caption.
-    caption: PhotoCaption | None = None
-    caption_source: str | None = None
-
-    def to_report(self) -> dict[str, object]:
-        entry: dict[str, object] = {
-            "input": self.input,
-            "output": self.output,
-            "status": self.status,
-            "reason": self.reason,
-            "input_sha256": self.input_sha256,
-            "output_sha256": self.output_sha256,
-            "faces": [f.to_report() for f in self.faces],
-        }
-        if self.status == "published":
-            entry["caption"] = None
-            if self.caption is not None:
-                entry["caption"] = {"source": self.caption_source, **self.caption.to_report()}
-        return entry
-
-    @classmethod
-    def from_report(cls, entry: dict[str, object], *, resumed: bool = False) -> PhotoResult:
-        """The inverse of :meth:`to_report` (a journal row back into a result)."""
-        faces = [
-            FaceDecision(
-                Box(*f["box"]),  # type: ignore[index, misc]
-                Decision(f["decision"]),  # type: ignore[index]
-                Reason(f["reason"]),  # type: ignore[index]
-                f.get("pupil_id"),  # type: ignore[union-attr]
-                f.get("distance"),  # type: ignore[union-attr]
-            )
-            for f in entry["faces"]  # type: ignore[union-attr]
-        ]
-        return cls(
-            input=str(entry["input"]),
-            status=str(entry["status"]),
-            reason=str(entry["reason"]),
-            output=entry["output"],  # type: ignore[arg-type]
-            faces=faces,
-            input_sha256=entry["input_sha256"],  # type: ignore[arg-type]
-            output_sha256=entry["output_sha256"],  # type: ignore[arg-type]
-            resumed=resumed,
-        )
-
-
-@dataclass
-class PublishReport:
-    """Every photo's outcome, in input order, for the whole batch (a resumed batch
-    includes the photos earlier runs finished).
-
-    ``batch`` is the batch key; ``archived_report`` is where an earlier, different
-    batch's ``report.json`` in the same folder was moved; ``peak_worker_mb`` the largest
-    peak resident memory of any worker process.
-    """
-
-    options: PublishOptions
-    results: list[PhotoResult]
-    batch: str = ""
-    archived_report: Path | None = None
-    peak_worker_mb: float = 0.0
-
-    @property
-    def published(self) -> list[PhotoResult]:
-        return [r for r in self.results if r.status == "published"]
-
-    @property
-    def withheld(self) -> list[PhotoResult]:
-        return [r for r in self.results if r.status == "withheld"]
-
-    @property
-    def resumed(self) -> list[PhotoResult]:
-        return [r for r in self.results if r.resumed]
-
-    def withheld_by_reason(self) -> dict[str, int]:
-        """How many photos were withheld for each reason (file names taken out), most first."""
-        counts = Counter(reason_group(r) for r in self.withheld)
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "tool": "photoconsent",
-            "version": __version__,
-            "batch": self.batch,
-            "purpose": self.options.purpose.value,
-            "event": self.options.event,
-            "date": self.options.on.isoformat(),
-            "photos": [r.to_report() for r in self.results],
-            "summary": {
-                "published": len(self.published),
-                "withheld": len(self.withheld),
-                "withheld_by_reason": self.withheld_by_reason(),
-                "faces_kept": sum(len(kept(r.faces)) for r in self.results),
-                "faces_blurred": sum(len(blurred(r.faces)) for r in self.results),
-                "resumed": len(self.resumed),
-                "captions": sum(1 for r in self.published if r.caption is not None),
-            },
-        }
-
-
-def reason_group(result: PhotoResult) -> str:
-    """A withheld photo's reason without its own file name, so reasons can be counted."""
-    name = display_path(Path(result.input).name) if result.input else ""
-    reason = result.reason
-    if name and reason.startswith(name + ": "):
-        reason = reason[len(name) + 2 :]
-    return reason
-
-
 ProgressCallback = Callable[[int, int, PhotoResult], None]
-
-
-def display_path(path: Path | str) -> str:
-    """``path`` as text that always survives JSON, SQLite and UTF-8: bytes that are not
-    UTF-8 (a file name from an old camera or a Windows-1252 USB stick) become ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def display_text(text: str) -> str:
-    """A message that may quote a file name (a withheld reason), made valid UTF-8 the same
-    way as :func:`display_path`."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-@dataclass(frozen=True)
-class InputPhoto:
-    """One file to publish; ``refusal`` says why it must be withheld without opening it."""
-
-    path: Path
-    refusal: str | None = None
-    # The input folder it was found in (None for a file named on the command line); a
-    # --captions file may name photos by their path relative to it.
-    root: Path | None = None
-
-
-def collect_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Expand folders into the files below them (sorted; hidden files and OS clutter such
-    as Thumbs.db skipped).
-
-    Every other file is kept whatever its extension, so a HEIC, a video or a misnamed file
-    in a camera folder is reported as withheld with its reason, never silently skipped.
-    """
-    return [p.path for p in collect_photos(paths)]
-
-
-def collect_photos(paths: Iterable[Path]) -> list[InputPhoto]:
-    """:func:`collect_inputs` with a refusal for links found in a folder that point outside
-    it: a link on a memory stick to ``/home/head/Pictures`` must not publish those photos.
-    Links to folders are not followed (one inside the folder would list photos twice).
-    A file named on the command line is taken as named, link or not.
-    """
-    found: list[InputPhoto] = []
-    for path in paths:
-        if not path.is_dir():
-            found.append(InputPhoto(path))
-            continue
-        root = os.path.realpath(path)
-        below: list[InputPhoto] = []
-        for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for d in dirnames:
-                sub = Path(dirpath, d)
-                if sub.is_symlink() and not _inside(os.path.realpath(sub), root):
-                    below.append(
-                        InputPhoto(sub, "is a link to a folder outside the input folder", path)
-                    )
-            for name in filenames:
-                if name.startswith(".") or name.lower() in NOT_PHOTOS or _REPORT_FILE.match(name):
-                    continue
-                sub = Path(dirpath, name)
-                refusal = None
-                if sub.is_symlink() and not _inside(os.path.realpath(sub), root):
-                    refusal = "is a link to a file outside the input folder"
-                below.append(InputPhoto(sub, refusal, path))
-        found.extend(sorted(below, key=lambda p: p.path))
-    return found
-
-
-def _inside(target: str, root: str) -> bool:
-    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def check_out_dir(out_dir: Path, inputs: Sequence[Path]) -> None:
-    """Refuse an output folder that is, or is inside, an input folder.
-
-    Published copies mixed with originals are how an unredacted original gets uploaded
-    by mistake (and a second run would pick the outputs up as inputs).
-    """
-    out = out_dir.resolve()
-    for path in inputs:
-        src = path.resolve()
-        # A folder is scanned recursively, so nothing below it may be the output; a file's
-        # own folder counts too: `--out card card/*.jpg` mixes them just the same.
-        if (path.is_dir() and (out == src or src in out.parents)) or out == src.parent:
-            raise OutputConflict(
-                f"The output folder {out_dir} is inside the input folder {path}; "
-                "choose an --out folder outside the photos being published."
-            )
 
 
 def check_operator(operator: str) -> None:
@@ -308,6 +96,7 @@ def publish(
     *,
     progress: ProgressCallback | None = None,
     decider: Decider | None = None,
+    context: BatchContext | None = None,
 ) -> PublishReport:
     """Publish ``inputs`` (files or folders) for ``options.purpose`` into ``options.out_dir``.
 
@@ -315,31 +104,33 @@ def publish(
     Raises :class:`OutputConflict` before doing anything if the output folder is unsafe
     or another publish is writing into it. ``decider`` replaces detection and matching (a
     reviewed batch brings its own decisions); the consent records in the audit still come
-    from the registry.
+    from the registry. ``context`` is the batch's data read once by the caller (the web
+    service reads it for its decider too); by default it is read here, after the folder
+    lock is taken. A context read for another purpose, date or candidates is refused.
 
     Running the same publish again (same purpose, options, folder and inputs) resumes the
     batch: photos already published, whose input and output are unchanged, are not
     processed again; withheld ones are tried again. ``report.json`` covers the whole batch.
     """
     check_operator(options.operator)
+    if context is not None:
+        context.require_for(options)
     check_out_dir(options.out_dir, inputs)
     # An audit log that no longer verifies cannot account for new publishes: stop first.
     audit.ensure_intact(store)
     photos = collect_photos(inputs)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    journal.ensure_schema(store)
     fingerprint = _fingerprint(options, decider)
     batch = journal.batch_key(fingerprint, options.out_dir, [p.path for p in photos])
     with FolderLock(options.out_dir):
         _recover(store, options.out_dir)
-        gallery = load_gallery(
-            store, options.purpose, options.on, options.candidates, encodings=decider is None
-        )
-        run = _BatchRun(store, options, gallery, batch)
-        work = PhotoWork(options, gallery, decider)
+        if context is None:
+            context = load_context(store, options, encodings=decider is None)
+        run = _BatchRun(store, options, context, batch)
+        work = PhotoWork(options, context.gallery, decider)
         results = run.process(photos, work, progress)
         report = PublishReport(options, results, batch, peak_worker_mb=run.peak_mb)
-        report.archived_report = _write_report(options.out_dir, report)
+        report.archived_report = write_report(options.out_dir, report)
     return report
 
 
@@ -375,8 +166,7 @@ def _recover(store: Store, out_dir: Path) -> None:
         unlink_quietly(temp)
         journal.mark_revealed(store, out_dir, row.output)
     remove_stale_temps(out_dir, keep)
-    unlink_quietly(out_dir / f".{REPORT_NAME}.tmp")
-    unlink_quietly(out_dir / f".{CAPTIONS_NAME}.tmp")
+    remove_report_temps(out_dir)
 
 
 class _OutputNamer:
@@ -405,8 +195,8 @@ NOT_PROCESSED_DISK_FULL = (
 class _BatchRun:
     """One run of a batch: the parent's side, the only writer of files, journal and audit."""
 
-    def __init__(self, store: Store, options: PublishOptions, gallery: Gallery, batch: str):
-        self.store, self.options, self.gallery, self.batch = store, options, gallery, batch
+    def __init__(self, store: Store, options: PublishOptions, context: BatchContext, batch: str):
+        self.store, self.options, self.context, self.batch = store, options, context, batch
         self.out_dir = options.out_dir
         self.namer = _OutputNamer(
             self.out_dir,
@@ -416,10 +206,6 @@ class _BatchRun:
         )
         self.peak_mb = 0.0
         self.disk_full = False
-        # Read once per batch: every pupil on the register (a caption may name any of
-        # them) and the purpose's name policy.
-        self.pupils = register_pupils(store.conn)
-        self.policy = name_policy(store.conn, options.purpose)
 
     def process(
         self, photos: list[InputPhoto], work: PhotoWork, progress: ProgressCallback | None
@@ -462,7 +248,7 @@ class _BatchRun:
     def _still_published(self, row: journal.JournalRow, path: Path) -> bool:
         """A finished photo is skipped only if its output is still there, unchanged, and
         the input is the same file it was."""
-        if row.status != "published" or row.output is None:
+        if row.status is not PhotoStatus.PUBLISHED or row.output is None:
             return False
         if file_sha256(self.out_dir / row.output) != row.output_sha256:
             return False
@@ -485,22 +271,16 @@ class _BatchRun:
         ``embedded`` gives the photo's own caption; it is asked only when neither
         --captions nor --caption gives one (for a resumed photo it reads the file)."""
         options = self.options
-        text, source = None, None
+        text: str | None = None
+        source: CaptionSource | None = None
         if options.captions:
-            text, source = caption_for(options.captions, photo.path, photo.root), "captions file"
+            text = caption_for(options.captions, photo.path, photo.root)
+            source = CaptionSource.CAPTIONS_FILE
         if text is None and options.caption:
-            text, source = options.caption, "--caption"
+            text, source = options.caption, CaptionSource.BATCH_CAPTION
         if text is None:
-            text, source = real_caption(embedded()), "embedded"  # camera text is none
-        caption = photo_caption(
-            self.store.conn,
-            text,
-            result.faces,
-            options.purpose,
-            options.on,
-            policy=self.policy,
-            pupils=self.pupils,
-        )
+            text, source = real_caption(embedded()), CaptionSource.EMBEDDED  # camera text is none
+        caption = self.context.caption(text, result.faces)
         result.caption = caption
         result.caption_source = source if caption is not None else None
 
@@ -512,7 +292,7 @@ class _BatchRun:
             )
         result = PhotoResult(
             input=display_path(path),
-            status="published",
+            status=PhotoStatus.PUBLISHED,
             reason=_published_reason(outcome.faces),
             faces=outcome.faces,
             input_sha256=outcome.input_sha256,
@@ -563,7 +343,7 @@ class _BatchRun:
     ) -> PhotoResult:
         result = PhotoResult(
             input=display_path(path),
-            status="withheld",
+            status=PhotoStatus.WITHHELD,
             reason=display_text(reason),
             faces=[] if outcome is None else outcome.faces,
             input_sha256=None if outcome is None else outcome.input_sha256,
@@ -580,7 +360,7 @@ class _BatchRun:
             audit.append(
                 conn,
                 self.store.key,
-                action="publish" if result.status == "published" else "withhold",
+                action="publish" if result.status is PhotoStatus.PUBLISHED else "withhold",
                 operator=self.options.operator,
                 details=self._details(result),
             )
@@ -599,7 +379,7 @@ class _BatchRun:
             )
 
     def _details(self, result: PhotoResult) -> dict[str, object]:
-        details = _audit_details(result, self.options, self.gallery)
+        details = _audit_details(result, self.options, self.context)
         details["batch"] = self.batch
         return details
 
@@ -632,7 +412,7 @@ def _published_reason(faces: list[FaceDecision]) -> str:
 
 
 def _audit_details(
-    result: PhotoResult, options: PublishOptions, gallery: Gallery
+    result: PhotoResult, options: PublishOptions, context: BatchContext
 ) -> dict[str, object]:
     kept_ids = sorted({f.pupil_id for f in kept(result.faces) if f.pupil_id})
     return {
@@ -641,7 +421,7 @@ def _audit_details(
         "destination": options.destination,
         "publish_date": options.on.isoformat(),
         "candidate_pupils": None if options.candidates is None else sorted(options.candidates),
-        "status": result.status,
+        "status": result.status.value,
         "reason": result.reason,
         "input": result.input,
         "input_sha256": result.input_sha256,
@@ -650,7 +430,7 @@ def _audit_details(
         "faces_kept": len(kept(result.faces)),
         "faces_blurred": len(blurred(result.faces)),
         "pupils_kept": kept_ids,
-        "consent_records": {p: gallery.permitted[p] for p in kept_ids},
+        "consent_records": {p: context.permitted[p] for p in kept_ids},
         "pupils_blurred": sorted(
             {f.pupil_id for f in blurred(result.faces) if f.pupil_id is not None}
         ),
@@ -658,7 +438,7 @@ def _audit_details(
         "caption": None
         if result.caption is None
         else {
-            "source": result.caption_source,
+            "source": None if result.caption_source is None else result.caption_source.value,
             "sha256": hashlib.sha256(result.caption.text.encode("utf-8")).hexdigest(),
             "name_policy": result.caption.policy.value,
             "pupils_removed": result.caption.removed,
@@ -669,73 +449,3 @@ def _audit_details(
         "detection": options.detection.describe(),
         "matching": options.matching.describe(),
     }
-
-
-def _write_report(out_dir: Path, report: PublishReport) -> Path | None:
-    """Write ``report.json`` for the whole batch. A ``report.json`` of a different batch
-    is first renamed ``report-<when it was written>.json``, never overwritten; the new
-    name is returned (None when nothing was moved)."""
-    path = out_dir / REPORT_NAME
-    archived = None
-    if os.path.lexists(path):
-        try:
-            earlier = json.loads(path.read_text(encoding="utf-8")).get("batch")
-        except (OSError, ValueError, AttributeError):
-            earlier = None
-        if earlier != report.batch:
-            archived = _archive_name(path)
-            os.rename(path, archived)
-            captions = out_dir / CAPTIONS_NAME
-            if os.path.lexists(captions):
-                os.rename(captions, _captions_archive_name(archived))
-    _replace_file(path, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
-    _write_captions(out_dir / CAPTIONS_NAME, report)
-    return archived
-
-
-def _replace_file(path: Path, text: str, encoding: str = "utf-8") -> None:
-    # 0o666 before the umask, the mode open() gives: what these reports have always had.
-    files.replace_atomic(path, text.encode(encoding), mode=0o666)
-
-
-# A cell starting with one of these is a formula to Excel and LibreOffice.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _write_captions(path: Path, report: PublishReport) -> None:
-    """``captions.csv``: each published file's rewritten caption (``file,caption``), in
-    UTF-8 with a BOM so Excel shows accents. Removed when the batch has no captions."""
-    rows = [(r, r.caption) for r in report.published if r.caption is not None and r.output]
-    if not rows:
-        unlink_quietly(path)
-        return
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(["file", "caption"])
-    for result, caption in rows:
-        text = caption.text  # type: ignore[union-attr]
-        # A caption from a photo's own fields is untrusted text: never a spreadsheet formula.
-        if text.startswith(_FORMULA_START):
-            text = "'" + text
-        writer.writerow([Path(str(result.output)).name, text])
-    _replace_file(path, buf.getvalue(), encoding="utf-8-sig")
-
-
-def _captions_archive_name(archived_report: Path) -> Path:
-    stem = archived_report.stem.replace("report-", "captions-", 1)
-    candidate = archived_report.with_name(f"{stem}.csv")
-    n = 1
-    while os.path.lexists(candidate):
-        n += 1
-        candidate = archived_report.with_name(f"{stem}-{n}.csv")
-    return candidate
-
-
-def _archive_name(path: Path) -> Path:
-    when = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%SZ")
-    candidate = path.with_name(f"report-{when}.json")
-    n = 1
-    while os.path.lexists(candidate):
-        n += 1
-        candidate = path.with_name(f"report-{when}-{n}.json")
-    return candidate

@@ -7,6 +7,7 @@ original is still present and unchanged (same sha256).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,17 +19,26 @@ from consent import audit
 from consent.registry import Purpose
 from consent.store import Store
 from consent.takedown import REPUBLISH_ACTION, TakedownItem
+from pipeline.matching import Decision
 from publishing.options import PublishOptions
 from publishing.publish import publish
+from publishing.report import PhotoStatus
+
+
+class RepublishStatus(enum.Enum):
+    """What became of one published photo to be replaced."""
+
+    REPLACED = "replaced"
+    UNAVAILABLE = "unavailable"  # the original is missing or has changed
+    WITHHELD = "withheld"  # publish refused the photo, or it still kept the pupil
 
 
 @dataclass(frozen=True)
 class RepublishOutcome:
-    """What ``--republish`` did for one item: ``status`` is ``replaced``, ``unavailable``
-    (original missing or changed) or ``withheld`` (publish refused the photo)."""
+    """What ``--republish`` did for one item."""
 
     item: TakedownItem
-    status: str
+    status: RepublishStatus
     reason: str
     new_output: str | None = None
 
@@ -36,7 +46,7 @@ class RepublishOutcome:
         return {
             "audit_seq": self.item.audit_seq,
             "replaced_output": self.item.output,
-            "status": self.status,
+            "status": self.status.value,
             "reason": self.reason,
             "new_output": self.new_output,
         }
@@ -64,7 +74,7 @@ def republish(
     """Publish replacements of ``items`` (not yet replaced) into ``out_dir`` under current
     consent, one ``publish`` run per purpose, event and destination, and audit each link.
 
-    A replacement that still kept ``pupil_id`` is not linked (status ``withheld``): it
+    A replacement that still kept ``pupil_id`` is not linked (status ``WITHHELD``): it
     cannot happen while their consent is withdrawn, and fail-closed says not to assume it.
     """
     on = on or date.today()
@@ -77,7 +87,9 @@ def republish(
         if path is None:
             outcomes.append(
                 RepublishOutcome(
-                    item, "unavailable", f"original {item.input} is missing or has changed"
+                    item,
+                    RepublishStatus.UNAVAILABLE,
+                    f"original {item.input} is missing or has changed",
                 )
             )
             continue
@@ -97,11 +109,11 @@ def republish(
         for item, path in members:
             result = by_input[str(path)]
             still_kept = any(
-                f.pupil_id == pupil_id and f.decision.value == "kept" for f in result.faces
+                f.pupil_id == pupil_id and f.decision is Decision.KEPT for f in result.faces
             )
-            if result.status != "published" or result.output is None or still_kept:
+            if result.status is not PhotoStatus.PUBLISHED or result.output is None or still_kept:
                 reason = "still kept the pupil" if still_kept else result.reason
-                outcomes.append(RepublishOutcome(item, "withheld", reason))
+                outcomes.append(RepublishOutcome(item, RepublishStatus.WITHHELD, reason))
                 continue
             new_output = Path(result.output).name
             with store.transaction() as conn:
@@ -122,5 +134,7 @@ def republish(
                         "destination": destination,
                     },
                 )
-            outcomes.append(RepublishOutcome(item, "replaced", result.reason, new_output))
+            outcomes.append(
+                RepublishOutcome(item, RepublishStatus.REPLACED, result.reason, new_output)
+            )
     return outcomes

@@ -58,12 +58,13 @@ from pipeline.matching import MatchSettings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
 from publishing.captions.boilerplate import real_caption
-from publishing.captions.per_photo import full_names_in, photo_caption, register_pupils
+from publishing.captions.per_photo import full_names_in
 from publishing.check import check_one
-from publishing.context import load_gallery
+from publishing.context import BatchContext, load_context
 from publishing.decider import Decider
 from publishing.options import PublishOptions
 from publishing.publish import publish
+from publishing.report import PhotoStatus
 from publishing.workers import default_workers
 from service import tokens
 from service.guard import Guard
@@ -92,8 +93,8 @@ STALE_UPLOAD_SECONDS = 3600.0
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".gif"}
 _SUFFIXES |= {".bmp"}
 
-# (store, publish options) -> the decider for one request (see `ModelDecider`).
-DeciderFactory = Callable[[Store, PublishOptions], Decider]
+# (the request's data, read once; publish options) -> its decider (see `ModelDecider`).
+DeciderFactory = Callable[[BatchContext, PublishOptions], Decider]
 
 
 @dataclass(frozen=True)
@@ -151,9 +152,8 @@ class ModelDecider:
     def close(self) -> None:
         self.pool.close()
 
-    def __call__(self, store: Store, options: PublishOptions) -> Decider:
-        gallery = load_gallery(store, options.purpose, options.on, options.candidates)
-        return PooledDecider(self.pool, gallery, options.matching, self.timeout)
+    def __call__(self, context: BatchContext, options: PublishOptions) -> Decider:
+        return PooledDecider(self.pool, context.gallery, options.matching, self.timeout)
 
 
 class NameReason(BaseModel):
@@ -417,7 +417,9 @@ def create_app(settings: ServiceSettings, *, decider_factory: DeciderFactory | N
             )
             request.state.audited = True
         if outcome.withheld:
-            return JSONResponse({"status": "withheld", "detail": outcome.reason}, status_code=422)
+            return JSONResponse(
+                {"status": PhotoStatus.WITHHELD.value, "detail": outcome.reason}, status_code=422
+            )
         assert outcome.answer is not None
         accept = request.headers.get("accept", "")
         if "image/" in accept and "application/json" not in accept:
@@ -512,13 +514,14 @@ def _check(
     caption: str | None,
 ) -> tuple[CheckAnswer, dict[str, Any]]:
     options = _options(service, purpose, Path("unused"), "check", "check")
-    pupils = register_pupils(store.conn)
     with service.workspace() as folder:
         path = folder / _upload_name(filename)
         path.write_bytes(data)
-        decide = service.decider_factory(store, options)
+        context = load_context(store, options)
+        decide = service.decider_factory(context, options)
         result = check_one(path, options, decide)
         _raise_if_undecided(decide)
+        pupils = context.pupils
     # The file name the client gave is not the saved one; the loader's reasons name ours.
     reasons = [r.replace(path.name, "the upload") for r in result.reasons]
     names = full_names_in(caption or "", pupils, where="caption")
@@ -533,7 +536,7 @@ def _check(
     for where, ids in by_where.items():
         reasons.append(f"{where} gives the full name of {len(ids)} pupil(s)")
     source = caption if caption is not None else real_caption(embedded.caption)
-    suggested = photo_caption(store.conn, source, result.faces, purpose, options.on, pupils=pupils)
+    suggested = context.caption(source, result.faces)
     unique = sorted({(n.pupil_id, n.where) for n in names})
     answer = CheckAnswer(
         safe=not reasons,
@@ -583,17 +586,18 @@ def _publish(
         options = _options(
             service, purpose, out, event, operator_for(token_name), destination, caption
         )
-        decide = service.decider_factory(store, options)
-        report = publish(store, [path], options, decider=decide)
+        context = load_context(store, options)
+        decide = service.decider_factory(context, options)
+        report = publish(store, [path], options, decider=decide, context=context)
         (result,) = report.results
         _raise_if_undecided(decide)
         details: dict[str, Any] = {
             "endpoint": "/publish",
             "purpose": purpose.value,
             "input_sha256": result.input_sha256 or _sha256(data),
-            "outcome": result.status,
+            "outcome": result.status.value,
         }
-        if result.status != "published" or result.output is None:
+        if result.status is not PhotoStatus.PUBLISHED or result.output is None:
             reason = result.reason.replace(path.name, "the upload")
             service.audit_request(
                 token_name, {**details, "status": 422, "reason": "withheld"}, store
@@ -601,7 +605,7 @@ def _publish(
             return _Outcome(True, reason)
         image = Path(result.output).read_bytes()
     rewritten = result.caption
-    policy = rewritten.policy.value if rewritten else _policy(store, purpose)
+    policy = rewritten.policy.value if rewritten else context.policy.value
     service.audit_request(
         token_name,
         {
@@ -620,7 +624,7 @@ def _publish(
         store,
     )
     answer = PublishAnswer(
-        status="published",
+        status=PhotoStatus.PUBLISHED.value,
         reason=result.reason,
         caption=None if rewritten is None else rewritten.text,
         name_policy=policy,
@@ -639,12 +643,6 @@ def _raise_if_undecided(decide: Decider) -> None:
     failure = getattr(decide, "failure", None)
     if isinstance(decide, PooledDecider) and failure is not None:
         raise failure
-
-
-def _policy(store: Store, purpose: Purpose) -> str:
-    from consent.name_policy import name_policy
-
-    return name_policy(store.conn, purpose).value
 
 
 def _options(

@@ -24,7 +24,7 @@ from consent import audit, crypto
 from consent.errors import MedicalError
 from consent.medical.board_settings import settings
 from consent.medical.key import medical_key
-from consent.medical.records import _require_current_pupil
+from consent.medical.records import require_current_pupil
 from consent.store import Store
 
 
@@ -85,7 +85,7 @@ def add_photo(
     if taken_on > today:
         raise MedicalError(f"The photo's date {taken_on} is in the future; check --taken.")
     with store.transaction() as conn:
-        _require_current_pupil(conn, pupil_id)
+        require_current_pupil(conn, pupil_id)
         from_reference = is_reference_photo(conn, pupil_id, source_sha256)
         if from_reference and not settings(conn).reference_photos:
             raise ReferencePhotoNotAllowed(

@@ -98,7 +98,7 @@ def require_medical_key(store: Store) -> bytes:
 
 
 def _fingerprint(key: bytes) -> str:
-    return crypto._derive(key, b"photoconsent medical key check").hex()
+    return crypto.derive_key(key, b"photoconsent medical key check").hex()
 
 
 def encrypt_text(key: bytes, text: str, purpose: bytes) -> str:

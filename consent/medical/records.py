@@ -160,7 +160,8 @@ def _aad(pupil_id: str) -> bytes:
 # --- reading and writing records -----------------------------------------------------------
 
 
-def _require_current_pupil(conn: sqlite3.Connection, pupil_id: str) -> None:
+def require_current_pupil(conn: sqlite3.Connection, pupil_id: str) -> None:
+    """Raise unless ``pupil_id`` is on the register, on roll and not erased."""
     row = conn.execute(
         "SELECT left_on, erased_at FROM pupils WHERE pupil_id = ?", (pupil_id,)
     ).fetchone()
@@ -287,7 +288,7 @@ def revisions(conn: sqlite3.Connection) -> dict[str, str]:
 def set_record(store: Store, record: MedicalRecord, *, operator: str) -> MedicalRecord:
     """Store (add or replace) one pupil's whole record, audited; return it as stored."""
     with store.transaction() as conn:
-        _require_current_pupil(conn, record.pupil_id)
+        require_current_pupil(conn, record.pupil_id)
         key = medical_key(store, create=True)
         assert key is not None
         existed = conn.execute(

@@ -29,7 +29,7 @@ from consent.medical.records import (
     parse_rooms,
     store_record,
 )
-from consent.registry import _decode, _read_records, clean_text, csv_rows
+from consent.registry import clean_text, csv_rows, decode_csv, read_csv_records
 from consent.store import Store
 
 CSV_COLUMNS = (
@@ -92,8 +92,8 @@ def parse_medical_csv(
     Raises `CsvImportError` listing every bad line (line 1 is the header); a pupil's
     lines must agree on rooms, review_date and notes (blank on later lines = the same).
     """
-    text, errors = _decode(raw)
-    records = _read_records(text, errors)
+    text, errors = decode_csv(raw)
+    records = read_csv_records(text, errors)
     if not records:
         raise CsvImportError([(1, "the file is empty")], filename=filename)
     header_line, header = records[0]

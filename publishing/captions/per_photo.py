@@ -1,9 +1,10 @@
 """The caption of one photo, rewritten for its purpose, and full names found in any text.
 
-`photo_caption` is what `publish` (and the web service) call per photo: it takes the
-faces decided for that photo, works out which pupils are *shown* (kept clear, with consent
-for the purpose on the date) and rewrites the caption with `publishing.captions.rewrite` against
-every pupil on the register, so a caption that names a blurred child, a child without
+`photo_caption` is what `publish` (and the web service) call per photo, through the
+batch's `publishing.context.BatchContext`: it takes the faces decided for that photo,
+works out which pupils are *shown* (kept clear, with consent for the purpose on the
+date) and rewrites the caption with `publishing.captions.rewrite` against every pupil on
+the register, so a caption that names a blurred child, a child without
 consent or a child who is not in the photo loses that name, and shown children are named
 as the school's name policy for the purpose allows (`consent.name_policy`).
 
@@ -14,18 +15,26 @@ a caption, a metadata field or a file name such as ``Amelia_Hart-sports.jpg`` or
 
 from __future__ import annotations
 
+import enum
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 
 from consent import registry
-from consent.name_policy import NamePolicy, name_policy
-from consent.registry import Purpose
+from consent.name_policy import NamePolicy
 from pipeline.analysis import kept
 from pipeline.matching import FaceDecision
 from publishing.captions.rewrite import NamedPupil, find_mentions, fold, rewrite_caption
+
+
+class CaptionSource(enum.Enum):
+    """Where a photo's caption came from; publish takes the first that gives one, in
+    this order."""
+
+    CAPTIONS_FILE = "captions file"
+    BATCH_CAPTION = "--caption"
+    EMBEDDED = "embedded"
 
 
 @dataclass(frozen=True)
@@ -57,41 +66,34 @@ def register_pupils(conn: sqlite3.Connection) -> list[NamedPupil]:
     ]
 
 
-def shown_pupils(
-    conn: sqlite3.Connection, faces: Iterable[FaceDecision], purpose: Purpose, on: date
-) -> set[str]:
-    """Pupils whose face is kept clear in this photo *and* whose consent allows the purpose
-    on ``on`` (checked again here: a caption must not trust its caller)."""
+def shown_pupils(faces: Iterable[FaceDecision], permitted: Collection[str]) -> set[str]:
+    """Pupils whose face is kept clear in this photo *and* who are in ``permitted`` (the
+    pupils whose consent allows the purpose on the day, checked again here: a caption
+    must not trust its caller)."""
     ids = {f.pupil_id for f in kept(list(faces)) if f.pupil_id}
-    if not ids:
-        return set()
-    permitted = registry.pupils_with_consent(conn, purpose, on)
     return {p for p in ids if p in permitted}
 
 
 def photo_caption(
-    conn: sqlite3.Connection,
     caption: str | None,
     faces: Sequence[FaceDecision],
-    purpose: Purpose,
-    on: date,
     *,
-    policy: NamePolicy | None = None,
-    pupils: Sequence[NamedPupil] | None = None,
+    pupils: Sequence[NamedPupil],
+    policy: NamePolicy,
+    permitted: Collection[str],
 ) -> PhotoCaption | None:
-    """``caption`` rewritten for ``purpose`` given this photo's face decisions, or None
-    when there is no caption.
+    """``caption`` rewritten given this photo's face decisions, or None when there is no
+    caption.
 
-    ``policy`` defaults to the school's policy for the purpose; ``pupils`` to the whole
-    register (pass it in when captioning a batch, to read the register once).
+    ``pupils`` is the whole register (`register_pupils`), ``policy`` the purpose's name
+    policy and ``permitted`` the pupils whose consent allows the purpose on the day: a
+    batch reads them once (`publishing.context.BatchContext.caption`).
     """
     if caption is None or not caption.strip():
         return None
-    chosen = policy or name_policy(conn, purpose)
-    everyone = list(pupils) if pupils is not None else register_pupils(conn)
-    shown = shown_pupils(conn, faces, purpose, on)
-    result = rewrite_caption(caption, everyone, policy=chosen, shown=shown)
-    return PhotoCaption(result.text, chosen, result.removed, result.shortened)
+    shown = shown_pupils(faces, permitted)
+    result = rewrite_caption(caption, list(pupils), policy=policy, shown=shown)
+    return PhotoCaption(result.text, policy, result.removed, result.shortened)
 
 
 # --- finding full names ---------------------------------------------------------------------

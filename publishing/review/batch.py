@@ -14,31 +14,32 @@ reviewer can name one.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from consent import audit, registry
+from consent.registry import Purpose
 from consent.store import Store
-from pipeline.analysis import Gallery
 from pipeline.boxes import Box
-from pipeline.detection import DetectionStage
+from pipeline.detection import DetectionSettings, DetectionStage, Thoroughness
 from pipeline.errors import PipelineError
 from pipeline.loading import LoadedImage, load_image
-from pipeline.matching import Decision, FaceDecision, Reason
-from publishing.context import load_gallery
+from pipeline.matching import DEFAULT_TOLERANCE, Decision, FaceDecision, MatchSettings, Reason
+from pipeline.redaction import RedactionStyle
+from pipeline.writing import OutputFormat
+from publishing.context import load_context
 from publishing.decider import AnalysingDecider
+from publishing.inputs import collect_inputs
 from publishing.options import PublishOptions
-from publishing.publish import (
-    PublishReport,
-    check_operator,
-    collect_inputs,
-    publish,
-)
+from publishing.publish import check_operator, publish
+from publishing.report import PublishReport
 
 REVIEW_DIR = "reviews"
 # A kept face this close to the tolerance, or a blurred one this close above it, is put
@@ -50,20 +51,66 @@ class ReviewError(PipelineError):
     """A review batch or face cannot be found, or the verdict does not apply to it."""
 
 
+class Verdict(enum.Enum):
+    """A reviewer's verdict on one face."""
+
+    APPROVED = "approved"  # keep a face matching kept
+    REJECTED = "rejected"  # blur a face matching kept
+    UNBLURRED = "unblurred"  # keep any face, as the pupil the reviewer names
+
+
+def parse_verdict(text: str) -> Verdict:
+    """``text`` (a form field or a stored batch) as a `Verdict`; `ReviewError` if it is none."""
+    try:
+        return Verdict(text)
+    except ValueError:
+        raise ReviewError(f"Unknown verdict {text!r}.") from None
+
+
 @dataclass
 class ReviewFace:
     """One face of a batch: the machine's decision and the reviewer's verdict."""
 
     face_id: str
     box: list[int]
-    decision: str  # "kept" | "blurred", by matching
-    reason: str
+    decision: Decision  # by matching
+    reason: Reason
     pupil_id: str | None
     distance: float | None
     needs_person: bool
-    verdict: str | None = None  # "approved" | "rejected" | "unblurred"
-    as_pupil: str | None = None  # for "unblurred": who the reviewer says it is
+    verdict: Verdict | None = None
+    as_pupil: str | None = None  # for UNBLURRED: who the reviewer says it is
     reviewer: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "face_id": self.face_id,
+            "box": self.box,
+            "decision": self.decision.value,
+            "reason": self.reason.value,
+            "pupil_id": self.pupil_id,
+            "distance": self.distance,
+            "needs_person": self.needs_person,
+            "verdict": None if self.verdict is None else self.verdict.value,
+            "as_pupil": self.as_pupil,
+            "reviewer": self.reviewer,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ReviewFace:
+        verdict = raw["verdict"]
+        return cls(
+            face_id=raw["face_id"],
+            box=list(raw["box"]),
+            decision=Decision(raw["decision"]),
+            reason=Reason(raw["reason"]),
+            pupil_id=raw["pupil_id"],
+            distance=raw["distance"],
+            needs_person=raw["needs_person"],
+            verdict=None if verdict is None else parse_verdict(verdict),
+            as_pupil=raw["as_pupil"],
+            reviewer=raw["reviewer"],
+        )
 
 
 @dataclass
@@ -73,18 +120,136 @@ class ReviewPhoto:
     faces: list[ReviewFace] = field(default_factory=list)
     withheld: str | None = None  # why the photo cannot be published at all
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "input": self.input,
+            "sha256": self.sha256,
+            "faces": [f.to_json() for f in self.faces],
+            "withheld": self.withheld,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ReviewPhoto:
+        faces = [ReviewFace.from_json(f) for f in raw["faces"]]
+        return cls(raw["input"], raw["sha256"], faces, raw["withheld"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewBatchOptions:
+    """The publish settings a batch was analysed with, used again when it is published
+    (and by its contact sheet): the same tolerance, detection, redaction and format."""
+
+    tolerance: float = DEFAULT_TOLERANCE
+    thoroughness: Thoroughness = Thoroughness.STANDARD
+    style: RedactionStyle = RedactionStyle.BLUR
+    output_format: OutputFormat = OutputFormat.JPEG
+    candidates: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, options: PublishOptions) -> ReviewBatchOptions:
+        return cls(
+            tolerance=options.matching.tolerance,
+            thoroughness=options.detection.thoroughness,
+            style=options.style,
+            output_format=options.output_format,
+            candidates=options.candidates,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tolerance": self.tolerance,
+            "thoroughness": self.thoroughness.value,
+            "style": self.style.value,
+            "format": self.output_format.value,
+            "candidates": None if self.candidates is None else sorted(self.candidates),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ReviewBatchOptions:
+        candidates = raw["candidates"]
+        return cls(
+            tolerance=float(raw["tolerance"]),
+            thoroughness=Thoroughness(raw["thoroughness"]),
+            style=RedactionStyle(raw["style"]),
+            output_format=OutputFormat(raw["format"]),
+            candidates=None if candidates is None else frozenset(candidates),
+        )
+
+    def publish_options(
+        self,
+        *,
+        purpose: Purpose,
+        out_dir: Path,
+        event: str,
+        operator: str,
+        on: date,
+        destination: str | None = None,
+        captions: Mapping[str, str] | None = None,
+        caption: str | None = None,
+        embedded_captions: bool = True,
+    ) -> PublishOptions:
+        """Options to publish the batch with these settings (every pupil a candidate: the
+        reviewer has already said who is who)."""
+        return PublishOptions(
+            purpose=purpose,
+            out_dir=out_dir,
+            event=event,
+            operator=operator,
+            style=self.style,
+            output_format=self.output_format,
+            detection=DetectionSettings(thoroughness=self.thoroughness),
+            matching=MatchSettings(tolerance=self.tolerance),
+            on=on,
+            destination=destination,
+            captions=captions,
+            caption=caption,
+            embedded_captions=embedded_captions,
+        )
+
 
 @dataclass
 class ReviewBatch:
     batch_id: str
-    purpose: str
+    purpose: Purpose
     event: str
     created_at: str
     operator: str
     biometrics: bool
-    options: dict[str, object]
+    options: ReviewBatchOptions
     photos: list[ReviewPhoto]
     published_to: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The batch file's content (field order as the file has always had it)."""
+        return {
+            "batch_id": self.batch_id,
+            "purpose": self.purpose.value,
+            "event": self.event,
+            "created_at": self.created_at,
+            "operator": self.operator,
+            "biometrics": self.biometrics,
+            "options": self.options.to_json(),
+            "photos": [p.to_json() for p in self.photos],
+            "published_to": self.published_to,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ReviewBatch:
+        return cls(
+            batch_id=raw["batch_id"],
+            purpose=Purpose(raw["purpose"]),
+            event=raw["event"],
+            created_at=raw["created_at"],
+            operator=raw["operator"],
+            biometrics=raw["biometrics"],
+            options=ReviewBatchOptions.from_json(raw["options"]),
+            photos=[ReviewPhoto.from_json(p) for p in raw["photos"]],
+            published_to=raw["published_to"],
+        )
+
+    def awaiting_approval(self) -> int:
+        """Faces matching kept that no reviewer has given a verdict on yet."""
+        return sum(1 for _, f in self.faces() if f.decision is Decision.KEPT and not f.verdict)
 
     def faces(self) -> Iterable[tuple[ReviewPhoto, ReviewFace]]:
         for photo in self.photos:
@@ -117,7 +282,7 @@ def save_batch(store: Store, batch: ReviewBatch) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(dataclasses.asdict(batch), f, indent=1)
+        json.dump(batch.to_json(), f, indent=1)
     os.replace(tmp, path)
     return path
 
@@ -126,12 +291,13 @@ def load_batch(store: Store, batch_id: str) -> ReviewBatch:
     path = batch_path(store, batch_id)
     if not path.is_file():
         raise ReviewError(f"No review batch {batch_id!r} (see `photoconsent review list`).")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    photos = [
-        ReviewPhoto(p["input"], p["sha256"], [ReviewFace(**f) for f in p["faces"]], p["withheld"])
-        for p in raw.pop("photos")
-    ]
-    return ReviewBatch(photos=photos, **raw)
+    try:
+        return ReviewBatch.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReviewError(
+            f"Review batch {batch_id} is damaged ({type(exc).__name__}: {exc}); "
+            "start a new review of its photos."
+        ) from exc
 
 
 def list_batches(store: Store) -> list[ReviewBatch]:
@@ -162,11 +328,9 @@ def create_batch(
     """
     check_operator(options.operator)
     audit.ensure_intact(store)
-    gallery = load_gallery(
-        store, options.purpose, options.on, options.candidates, encodings=biometrics
-    )
+    context = load_context(store, options, encodings=biometrics)
     if biometrics:
-        decide_photo = AnalysingDecider(gallery, options.detection, options.matching)
+        decide_photo = AnalysingDecider(context.gallery, options.detection, options.matching)
     else:
         decide_photo = _detect_only(DetectionStage(options.detection))
     now = datetime.now(UTC)
@@ -189,8 +353,8 @@ def create_batch(
                 ReviewFace(
                     face_id=f"F{n:04d}",
                     box=d.box.to_list(),
-                    decision=d.decision.value,
-                    reason=d.reason.value,
+                    decision=d.decision,
+                    reason=d.reason,
                     pupil_id=d.pupil_id,
                     distance=None if d.distance is None else round(d.distance, 4),
                     needs_person=_near(d, options.matching.tolerance),
@@ -201,18 +365,12 @@ def create_batch(
             progress(i, len(paths), photo)
     batch = ReviewBatch(
         batch_id=batch_id,
-        purpose=options.purpose.value,
+        purpose=options.purpose,
         event=options.event,
         created_at=now.isoformat(timespec="seconds"),
         operator=options.operator,
         biometrics=biometrics,
-        options={
-            "tolerance": options.matching.tolerance,
-            "thoroughness": options.detection.thoroughness.value,
-            "style": options.style.value,
-            "format": options.output_format.value,
-            "candidates": None if options.candidates is None else sorted(options.candidates),
-        },
+        options=ReviewBatchOptions.of(options),
         photos=photos,
     )
     with store.transaction() as conn:
@@ -224,12 +382,12 @@ def create_batch(
             operator=options.operator,
             details={
                 "batch": batch_id,
-                "purpose": batch.purpose,
+                "purpose": batch.purpose.value,
                 "event": batch.event,
                 "biometrics": biometrics,
                 "photos": len(photos),
                 "faces": n,
-                "pending_keeps": sum(1 for _, f in batch.faces() if f.decision == "kept"),
+                "pending_keeps": sum(1 for _, f in batch.faces() if f.decision is Decision.KEPT),
             },
         )
     return batch
@@ -249,21 +407,19 @@ def record_verdict(
     store: Store,
     batch_id: str,
     face_ids: Sequence[str],
-    verdict: str,
+    verdict: Verdict,
     *,
     reviewer: str,
     as_pupil: str | None = None,
 ) -> ReviewBatch:
     """Approve or reject matched faces, or un-blur faces as ``as_pupil``; audited.
 
-    ``approved`` and ``rejected`` apply to faces matching kept; ``unblurred`` applies to
+    ``APPROVED`` and ``REJECTED`` apply to faces matching kept; ``UNBLURRED`` applies to
     any face and names the pupil the reviewer recognises (whose consent must allow the
     purpose when the batch is published). A verdict can be changed until publishing.
     """
     check_operator(reviewer)
-    if verdict not in ("approved", "rejected", "unblurred"):
-        raise ReviewError(f"Unknown verdict {verdict!r}.")
-    if (verdict == "unblurred") != (as_pupil is not None):
+    if (verdict is Verdict.UNBLURRED) != (as_pupil is not None):
         raise ReviewError("Un-blurring a face needs --as PUPIL_ID (and only un-blurring does).")
     if as_pupil is not None:
         registry.get_pupil(store.conn, as_pupil)  # UnknownPupil for a typo, before recording
@@ -272,7 +428,7 @@ def record_verdict(
         raise ReviewError(f"Batch {batch_id} is already published; start a new review.")
     faces = [batch.face(f) for f in face_ids]
     for face in faces:
-        if verdict in ("approved", "rejected") and face.decision != "kept":
+        if verdict is not Verdict.UNBLURRED and face.decision is not Decision.KEPT:
             raise ReviewError(
                 f"{face.face_id} was blurred by matching; to show it, un-blur it as a named "
                 "pupil (`photoconsent review unblur BATCH FACE --as PUPIL_ID`)."
@@ -283,7 +439,7 @@ def record_verdict(
         audit.append(
             conn,
             store.key,
-            action=f"review_{verdict}",
+            action=f"review_{verdict.value}",
             operator=reviewer,
             details={
                 "batch": batch_id,
@@ -294,36 +450,37 @@ def record_verdict(
     return batch
 
 
-def reviewed_decider(batch: ReviewBatch, gallery: Gallery):  # type: ignore[no-untyped-def]
+def reviewed_decider(batch: ReviewBatch, permitted: Collection[str]):  # type: ignore[no-untyped-def]
     """Decisions for publishing a reviewed batch: keep only approved or un-blurred faces
-    of pupils whose consent still allows the purpose; refuse a photo that changed."""
+    of pupils in ``permitted`` (whose consent still allows the purpose); refuse a photo
+    that changed."""
     by_input = {p.input: p for p in batch.photos}
 
     def decide_photo(path: Path, loaded: LoadedImage) -> list[FaceDecision]:
         photo = by_input.get(str(path))
         if photo is None or photo.sha256 != loaded.sha256:
             raise ReviewError(f"{path.name} changed since it was reviewed; review it again.")
-        return [_final(f, gallery) for f in photo.faces]
+        return [_final(f, permitted) for f in photo.faces]
 
     return decide_photo
 
 
-def _final(face: ReviewFace, gallery: Gallery) -> FaceDecision:
+def _final(face: ReviewFace, permitted: Collection[str]) -> FaceDecision:
     box = Box(*face.box)
     blur = Decision.BLURRED
-    if face.verdict == "unblurred" and face.as_pupil:
-        if face.as_pupil in gallery.permitted:
+    if face.verdict is Verdict.UNBLURRED and face.as_pupil:
+        if face.as_pupil in permitted:
             return FaceDecision(box, Decision.KEPT, Reason.REVIEWER_UNBLURRED, face.as_pupil)
         return FaceDecision(box, blur, Reason.NO_CONSENT, face.as_pupil)
-    if face.decision == "kept":
-        if face.verdict == "rejected":
+    if face.decision is Decision.KEPT:
+        if face.verdict is Verdict.REJECTED:
             return FaceDecision(box, blur, Reason.REJECTED, face.pupil_id, face.distance)
-        if face.verdict != "approved":
+        if face.verdict is not Verdict.APPROVED:
             return FaceDecision(box, blur, Reason.NOT_APPROVED, face.pupil_id, face.distance)
-        if face.pupil_id not in gallery.permitted:
+        if face.pupil_id not in permitted:
             return FaceDecision(box, blur, Reason.NO_CONSENT, face.pupil_id, face.distance)
         return FaceDecision(box, Decision.KEPT, Reason.APPROVED, face.pupil_id, face.distance)
-    return FaceDecision(box, blur, Reason(face.reason), face.pupil_id, face.distance)
+    return FaceDecision(box, blur, face.reason, face.pupil_id, face.distance)
 
 
 def publish_batch(store: Store, batch_id: str, options: PublishOptions) -> PublishReport:
@@ -333,13 +490,16 @@ def publish_batch(store: Store, batch_id: str, options: PublishOptions) -> Publi
     if batch.published_to is not None:
         raise ReviewError(f"Batch {batch_id} was already published to {batch.published_to}.")
     options = dataclasses.replace(options, event=batch.event)
-    if options.purpose.value != batch.purpose:
+    if options.purpose is not batch.purpose:
         raise ReviewError(
-            f"Batch {batch_id} was reviewed for {batch.purpose}, not {options.purpose.value}."
+            f"Batch {batch_id} was reviewed for {batch.purpose.value}, not {options.purpose.value}."
         )
-    gallery = load_gallery(store, options.purpose, options.on, encodings=False)
+    # Read once for the decider and the publish. The decider may keep any pupil whose
+    # consent allows the purpose today: the reviewer, not a candidate list, said who it is.
+    context = load_context(store, options, encodings=False)
     inputs = [Path(p.input) for p in batch.photos]
-    report = publish(store, inputs, options, decider=reviewed_decider(batch, gallery))
+    decider = reviewed_decider(batch, context.permitted)
+    report = publish(store, inputs, options, decider=decider, context=context)
     batch.published_to = str(options.out_dir)
     save_batch(store, batch)
     return report

@@ -29,9 +29,9 @@ from consent.store import Store
 from pipeline.boxes import Box
 from pipeline.errors import PipelineError
 from pipeline.loading import load_image
-from pipeline.matching import Reason
+from pipeline.matching import Decision, Reason
 from pipeline.redaction import RedactionStyle, head_region, redact
-from publishing.review.batch import ReviewBatch, ReviewFace, ReviewPhoto, review_dir
+from publishing.review.batch import ReviewBatch, ReviewFace, ReviewPhoto, Verdict, review_dir
 
 # The overview's long side in pixels: enough to tell who is where on a laptop screen,
 # small enough that a batch of a few hundred photos stays a page a browser can open.
@@ -51,9 +51,10 @@ class Shown(enum.Enum):
 
 def shown(face: ReviewFace) -> Shown:
     """Clear only when approved (a kept face) or un-blurred; a keep without verdict is pending."""
-    if face.verdict == "unblurred" or (face.decision == "kept" and face.verdict == "approved"):
+    kept = face.decision is Decision.KEPT
+    if face.verdict is Verdict.UNBLURRED or (kept and face.verdict is Verdict.APPROVED):
         return Shown.CLEAR
-    if face.decision == "kept" and face.verdict is None:
+    if kept and face.verdict is None:
         return Shown.PENDING
     return Shown.BLURRED
 
@@ -63,10 +64,10 @@ def needs_crop(face: ReviewFace) -> bool:
     matching; always in no-biometrics mode, where the reviewer is the only one who can
     name a face (staff who may see the originals anyway)."""
     return (
-        face.decision == "kept"
+        face.decision is Decision.KEPT
         or face.needs_person
-        or face.verdict == "unblurred"
-        or face.reason == Reason.NO_BIOMETRICS.value
+        or face.verdict is Verdict.UNBLURRED
+        or face.reason is Reason.NO_BIOMETRICS
     )
 
 
@@ -208,7 +209,7 @@ class _Sheet:
         self.store, self.batch, self.reviewer = store, batch, reviewer
         # Verdicts cannot change once the batch is published, so no buttons then.
         self.token = token if batch.published_to is None else None
-        self.style = RedactionStyle(str(batch.options.get("style", "blur")))
+        self.style = batch.options.style
         self.images = {
             p.input: images.get(p, self.style) for p in batch.photos if p.withheld is None
         }
@@ -228,7 +229,7 @@ class _Sheet:
                 groups["needs"].append((photo, face))
             elif face.verdict is not None:
                 groups["reviewed"].append((photo, face))
-            elif face.decision == "kept":
+            elif face.decision is Decision.KEPT:
                 groups["pending"].append((photo, face))
         carded = {f.face_id for g in groups.values() for _, f in g}
         withheld = [p for p in b.photos if p.withheld is not None]
@@ -271,7 +272,7 @@ class _Sheet:
     def _header(self, faces: list[tuple[ReviewPhoto, ReviewFace]], n_withheld: int) -> str:
         b = self.batch
         verdicts = [f.verdict for _, f in faces]
-        pending = sum(1 for _, f in faces if f.decision == "kept" and f.verdict is None)
+        pending = b.awaiting_approval()
         meta = [
             ("Batch", b.batch_id),
             ("Purpose", b.purpose),
@@ -283,10 +284,10 @@ class _Sheet:
             ("Faces", len(faces)),
             (
                 "Keeps",
-                f"{pending} pending, {verdicts.count('approved')} approved, "
-                f"{verdicts.count('rejected')} rejected",
+                f"{pending} pending, {verdicts.count(Verdict.APPROVED)} approved, "
+                f"{verdicts.count(Verdict.REJECTED)} rejected",
             ),
-            ("Un-blurred", verdicts.count("unblurred")),
+            ("Un-blurred", verdicts.count(Verdict.UNBLURRED)),
         ]
         if b.published_to is not None:
             meta.append(("Published to", b.published_to))
@@ -334,7 +335,7 @@ class _Sheet:
             thumb = f'<img class="crop" src="{crop}" alt="Face {fid}">'
         else:
             thumb = '<div class="crop missing">photo not available</div>'
-        who = "Matched pupil" if face.decision == "kept" else "Nearest pupil"
+        who = "Matched pupil" if face.decision is Decision.KEPT else "Nearest pupil"
         lines = [
             f'<h3>{fid} <span class="badge {state.value}">{_state_label(face)}</span></h3>',
             f'<p class="file">{_e(Path(photo.input).name)}</p>',
@@ -342,11 +343,10 @@ class _Sheet:
         if face.pupil_id is not None:
             lines.append(f"<p>{who}: {self._pupil(face.pupil_id)}</p>")
         if face.distance is not None:
-            tolerance = self.batch.options.get("tolerance")
-            known = isinstance(tolerance, int | float) and not isinstance(tolerance, bool)
-            tol = f" (tolerance {float(tolerance):.3f})" if known else ""  # type: ignore[arg-type]
+            tol = f" (tolerance {self.batch.options.tolerance:.3f})"
             lines.append(f"<p>Distance {face.distance:.3f}{tol}; lower is closer.</p>")
-        lines.append(f'<p class="reason">Machine: {_e(face.decision)}, {_e(face.reason)}.</p>')
+        machine = f"{_e(face.decision.value)}, {_e(face.reason.value)}"
+        lines.append(f'<p class="reason">Machine: {machine}.</p>')
         lines.append(f"<p>{self._verdict(face)}</p>")
         lines.append(self._forms(face))
         return (
@@ -365,8 +365,8 @@ class _Sheet:
     def _verdict(self, face: ReviewFace) -> str:
         if face.verdict is None:
             return "Verdict: <b>none yet</b>."
-        text = f"Verdict: <b>{_e(face.verdict)}</b>"
-        if face.verdict == "unblurred" and face.as_pupil is not None:
+        text = f"Verdict: <b>{_e(face.verdict.value)}</b>"
+        if face.verdict is Verdict.UNBLURRED and face.as_pupil is not None:
             text += f" as {self._pupil(face.as_pupil)}"
         return text + f", by {_e(face.reviewer or 'unknown')}."
 
@@ -374,19 +374,17 @@ class _Sheet:
         if self.token is None:
             return ""
         forms = []
-        if face.decision == "kept":
-            forms.append(self._form(face, "approved", "Approve", "approve"))
-            forms.append(self._form(face, "rejected", "Reject", "reject"))
-        forms.append(self._form(face, "unblurred", "Un-blur as", "unblur"))
+        if face.decision is Decision.KEPT:
+            forms.append(self._form(face, Verdict.APPROVED, "Approve", "approve"))
+            forms.append(self._form(face, Verdict.REJECTED, "Reject", "reject"))
+        forms.append(self._form(face, Verdict.UNBLURRED, "Un-blur as", "unblur"))
         return f'<div class="forms">{"".join(forms)}</div>'
 
-    def _form(self, face: ReviewFace, verdict: str, label: str, css: str) -> str:
-        hidden = "".join(
-            f'<input type="hidden" name="{k}" value="{_e(v)}">'
-            for k, v in (("token", self.token), ("face_id", face.face_id), ("verdict", verdict))
-        )
+    def _form(self, face: ReviewFace, verdict: Verdict, label: str, css: str) -> str:
+        fields = (("token", self.token), ("face_id", face.face_id), ("verdict", verdict.value))
+        hidden = "".join(f'<input type="hidden" name="{k}" value="{_e(v)}">' for k, v in fields)
         button = f'<button type="submit" class="{css}">{label}</button>'
-        if verdict == "unblurred":
+        if verdict is Verdict.UNBLURRED:
             pupil = (
                 '<input type="text" name="as_pupil" required size="8" placeholder="P001" '
                 f'aria-label="Pupil ID to un-blur {_e(face.face_id)} as" autocomplete="off">'
@@ -426,7 +424,7 @@ class _Sheet:
         if face.face_id in carded:
             return f'<li><a href="#{fid}">{fid}</a> {label}</li>'
         return (
-            f'<li id="{fid}">{fid} {label} <span class="reason">{_e(face.reason)}</span>'
+            f'<li id="{fid}">{fid} {label} <span class="reason">{_e(face.reason.value)}</span>'
             f"{self._forms(face)}</li>"
         )
 
@@ -436,8 +434,8 @@ def _state_label(face: ReviewFace) -> str:
     if state is Shown.PENDING:
         return "pending"
     if state is Shown.CLEAR:
-        return "un-blurred" if face.verdict == "unblurred" else "approved"
-    return "rejected" if face.verdict == "rejected" else "blurred"
+        return "un-blurred" if face.verdict is Verdict.UNBLURRED else "approved"
+    return "rejected" if face.verdict is Verdict.REJECTED else "blurred"
 
 
 LEGEND = """<div class="legend"><p><span class="badge clear">approved / un-blurred</span>

@@ -28,7 +28,7 @@ from consent.registry import get_pupil
 from consent.store import Store
 from pipeline.errors import PipelineError
 from publishing.publish import check_operator
-from publishing.review.batch import load_batch, record_verdict
+from publishing.review.batch import load_batch, parse_verdict, record_verdict
 from publishing.review.contact_sheet import ImageCache, render_contact_sheet
 
 MAX_BODY = 10 * 1024
@@ -192,13 +192,14 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         face_id = form.get("face_id", "")
         as_pupil = form.get("as_pupil", "").strip() or None
         try:
+            verdict = parse_verdict(form.get("verdict", ""))
             if as_pupil is not None:
                 get_pupil(c.store.conn, as_pupil)  # a typo must not be recorded as a name
             record_verdict(
                 c.store,
                 c.batch_id,
                 [face_id],
-                form.get("verdict", ""),
+                verdict,
                 reviewer=c.reviewer,
                 as_pupil=as_pupil,
             )

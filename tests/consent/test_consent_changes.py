@@ -20,7 +20,7 @@ from consent.errors import NoChange, NoConsentToChange, UnknownPupil
 from consent.export import export_pupil
 from consent.registry import Purpose, consent_allows, current_consent, import_pupils_csv
 from consent.store import Store
-from publishing.republish import republish
+from publishing.republish import RepublishStatus, republish
 from tests.support.consent_factories import RegistryCsv, pupil_row
 
 W, P, S, PR, ID = (
@@ -261,7 +261,7 @@ def test_republish_with_the_original_gone_reports_it_unavailable(
     withdraw(imported, "P001", W)
     items = takedown.takedown_report(imported, "P001")
     outcomes = republish(imported, "P001", items, tmp_path / "out", operator="office")
-    assert [(o.status, o.item.output) for o in outcomes] == [("unavailable", "a1")]
+    assert [(o.status, o.item.output) for o in outcomes] == [(RepublishStatus.UNAVAILABLE, "a1")]
 
 
 # --- leavers, purge, erasure -------------------------------------------------------------------

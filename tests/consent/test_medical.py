@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from board.photo_prep import exif_taken, prepare_photo
+from board.photo_prep import DateSource, exif_taken, prepare_photo
 from cli import main
 from consent import audit
 from consent import retention as leavers
@@ -409,7 +409,7 @@ def test_photo_date_comes_from_exif_and_metadata_is_dropped(tmp_path: Path) -> N
     photo = prepare_photo(path)
 
     assert exif_taken(path.read_bytes()) == date(2026, 3, 4)
-    assert (photo.taken_on, photo.date_source) == (date(2026, 3, 4), "exif")
+    assert (photo.taken_on, photo.date_source) == (date(2026, 3, 4), DateSource.EXIF)
     assert b"Exif" not in photo.jpeg and b"2026:03:04" not in photo.jpeg
 
 

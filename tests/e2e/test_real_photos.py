@@ -29,7 +29,8 @@ from pipeline.matching import Decision, FaceDecision, Reason, encode_faces
 from pipeline.redaction import RedactionStyle, head_region
 from pipeline.references import reference_from_photo
 from publishing.options import PublishOptions
-from publishing.publish import PublishReport, publish
+from publishing.publish import publish
+from publishing.report import PhotoStatus, PublishReport
 from tests.support.consent_factories import pupil_row, write_registry_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.eval]
@@ -168,7 +169,7 @@ def test_enrolled_person_is_kept_and_everyone_else_blurred(
     report = publish_one(data_dir, photo, tmp_path / "out", RedactionStyle.BLUR)
 
     (result,) = report.results
-    assert result.status == "published", result.reason
+    assert result.status is PhotoStatus.PUBLISHED, result.reason
     # Ground truth, independent of the enrolled photo: the face nearest other photos of
     # the person, and clearly so.
     truth = [largest_face_encoding(eval_dir / t, FAST) for t in case.truth]
@@ -230,7 +231,7 @@ def published_group(
         if style not in done:
             out = tmp_path_factory.mktemp(f"group-{style.value}")
             (result,) = publish_one(group_data, group_photo, out, style).results
-            assert result.status == "published", result.reason
+            assert result.status is PhotoStatus.PUBLISHED, result.reason
             done[style] = (result.faces, Path(result.output or ""))
         return done[style]
 

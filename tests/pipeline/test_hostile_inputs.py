@@ -29,7 +29,8 @@ from pipeline.formats import heif
 from pipeline.formats.findings import find_metadata
 from pipeline.loading import load_image
 from publishing.options import PublishOptions
-from publishing.publish import PublishReport, publish
+from publishing.publish import publish
+from publishing.report import PhotoStatus, PublishReport
 from tests.support import cleanproof as cp
 from tests.support import dirty
 
@@ -371,11 +372,11 @@ def test_publish(batch: PublishReport, case_id: str) -> None:
     refusal = CASES[case_id].refusal
     assert not CONTROL.search(result.reason) and NAME not in result.reason
     if refusal is not None:
-        assert result.status == "withheld"
+        assert result.status is PhotoStatus.WITHHELD
         assert re.search(refusal, result.reason), result.reason
         assert result.output is None
         return
-    assert result.status == "published", result.reason
+    assert result.status is PhotoStatus.PUBLISHED, result.reason
     data = Path(result.output).read_bytes()
     assert find_metadata(data) == []
     assert cp.name_hits(data, NAME) == []

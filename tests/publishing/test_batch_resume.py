@@ -18,14 +18,19 @@ from PIL import Image
 
 from cli import main
 from consent import audit
+from consent import store as store_module
 from consent.registry import Purpose
-from consent.store import Store
+from consent.store import Store, init_data_dir, open_store
 from pipeline.errors import OutputConflict
 from publishing import outputs
 from publishing import publish as publish_module
+from publishing.inputs import collect_photos
 from publishing.options import PublishOptions
 from publishing.outputs import FolderLock
-from publishing.publish import PublishReport, collect_photos, publish
+from publishing.publish import publish
+from publishing.report import PhotoStatus, PublishReport
+
+PUBLISHED, WITHHELD = PhotoStatus.PUBLISHED, PhotoStatus.WITHHELD
 
 
 def no_faces(path: Path, loaded: object) -> list:
@@ -107,7 +112,7 @@ def test_an_interrupted_batch_finishes_and_reports_the_whole_batch(
 
     report = run(store, [card], opts)
 
-    assert [r.status for r in report.results] == ["published"] * 5
+    assert [r.status for r in report.results] == [PhotoStatus.PUBLISHED] * 5
     assert [r.resumed for r in report.results] == [True, True, True, False, False]
     names = [Path(r.output or "").name for r in report.results]
     assert names == [f"event-{i:04d}.jpg" for i in range(1, 6)]
@@ -201,10 +206,10 @@ def test_links_out_of_the_input_folder_are_withheld(
     report = run(store, [card], options(tmp_path))
 
     by_name = {Path(r.input).name: r for r in report.results}
-    assert by_name["link-out.png"].status == "withheld"
+    assert by_name["link-out.png"].status is PhotoStatus.WITHHELD
     assert "outside the input folder" in by_name["link-out.png"].reason
     assert "outside the input folder" in by_name["folder-out"].reason
-    assert by_name["link-in.png"].status == "published"
+    assert by_name["link-in.png"].status is PhotoStatus.PUBLISHED
     assert "cannot open" in by_name["dangling.png"].reason
     assert secret.read_bytes() and not any("head" in str(r.output) for r in report.results)
     withheld = audit.entries(store, action="withhold")
@@ -236,7 +241,7 @@ def test_unreadable_files_are_withheld_and_the_batch_goes_on(
         store, [tmp_path / "in" / n for n in ("a.png", "b.png", "c.png")], options(tmp_path)
     )
 
-    assert [r.status for r in report.results] == ["published", "withheld", "published"]
+    assert [r.status for r in report.results] == [PUBLISHED, WITHHELD, PUBLISHED]
     assert report.results[1].reason.startswith("b.png: ")
 
 
@@ -260,7 +265,7 @@ def test_odd_file_names_cannot_break_or_spoof_the_report(
 
     report = run(store, [folder], options(tmp_path))
 
-    assert [r.status for r in report.results] == ["published", "withheld"]
+    assert [r.status for r in report.results] == [PUBLISHED, WITHHELD]
     text = (tmp_path / "out" / "report.json").read_bytes().decode("utf-8")  # valid UTF-8
     saved = json.loads(text)
     assert all("\n" not in line or line == "" for line in text.split("\n"))
@@ -319,7 +324,9 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(
     report = run(store, [card], opts)
     monkeypatch.undo()
 
-    assert [r.status for r in report.results] == ["published"] * 2 + ["withheld"] * 3
+    assert [r.status for r in report.results] == [PhotoStatus.PUBLISHED] * 2 + [
+        PhotoStatus.WITHHELD
+    ] * 3
     assert "No space left on device" in report.results[2].reason
     assert all("disk is full" in r.reason for r in report.results[3:])
     assert visible(opts.out_dir) == ["event-0001.jpg", "event-0002.jpg", "report.json"]
@@ -329,7 +336,7 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(
 
     again = run(store, [card], opts)
 
-    assert [r.status for r in again.results] == ["published"] * 5
+    assert [r.status for r in again.results] == [PhotoStatus.PUBLISHED] * 5
     assert audit_outputs(store) == [f"event-{i:04d}.jpg" for i in range(1, 6)]
 
 
@@ -349,3 +356,39 @@ def test_a_folder_of_two_thousand_files(store: Store, tmp_path: Path) -> None:
     assert report.withheld_by_reason() == {"file is empty (0 bytes)": 1}
     assert len(visible(tmp_path / "out")) == 2000  # 1,999 photos and report.json
     assert len(set(audit_outputs(store))) == 1999
+
+
+# Before the journal table became migration 6, publishing/journal.py ran these very
+# statements on a batch's first publish: a data directory made then has the table and
+# stops at migration 5.
+OLD_JOURNAL_SCHEMA = store_module.MIGRATIONS[5]
+
+
+def test_a_new_data_directory_has_the_journal_from_its_migrations(store: Store) -> None:
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"publish_journal", "publish_journal_out"} <= tables
+
+
+def test_a_batch_journalled_before_migration_6_still_resumes(
+    tmp_path: Path, card: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "old-data"
+    with monkeypatch.context() as old_code:
+        old_code.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:5])
+        init_data_dir(data)
+        with open_store(data) as old:
+            with old.transaction() as conn:
+                for statement in OLD_JOURNAL_SCHEMA:
+                    conn.execute(statement)
+            first = run(old, [card], options(tmp_path))
+            assert store_module.schema_version(old.conn) == 5
+
+    with open_store(data) as upgraded:
+        assert store_module.schema_version(upgraded.conn) == 6
+        assert audit.verify(upgraded).ok
+        rows = upgraded.conn.execute("SELECT COUNT(*) FROM publish_journal").fetchone()[0]
+        again = run(upgraded, [card], options(tmp_path))
+
+    assert rows == 5 and len(first.published) == 5
+    assert len(again.resumed) == 5 and again.batch == first.batch
+    assert [r.output for r in again.results] == [r.output for r in first.results]

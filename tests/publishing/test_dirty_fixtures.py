@@ -23,8 +23,10 @@ from consent.store import init_data_dir, open_store
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.formats.findings import find_metadata
 from pipeline.writing import OutputFormat
+from publishing.captions.per_photo import CaptionSource
 from publishing.options import PublishOptions
-from publishing.publish import PublishReport, publish
+from publishing.publish import publish
+from publishing.report import PhotoStatus, PublishReport
 from tests.support import cleanproof as cp
 from tests.support.consent_factories import pupil_row, write_registry_csv
 from tests.support.environment import REPO
@@ -99,7 +101,7 @@ def test_published_output_holds_no_trace_of_the_name(
     reports: dict, fmt: str, out: OutputFormat
 ) -> None:
     result = result_for(reports[out], fmt)
-    assert result.status == "published", result.reason
+    assert result.status is PhotoStatus.PUBLISHED, result.reason
     output = Path(result.output)
     assert output.suffix == out.suffix
     data = output.read_bytes()
@@ -112,7 +114,7 @@ def test_published_output_holds_no_trace_of_the_name(
     # The caption the file carries ("Amelia Hart on sports day") is read from its own
     # fields and rewritten: her face was blurred (no reference photo), so she is not named.
     assert cp.DIRTY_FORMATS[fmt].caption == f"{cp.FULL_NAME} on sports day"
-    assert result.caption is not None and result.caption_source == "embedded"
+    assert result.caption is not None and result.caption_source is CaptionSource.EMBEDDED
     assert result.caption.text.lower() == "a pupil on sports day"
     assert result.caption.removed == ["P100"]
     report_text = str(result.to_report()).lower()

@@ -15,6 +15,7 @@ from publishing import publish as publish_module
 from publishing.options import PublishOptions
 from publishing.outputs import DiskFull
 from publishing.publish import publish
+from publishing.report import PhotoStatus
 
 pytestmark = pytest.mark.slow  # loads the detector
 
@@ -42,7 +43,7 @@ def test_a_full_disk_withholds_the_photo_instead_of_looping(setup, monkeypatch):
     monkeypatch.setattr(publish_module, "write_temp", disk_full)
     report = publish(store, [photos], options)
     [result] = report.results
-    assert result.status == "withheld"
+    assert result.status is PhotoStatus.WITHHELD
     assert "No space left" in result.reason
     assert sorted(p.name for p in options.out_dir.iterdir()) == ["report.json"]
 
@@ -59,7 +60,7 @@ def test_a_failed_audit_entry_removes_the_written_output(setup, monkeypatch):
     monkeypatch.setattr(publish_module.audit, "append", failing_append)
     report = publish(store, [photos], options)
     [result] = report.results
-    assert result.status == "withheld"
+    assert result.status is PhotoStatus.WITHHELD
     assert "database is locked" in result.reason
     assert sorted(p.name for p in options.out_dir.iterdir()) == ["report.json"]
     assert [e.action for e in audit.entries(store)][-1] == "withhold"
@@ -78,7 +79,7 @@ def test_a_name_taken_meanwhile_moves_on_to_the_next_number(setup, monkeypatch):
 
     monkeypatch.setattr(publish_module, "write_temp", racing_write)
     [result] = publish(store, [photos], options).results
-    assert result.status == "published"
+    assert result.status is PhotoStatus.PUBLISHED
     assert calls[0].startswith(".event-0001.jpg.tmp-")
     assert Path(result.output).name == "event-0002.jpg"
     assert (options.out_dir / "event-0001.jpg").read_bytes() == b"someone else's file"

@@ -9,32 +9,41 @@ from pathlib import Path
 from PIL import Image
 from skimage import data
 
-from consent.registry import import_pupils_csv
+from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store
-from publishing.review.batch import ReviewBatch, ReviewFace, ReviewPhoto, save_batch
+from pipeline.matching import Decision, Reason
+from pipeline.redaction import RedactionStyle
+from publishing.review.batch import (
+    ReviewBatch,
+    ReviewBatchOptions,
+    ReviewFace,
+    ReviewPhoto,
+    save_batch,
+)
 from tests.support.consent_factories import RegistryCsv
 
 BATCH_ID = "20250601-093000-ab12"
 # The astronaut's face (by eye), a near-miss on her suit and a tiny face, [x, y, w, h].
 KEPT_BOX, NEAR_BOX, SMALL_BOX = [179, 56, 93, 122], [380, 300, 60, 70], [30, 420, 30, 30]
 ODD_NAME = "a<b>&\"c'.jpg"
+KEPT, BLURRED = Decision.KEPT, Decision.BLURRED
 
 
 def make_batch(photo: Path) -> ReviewBatch:
     sha = hashlib.sha256(photo.read_bytes()).hexdigest()
     faces = [
-        ReviewFace("F0001", KEPT_BOX, "kept", "matched a pupil", "P001", 0.41, False),
-        ReviewFace("F0002", NEAR_BOX, "blurred", "no enrolled pupil", "P002", 0.58, True),
-        ReviewFace("F0003", SMALL_BOX, "blurred", "face too small", None, None, False),
+        ReviewFace("F0001", KEPT_BOX, KEPT, Reason.MATCHED_WITH_CONSENT, "P001", 0.41, False),
+        ReviewFace("F0002", NEAR_BOX, BLURRED, Reason.NO_MATCH, "P002", 0.58, True),
+        ReviewFace("F0003", SMALL_BOX, BLURRED, Reason.TOO_SMALL, None, None, False),
     ]
     return ReviewBatch(
         batch_id=BATCH_ID,
-        purpose="website",
+        purpose=Purpose.WEBSITE,
         event="Sports day <2025>",
         created_at="2025-06-01T09:30:00+00:00",
         operator="Mr Lens",
         biometrics=True,
-        options={"tolerance": 0.55, "style": "blur"},
+        options=ReviewBatchOptions(tolerance=0.55, style=RedactionStyle.BLUR),
         photos=[ReviewPhoto(input=str(photo), sha256=sha, faces=faces)],
     )
 

@@ -17,13 +17,15 @@ from consent.store import Store
 from pipeline.boxes import Box
 from pipeline.matching import Decision, FaceDecision, Reason
 from publishing.captions.per_photo import (
+    PhotoCaption,
     file_name_words,
     full_names_in,
-    photo_caption,
     register_pupils,
     shown_pupils,
 )
 from publishing.captions.rewrite import NamedPupil, fold
+from publishing.context import load_context
+from publishing.options import PublishOptions
 from tests.support.consent_factories import pupil_row, write_registry_csv
 
 ON = date(2026, 10, 1)
@@ -42,6 +44,14 @@ def store(store: Store, tmp_path: Path) -> Store:
     path = write_registry_csv(tmp_path / "p.csv", rows)
     import_pupils_csv(store, path, operator="office")
     return store
+
+
+def caption_for(
+    store: Store, text: str | None, faces: list[FaceDecision], purpose: Purpose
+) -> PhotoCaption | None:
+    """The caption as a batch for ``purpose`` on ``ON`` rewrites it."""
+    options = PublishOptions(purpose=purpose, out_dir=Path("unused"), on=ON)
+    return load_context(store, options, encodings=False).caption(text, faces)
 
 
 def face(pupil: str | None, decision: Decision = Decision.KEPT) -> FaceDecision:
@@ -67,15 +77,18 @@ CASES = [
 def test_caption_follows_faces_consent_and_policy(
     store: Store, caption: str, faces: list[FaceDecision], purpose: str, expected: str
 ) -> None:
-    result = photo_caption(store.conn, caption, faces, Purpose(purpose), ON)
+    result = caption_for(store, caption, faces, Purpose(purpose))
 
     assert result is not None and result.text == expected
 
 
 def test_a_kept_face_without_consent_is_still_not_named(store: Store) -> None:
     # A decider should never keep P2 for the website; the caption does not trust it.
-    assert shown_pupils(store.conn, [face("P2")], Purpose.WEBSITE, ON) == set()
-    result = photo_caption(store.conn, "Ben Stone", [face("P2")], Purpose.WEBSITE, ON)
+    permitted = load_context(
+        store, PublishOptions(purpose=Purpose.WEBSITE, out_dir=Path("unused"), on=ON)
+    ).permitted
+    assert shown_pupils([face("P2")], permitted) == set()
+    result = caption_for(store, "Ben Stone", [face("P2")], Purpose.WEBSITE)
 
     assert result is not None and result.text == "A pupil" and result.removed == ["P2"]
 
@@ -83,7 +96,7 @@ def test_a_kept_face_without_consent_is_still_not_named(store: Store) -> None:
 def test_the_schools_policy_is_used_and_reported(store: Store) -> None:
     set_name_policy(store, Purpose.WEBSITE, NamePolicy.NONE, operator="dpo")
 
-    result = photo_caption(store.conn, "Amelia Hart wins", [face("P1")], Purpose.WEBSITE, ON)
+    result = caption_for(store, "Amelia Hart wins", [face("P1")], Purpose.WEBSITE)
 
     assert result is not None
     assert result.to_report() == {
@@ -95,8 +108,8 @@ def test_the_schools_policy_is_used_and_reported(store: Store) -> None:
 
 
 def test_no_caption_gives_none(store: Store) -> None:
-    assert photo_caption(store.conn, None, [], Purpose.WEBSITE, ON) is None
-    assert photo_caption(store.conn, "  ", [], Purpose.WEBSITE, ON) is None
+    assert caption_for(store, None, [], Purpose.WEBSITE) is None
+    assert caption_for(store, "  ", [], Purpose.WEBSITE) is None
 
 
 def test_the_register_includes_pupils_without_consent_but_not_erased_names(store: Store) -> None:
@@ -166,7 +179,7 @@ def test_no_surname_survives_a_website_caption(
     caption = joiner.join(f"{p.first_name} {p.last_name}" for p in order) + " at sports day"
     faces = [face(pid) for pid in shown if pid != "P2"] + ([face("P2", Decision.BLURRED)])
 
-    result = photo_caption(store.conn, caption, faces, Purpose.WEBSITE, ON)
+    result = caption_for(store, caption, faces, Purpose.WEBSITE)
 
     assert result is not None
     folded = fold(result.text)[0]

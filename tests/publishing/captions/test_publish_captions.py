@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +27,10 @@ from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store
 from pipeline.boxes import Box
 from pipeline.matching import Decision, FaceDecision, Reason
+from publishing.captions.per_photo import CaptionSource
 from publishing.options import PublishOptions
-from publishing.publish import PublishReport, publish
+from publishing.publish import publish
+from publishing.report import PublishReport
 from tests.support.consent_factories import pupil_row, write_registry_csv
 
 CAPTION = "Amelia Hart and Oliver Stone-Bright win the relay while Zoë Ng cheers"
@@ -111,7 +115,9 @@ def test_csv_captions_are_rewritten_for_the_website(
     )
     results = by_name(report)
     first = results["IMG_0001.jpg"].caption
-    assert first is not None and results["IMG_0001.jpg"].caption_source == "captions file"
+    assert (
+        first is not None and results["IMG_0001.jpg"].caption_source is CaptionSource.CAPTIONS_FILE
+    )
     # Amelia is shown with consent: first name only. Oliver was blurred, Zoë has no
     # website consent: neither is named at all.
     assert "Amelia" in first.text
@@ -150,10 +156,10 @@ def test_order_is_csv_then_batch_caption_then_the_photos_own(
         caption="Sports day at Hart Lane",
     )
     results = by_name(report)
-    assert results["IMG_0003.jpg"].caption_source == "captions file"
-    assert results["IMG_0001.jpg"].caption_source == "--caption"
+    assert results["IMG_0003.jpg"].caption_source is CaptionSource.CAPTIONS_FILE
+    assert results["IMG_0001.jpg"].caption_source is CaptionSource.BATCH_CAPTION
     # The batch caption wins over the photo's own; its surname-like word is removed too.
-    assert results["IMG_0002.jpg"].caption_source == "--caption"
+    assert results["IMG_0002.jpg"].caption_source is CaptionSource.BATCH_CAPTION
     assert "Hart" not in results["IMG_0001.jpg"].caption.text
 
 
@@ -162,7 +168,7 @@ def test_the_photos_own_caption_is_used_and_rewritten(
 ) -> None:
     results = by_name(run(store, card, tmp_path))
     own = results["IMG_0002.jpg"]
-    assert own.caption_source == "embedded"
+    assert own.caption_source is CaptionSource.EMBEDDED
     assert own.caption.text.startswith("Amelia")
     assert_no_surname(own.caption.text)
     assert results["IMG_0001.jpg"].caption is None  # no caption anywhere: none invented
@@ -265,3 +271,29 @@ def test_cli_sends_captions_to_review_publish(runner, data_dir: Path, card: Path
     )
     assert result.exit_code == 2
     assert "review publish" in result.output
+
+
+@pytest.mark.parametrize("photos", [1, 4])
+def test_a_batch_reads_consent_register_and_policy_once_whatever_its_size(
+    store: Store, tmp_path: Path, photos: int
+) -> None:
+    card = tmp_path / "card"
+    for i in range(photos):
+        photo(card / f"IMG_{i:04d}.jpg")
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        report = run(store, card, tmp_path, caption=CAPTION)
+    finally:
+        store.conn.set_trace_callback(None)
+
+    assert len(report.published) == photos
+    assert all(r.caption is not None for r in report.results)
+    reads = Counter(
+        table
+        for s in statements
+        if s.lstrip().upper().startswith("SELECT")
+        for table in ("consent_records", "pupils", "name_policies")
+        if re.search(rf"\bFROM {table}\b", s)
+    )
+    assert reads == {"consent_records": 1, "pupils": 1, "name_policies": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import stat
 from pathlib import Path
@@ -16,13 +17,17 @@ from skimage import data
 
 from consent.store import Store
 from pipeline.boxes import Box
-from pipeline.redaction import head_region
+from pipeline.redaction import RedactionStyle, head_region
 from publishing.review import contact_sheet
 from publishing.review.batch import (
+    ReviewBatchOptions,
+    ReviewError,
     ReviewPhoto,
+    Verdict,
     load_batch,
     record_verdict,
     review_dir,
+    save_batch,
 )
 from publishing.review.contact_sheet import ImageCache, render_contact_sheet, write_contact_sheet
 from tests.support.consent_factories import RegistryCsv
@@ -119,18 +124,22 @@ def test_preview_blurs_what_would_be_blurred_and_shows_pending_keeps(store: Stor
     assert "pending" in page and "published blurred until someone approves" in page
 
 
-@pytest.mark.parametrize(("verdict", "clear"), [("approved", True), ("rejected", False)])
-def test_preview_follows_the_verdict(store: Store, verdict: str, clear: bool) -> None:
+@pytest.mark.parametrize(
+    ("verdict", "clear"), [(Verdict.APPROVED, True), (Verdict.REJECTED, False)]
+)
+def test_preview_follows_the_verdict(store: Store, verdict: Verdict, clear: bool) -> None:
     record_verdict(store, BATCH_ID, ["F0001"], verdict, reviewer="Ms Head")
     page = render(store)
     diff = np.abs(overview(page).astype(float) - original(store).astype(float))
     assert bool(diff[inner(KEPT_BOX)].mean() < 4) is clear
     reviewed = page[page.index("<h2>Reviewed") : page.index("<h2>Photos")]
-    assert 'id="F0001"' in reviewed and f"<b>{verdict}</b>, by Ms Head" in reviewed
+    assert 'id="F0001"' in reviewed and f"<b>{verdict.value}</b>, by Ms Head" in reviewed
 
 
 def test_unblurred_face_is_shown_clear_with_the_named_pupil(store: Store) -> None:
-    record_verdict(store, BATCH_ID, ["F0003"], "unblurred", reviewer="Ms Head", as_pupil="P002")
+    record_verdict(
+        store, BATCH_ID, ["F0003"], Verdict.UNBLURRED, reviewer="Ms Head", as_pupil="P002"
+    )
     page = render(store)
     diff = np.abs(overview(page).astype(float) - original(store).astype(float))
     assert diff[inner(SMALL_BOX, 6)].mean() < 6
@@ -217,6 +226,39 @@ def test_cache_renders_a_photo_again_only_when_it_changes(
     cache = ImageCache()
     first = render(store, images=cache)
     assert render(store, images=cache) == first and len(calls) == 1
-    record_verdict(store, BATCH_ID, ["F0001"], "rejected", reviewer="Ms Head")
+    record_verdict(store, BATCH_ID, ["F0001"], Verdict.REJECTED, reviewer="Ms Head")
     assert not np.array_equal(overview(render(store, images=cache)), overview(first))
     assert len(calls) == 2
+
+
+def test_a_saved_batch_loads_back_equal_with_its_enums(store: Store) -> None:
+    batch = load_batch(store, BATCH_ID)
+    batch.photos[0].faces[0].verdict = Verdict.APPROVED
+    save_batch(store, batch)
+
+    again = load_batch(store, BATCH_ID)
+    assert again == batch
+    assert again.options == ReviewBatchOptions(tolerance=0.55, style=RedactionStyle.BLUR)
+    raw = json.loads((review_dir(store) / f"{BATCH_ID}.json").read_text(encoding="utf-8"))
+    assert raw["options"]["format"] == "JPEG" and raw["purpose"] == "website"
+    assert raw["photos"][0]["faces"][0]["verdict"] == "approved"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda raw: raw["options"].pop("style"), "is damaged"),
+        (lambda raw: raw["photos"][0]["faces"][0].update(decision="maybe"), "is damaged"),
+        (lambda raw: raw["photos"][0]["faces"][0].update(verdict="maybe"), "Unknown verdict"),
+    ],
+)
+def test_a_damaged_batch_file_is_refused_in_plain_words(
+    store: Store, damage: Any, message: str
+) -> None:
+    path = review_dir(store) / f"{BATCH_ID}.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    damage(raw)
+    path.write_text(json.dumps(raw), encoding="utf-8")
+
+    with pytest.raises(ReviewError, match=message):
+        load_batch(store, BATCH_ID)

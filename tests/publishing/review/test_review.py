@@ -15,11 +15,13 @@ from consent.registry import Purpose
 from consent.store import Store
 from pipeline import analysis
 from pipeline.errors import PipelineError
-from pipeline.matching import Reason
+from pipeline.matching import Decision, Reason
 from pipeline.references import encode_reference
 from publishing.options import PublishOptions
+from publishing.report import PhotoStatus
 from publishing.review.batch import (
     ReviewError,
+    Verdict,
     create_batch,
     load_batch,
     publish_batch,
@@ -66,12 +68,12 @@ def options(tmp_path: Path, **kw) -> PublishOptions:
 
 def faces_of(report):
     [result] = report.results
-    assert result.status == "published", result.reason
+    assert result.status is PhotoStatus.PUBLISHED, result.reason
     return sorted(result.faces, key=lambda f: f.box.x)
 
 
 def kept_face_id(batch) -> str:
-    [face] = [f for _, f in batch.faces() if f.decision == "kept"]
+    [face] = [f for _, f in batch.faces() if f.decision is Decision.KEPT]
     assert face.pupil_id == "P001"
     return face.face_id
 
@@ -86,7 +88,9 @@ def test_an_unreviewed_keep_is_published_blurred(store, photo, tmp_path):
 
 def test_an_approved_keep_is_published_clear_and_the_approval_is_audited(store, photo, tmp_path):
     batch = create_batch(store, [photo], options(tmp_path))
-    record_verdict(store, batch.batch_id, [kept_face_id(batch)], "approved", reviewer="Mrs Head")
+    record_verdict(
+        store, batch.batch_id, [kept_face_id(batch)], Verdict.APPROVED, reviewer="Mrs Head"
+    )
     left, right = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
     assert (left.decision.value, left.reason, left.pupil_id) == ("kept", Reason.APPROVED, "P001")
     assert right.decision.value == "blurred"
@@ -98,17 +102,23 @@ def test_an_approved_keep_is_published_clear_and_the_approval_is_audited(store, 
 
 def test_a_rejected_keep_is_blurred(store, photo, tmp_path):
     batch = create_batch(store, [photo], options(tmp_path))
-    record_verdict(store, batch.batch_id, [kept_face_id(batch)], "rejected", reviewer="Mr Deputy")
+    record_verdict(
+        store, batch.batch_id, [kept_face_id(batch)], Verdict.REJECTED, reviewer="Mr Deputy"
+    )
     left, _ = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
     assert left.reason is Reason.REJECTED
 
 
 def test_a_photo_changed_after_review_is_withheld(store, photo, tmp_path):
     batch = create_batch(store, [photo], options(tmp_path))
-    record_verdict(store, batch.batch_id, [kept_face_id(batch)], "approved", reviewer="Mrs Head")
+    record_verdict(
+        store, batch.batch_id, [kept_face_id(batch)], Verdict.APPROVED, reviewer="Mrs Head"
+    )
     photo.write_bytes(photo.read_bytes() + b"\0")  # any change at all
     [result] = publish_batch(store, batch.batch_id, options(tmp_path)).results
-    assert result.status == "withheld" and "changed since it was reviewed" in result.reason
+    assert (
+        result.status is PhotoStatus.WITHHELD and "changed since it was reviewed" in result.reason
+    )
 
 
 def test_a_batch_is_published_once(store, photo, tmp_path):
@@ -117,18 +127,18 @@ def test_a_batch_is_published_once(store, photo, tmp_path):
     with pytest.raises(ReviewError, match="already published"):
         publish_batch(store, batch.batch_id, options(tmp_path))
     with pytest.raises(ReviewError, match="already published"):
-        record_verdict(store, batch.batch_id, ["F0001"], "rejected", reviewer="Mrs Head")
+        record_verdict(store, batch.batch_id, ["F0001"], Verdict.REJECTED, reviewer="Mrs Head")
 
 
 def test_approve_applies_only_to_matched_faces(store, photo, tmp_path):
     batch = create_batch(store, [photo], options(tmp_path))
-    [blurred] = [f for _, f in batch.faces() if f.decision == "blurred"]
+    [blurred] = [f for _, f in batch.faces() if f.decision is Decision.BLURRED]
     with pytest.raises(ReviewError, match="un-blur it"):
-        record_verdict(store, batch.batch_id, [blurred.face_id], "approved", reviewer="A")
+        record_verdict(store, batch.batch_id, [blurred.face_id], Verdict.APPROVED, reviewer="A")
     with pytest.raises(ReviewError, match="No face"):
-        record_verdict(store, batch.batch_id, ["F9999"], "approved", reviewer="A")
+        record_verdict(store, batch.batch_id, ["F9999"], Verdict.APPROVED, reviewer="A")
     with pytest.raises(PipelineError):
-        record_verdict(store, batch.batch_id, [blurred.face_id], "approved", reviewer="")
+        record_verdict(store, batch.batch_id, [blurred.face_id], Verdict.APPROVED, reviewer="")
 
 
 def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names(
@@ -140,15 +150,18 @@ def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names
     monkeypatch.setattr(analysis, "encode_faces", no_encoding)
     batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
     faces = sorted((f for _, f in batch.faces()), key=lambda f: f.box[0])
-    assert [f.reason for f in faces] == [Reason.NO_BIOMETRICS.value] * 2
+    assert [f.reason for f in faces] == [Reason.NO_BIOMETRICS] * 2
     # The reviewer recognises the left face as P001 (website: yes) and, wrongly, the right
     # one as P002 (website: no): consent still decides.
-    record_verdict(
-        store, batch.batch_id, [faces[0].face_id], "unblurred", reviewer="Mrs Head", as_pupil="P001"
-    )
-    record_verdict(
-        store, batch.batch_id, [faces[1].face_id], "unblurred", reviewer="Mrs Head", as_pupil="P002"
-    )
+    for face, pupil in ((faces[0], "P001"), (faces[1], "P002")):
+        record_verdict(
+            store,
+            batch.batch_id,
+            [face.face_id],
+            Verdict.UNBLURRED,
+            reviewer="Ms H",
+            as_pupil=pupil,
+        )
     assert load_batch(store, batch.batch_id).face(faces[0].face_id).as_pupil == "P001"
     left, right = faces_of(publish_batch(store, batch.batch_id, options(tmp_path)))
     assert (left.decision.value, left.reason, left.pupil_id) == (
@@ -163,4 +176,4 @@ def test_unblur_needs_a_pupil(store, photo, tmp_path):
     batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
     face = next(f for _, f in batch.faces())
     with pytest.raises(ReviewError, match="--as"):
-        record_verdict(store, batch.batch_id, [face.face_id], "unblurred", reviewer="A")
+        record_verdict(store, batch.batch_id, [face.face_id], Verdict.UNBLURRED, reviewer="A")

@@ -14,7 +14,7 @@ import pytest
 
 from consent import audit
 from consent.store import Store, open_store
-from publishing.review.batch import load_batch
+from publishing.review.batch import Verdict, load_batch
 from publishing.review.server import MAX_BODY, serve_review
 from tests.support.consent_factories import RegistryCsv
 from tests.support.review_batch import BATCH_ID, add_review_batch
@@ -114,7 +114,7 @@ def test_approve_records_an_audited_verdict(serve: Callable[[int], Client], stor
     _, _, page = client.request("GET", client.home)
     client.done()
     face = load_batch(store, BATCH_ID).face("F0001")
-    assert (face.verdict, face.reviewer) == ("approved", "Ms Head")
+    assert (face.verdict, face.reviewer) == (Verdict.APPROVED, "Ms Head")
     (entry,) = audit.entries(store, action="review_approved")
     assert entry.operator == "Ms Head" and entry.details["faces"] == ["F0001"]
     assert "<b>approved</b>, by Ms Head" in page
@@ -126,7 +126,7 @@ def test_unblur_as_a_pupil(serve: Callable[[int], Client], store: Store) -> None
     client.done()
     assert status == 303
     face = load_batch(store, BATCH_ID).face("F0003")
-    assert (face.verdict, face.as_pupil, face.reviewer) == ("unblurred", "P002", "Ms Head")
+    assert (face.verdict, face.as_pupil, face.reviewer) == (Verdict.UNBLURRED, "P002", "Ms Head")
 
 
 @pytest.mark.parametrize(
