@@ -159,7 +159,9 @@ def test_the_portrait_that_showed_ghost_boxes_has_one_face(eval_dir):
         if d.score >= 0.3 and d.box.intersection(ref) > 0
     ]
     assert len(near) == 1, [(d.box, d.score) for d in near]
-    assert near[0].box.iou(ref) > 0.6
+    # The reduced pass boxes the face more loosely: the tiled box lies within it.
+    assert near[0].box.intersection(ref) >= 0.95 * near[0].box.area
+    assert near[0].box.iou(ref) > 0.5
 
 
 # --- enrolment says where the second face is (exact) ----------------------------------------
