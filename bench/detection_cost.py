@@ -3,6 +3,9 @@
 
 Usage:
     .venv/bin/python bench/detection_cost.py [EVAL_DIR] [--size 4000x3000] [--profile]
+        [--backend onnxruntime|opencv]
+    .venv/bin/python bench/detection_cost.py [EVAL_DIR] --compare-backends [--repeats 3]
+        [--threads 1]
 
 Makes one crowd photo and one photo without faces exactly as ``bench/throughput.py`` does
 (from ``../shared/eval``, in a temporary folder), then in a fresh single-threaded process
@@ -10,6 +13,12 @@ per photo (OpenCV at 1 thread, as in a publish worker) times every pass of the s
 setting, the merge and acceptance (where the zoomed second looks run), and the turned
 passes an untagged photo would add, and reads the process's peak memory (VmHWM).
 ``--profile`` also prints the top of a cProfile of one whole ``DetectionStage.detect``.
+
+``--compare-backends`` instead times, side by side in one process and interleaved round
+by round (a shared machine's noise then hits both alike), one plain CenterFace pass on
+the 12 MP crowd photo and the whole standard ``DetectionStage`` (tagged) on it and on the
+1024 px crowd photo it was made from, with onnxruntime and with OpenCV, and prints the
+medians and the ratios. Nothing is asserted: timings belong in docs, not tests.
 """
 
 from __future__ import annotations
@@ -29,9 +38,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def measure(path: Path, profile: bool) -> list[str]:
+def measure(path: Path, profile: bool, backend: str = "onnxruntime") -> list[str]:
     """Runs in its own process so that its peak memory is this photo's alone."""
     from pipeline.detection import (
+        Backend,
+        DetectionSettings,
         DetectionStage,
         build_passes,
         build_turned_passes,
@@ -43,10 +54,10 @@ def measure(path: Path, profile: bool) -> list[str]:
 
     opencv_threads(1)
     pixels = load_image(path).pixels
-    stage = DetectionStage()
+    stage = DetectionStage(DetectionSettings(backend=Backend(backend)))
     h, w = pixels.shape[:2]
     small = max(h, w) * 2 <= stage.settings.max_side
-    lines = [f"{path.parent.name}: {w}x{h}, after decode {peak_rss_mb():.0f} MiB peak"]
+    lines = [f"{path.parent.name}: {w}x{h} ({backend}), after decode {peak_rss_mb():.0f} MiB peak"]
     found = []
     for p in build_passes(stage.settings, small_image=small):
         t0 = time.perf_counter()
@@ -81,13 +92,67 @@ def measure(path: Path, profile: bool) -> list[str]:
     return lines
 
 
+def compare_backends(big: Path, small: Path, repeats: int, threads: int) -> list[str]:
+    """Medians of interleaved rounds, each backend in turn: a plain pass on ``big``, the
+    standard stage on ``big`` and on ``small`` (a 1024 px photo); runs in its own process."""
+    import statistics
+
+    from pipeline.detection import (
+        Backend,
+        CenterFace,
+        DetectionSettings,
+        DetectionStage,
+        inference_threads,
+    )
+    from pipeline.loading import load_image
+
+    inference_threads(threads)
+    photos = {"12 MP": load_image(big).pixels, "web": load_image(small).pixels}
+    backends = list(Backend)
+    stages = {b: DetectionStage(DetectionSettings(backend=b)) for b in backends}
+    plain = {b: CenterFace(threshold=0.2, backend=b) for b in backends}
+    for b in backends:  # load each engine (and prepare the graph) outside the timing
+        stages[b].detect(photos["web"][:64, :64].copy())
+    jobs = {
+        "one CenterFace pass, 12 MP": lambda b: plain[b].detect(photos["12 MP"]),
+        "standard stage, 12 MP": lambda b: stages[b].detect(photos["12 MP"]),
+        "standard stage, web photo": lambda b: stages[b].detect(photos["web"]),
+    }
+    times: dict[tuple[str, Backend], list[float]] = {}
+    for r in range(repeats):
+        for job, fn in jobs.items():
+            for b in backends if r % 2 == 0 else backends[::-1]:
+                t0 = time.perf_counter()
+                fn(b)
+                times.setdefault((job, b), []).append(time.perf_counter() - t0)
+    shape = {k: f"{v.shape[1]}x{v.shape[0]}" for k, v in photos.items()}
+    lines = [
+        f"12 MP crowd {big.name} ({shape['12 MP']}), web photo {small.name} "
+        f"({shape['web']}), {threads} thread(s), "
+        f"median of {repeats} interleaved rounds",
+        "| what | onnxruntime s | opencv s | onnxruntime / opencv (time) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for job in jobs:
+        ort = statistics.median(times[(job, Backend.ONNXRUNTIME)])
+        cv = statistics.median(times[(job, Backend.OPENCV)])
+        lines.append(f"| {job} | {ort:.2f} | {cv:.2f} | {ort / cv:.2f}x |")
+    return lines
+
+
 def main() -> int:
-    from throughput import generate
+    from throughput import CROWDS, generate
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("eval_dir", nargs="?", default=str(ROOT.parent / "shared" / "eval"))
     parser.add_argument("--size", default="4000x3000", help="width x height (default 12 MP)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "opencv"])
+    parser.add_argument(
+        "--compare-backends", action="store_true", help="time both backends side by side"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="rounds for --compare-backends")
+    parser.add_argument("--threads", type=int, default=1, help="threads for --compare-backends")
     args = parser.parse_args()
     eval_dir = Path(args.eval_dir)
     if not (eval_dir / "MANIFEST.md").is_file():
@@ -96,11 +161,21 @@ def main() -> int:
     size = tuple(int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="photoconsent-cost-") as tmp:
         sets = generate(eval_dir, Path(tmp), 1, size)  # type: ignore[arg-type]
+        spawn = multiprocessing.get_context("spawn")  # no inherited OpenCV threads
+        if args.compare_backends:
+            big = next(sets["crowd"].iterdir())
+            # A 1024 px web photo: the first WIDER crowd (the 12 MP one is made from the
+            # first of CROWDS, as bench/throughput.py makes it).
+            small = sorted(eval_dir.glob(CROWDS[0]))[0]
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                job = pool.submit(compare_backends, big, small, args.repeats, args.threads)
+                print("\n".join(job.result()))
+            return 0
         for folder in sets.values():
             photo = next(folder.iterdir())
-            spawn = multiprocessing.get_context("spawn")  # no inherited OpenCV threads
             with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                print("\n".join(pool.submit(measure, photo, args.profile).result()))
+                job = pool.submit(measure, photo, args.profile, args.backend)
+                print("\n".join(job.result()))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Usage:
     .venv/bin/python bench/detection_recall.py [EVAL_DIR] [--thoroughness standard]
+        [--backend onnxruntime|opencv]
 
 Reads every ``boxes.csv`` under EVAL_DIR (default ``../shared/eval``; columns
 ``file,x,y,w,h``), runs the project's real detection stage and, in the same run, plain
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.boxes import Box  # noqa: E402
 from pipeline.detection import (  # noqa: E402
+    Backend,
     DetectionSettings,
     DetectionStage,
     Thoroughness,
@@ -169,6 +171,12 @@ def main() -> int:
     parser.add_argument(
         "--mirror-side", type=int, default=None, help="cap the mirrored pass (mirror_max_side)"
     )
+    parser.add_argument(
+        "--backend",
+        default=Backend.ONNXRUNTIME.value,
+        choices=[b.value for b in Backend],
+        help="what runs the network (default onnxruntime)",
+    )
     parser.add_argument("--no-timing", action="store_true", help="skip the 12 MP timing")
     args = parser.parse_args()
     eval_dir = Path(args.eval_dir)
@@ -187,7 +195,9 @@ def main() -> int:
         known = {id(px): True for px in images.values()}
         extra = []
 
-    settings = DetectionSettings(thoroughness=Thoroughness(args.thoroughness))
+    settings = DetectionSettings(
+        thoroughness=Thoroughness(args.thoroughness), backend=Backend(args.backend)
+    )
     if args.max_side is not None:
         settings = dataclasses.replace(settings, max_side=args.max_side)
     if args.mirror_side is not None:

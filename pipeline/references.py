@@ -43,9 +43,16 @@ def reference_from_photo(path: Path, detector: DetectionStage | None = None) -> 
         raise EnrolmentRejected(f"{path.name}: no face found; use a clear, front-on photo")
     others = [d for d in faces[1:] if d.score >= SECOND_FACE_SCORE]
     if others:
+        # Where the other faces are, so the person cropping knows what to cut (or sees
+        # that it is a picture on the wall); pixels of the photo shown upright.
+        where = "; ".join(
+            f"x {d.box.x:.0f}, y {d.box.y:.0f}, {d.box.w:.0f}x{d.box.h:.0f} px" for d in others
+        )
+        noun = "the other face is" if len(others) == 1 else "the other faces are"
         raise EnrolmentRejected(
             f"{path.name}: {len(others) + 1} faces found; a reference photo must show "
-            "only the pupil being enrolled (crop it)"
+            f"only the pupil being enrolled (crop it: {noun} at {where}, "
+            "left, top, width x height of the upright photo)"
         )
     face = faces[0]
     if face.box.size < MIN_REFERENCE_FACE_PX:

