@@ -9,7 +9,7 @@ there is nothing left in the pixels to de-blur.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -42,6 +42,68 @@ SMOOTH_SIDE = 64
 def head_region(face: Box) -> Box:
     """The region to redact for a detected face box: the whole head with margin."""
     return face.expanded(HEAD_LEFT, HEAD_TOP, HEAD_RIGHT, HEAD_BOTTOM)
+
+
+# How far around a kept face its box is left clear of a neighbour's head margin, as a
+# fraction of the kept box on every side. Matching encodes the face from dlib's 150 px
+# chip, which reaches 25% of the face beyond its landmarks on every side (padding 0.25),
+# and the landmarks span about the detector's box: a blur inside that chip changes the
+# pupil's template, and check (or the next publish) no longer recognises the pupil.
+KEPT_GUARD = 0.25
+
+
+def kept_guard(face: Box) -> Box:
+    """The part of the photo a kept face needs clear to still match: its box with guard."""
+    return face.expanded(KEPT_GUARD, KEPT_GUARD, KEPT_GUARD, KEPT_GUARD)
+
+
+def head_mask(
+    face: Box, kept: Sequence[Box], width: int, height: int
+) -> tuple[slice, slice, np.ndarray]:
+    """Where to redact for the blurred face ``face`` in a ``width`` x ``height`` photo.
+
+    Returns the row and column slices of its head region and a boolean mask over them:
+    the whole head with margin, less every kept face's box with guard, plus the blurred
+    face's own box always (rounded outwards). The margin is there for hair, ears and the
+    back of a turned head; inside another pupil's kept face it would hide a face publish
+    was allowed to show and break its match. The face box itself is what identifies, so
+    where a blurred face and a kept face overlap, the blur wins (fail closed).
+    """
+    rows, cols = head_region(face).pixel_slices(width, height)
+    mask = np.ones((rows.stop - rows.start, cols.stop - cols.start), bool)
+    if mask.size == 0:
+        return rows, cols, mask
+    for other in kept:
+        kr, kc = kept_guard(other).pixel_slices(width, height)
+        mask[_within(kr, rows), _within(kc, cols)] = False
+    own_r, own_c = face.pixel_slices(width, height)
+    mask[_within(own_r, rows), _within(own_c, cols)] = True
+    return rows, cols, mask
+
+
+def _within(inner: slice, outer: slice) -> slice:
+    """``inner`` (image coordinates) as a slice of the ``outer`` patch (may be empty)."""
+    start = min(max(inner.start, outer.start), outer.stop) - outer.start
+    stop = min(max(inner.stop, outer.start), outer.stop) - outer.start
+    return slice(start, max(start, stop))
+
+
+def redact_faces(
+    pixels: np.ndarray, blurred: Iterable[Box], kept: Sequence[Box], style: RedactionStyle
+) -> np.ndarray:
+    """Return a copy of ``pixels`` with the head of every ``blurred`` face redacted, each
+    ``kept`` face's box (with guard) left clear of a neighbour's head margin but never of
+    a blurred face's own box. This is what publish writes: see :func:`head_mask`."""
+    out = pixels.copy()
+    h, w = out.shape[:2]
+    for face in blurred:
+        rows, cols, mask = head_mask(face, kept, w, h)
+        if mask.size == 0:
+            continue
+        patch = out[rows, cols]
+        redacted = _redact_patch(patch, style)
+        out[rows, cols] = np.where(mask[:, :, None], redacted, patch)
+    return out
 
 
 def redact(pixels: np.ndarray, regions: Iterable[Box], style: RedactionStyle) -> np.ndarray:

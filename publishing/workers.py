@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.analysis import Gallery, blurred
+from pipeline.analysis import Gallery, blurred, kept
 from pipeline.detection import opencv_threads
 from pipeline.errors import PipelineError
 from pipeline.formats.embedded import embedded_caption
 from pipeline.loading import decode_image, read_photo_bytes
 from pipeline.matching import FaceDecision
-from pipeline.redaction import head_region, redact
+from pipeline.redaction import redact_faces
 from pipeline.writing import encode_clean, sha256_bytes
 from publishing.decider import AnalysingDecider
 
@@ -138,8 +138,8 @@ class PhotoWork:
             del data
             out.input_sha256 = loaded.sha256
             out.faces = self.decide(photo, loaded)
-            regions = [head_region(f.box) for f in blurred(out.faces)]
-            safe = redact(loaded.pixels, regions, self.options.style)
+            hidden, shown = [f.box for f in blurred(out.faces)], [f.box for f in kept(out.faces)]
+            safe = redact_faces(loaded.pixels, hidden, shown, self.options.style)
             del loaded  # the full-size decode is not needed once redacted
             out.data = encode_clean(safe, self.options.output_format)
             out.output_sha256 = sha256_bytes(out.data)

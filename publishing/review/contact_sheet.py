@@ -30,7 +30,7 @@ from pipeline.boxes import Box
 from pipeline.errors import PipelineError
 from pipeline.loading import load_image
 from pipeline.matching import Decision, Reason
-from pipeline.redaction import RedactionStyle, head_region, redact
+from pipeline.redaction import RedactionStyle, head_region, redact_faces
 from publishing.review.batch import ReviewBatch, ReviewFace, ReviewPhoto, Verdict, review_dir
 
 # The overview's long side in pixels: enough to tell who is where on a laptop screen,
@@ -127,8 +127,9 @@ def render_photo(photo: ReviewPhoto, style: RedactionStyle) -> PhotoImages:
             crop = Image.fromarray(pixels[rows, cols])
             crop.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
             crops[face.face_id] = _data_uri(crop)
-    blurred = [head_region(Box(*f.box)) for f in photo.faces if shown(f) is Shown.BLURRED]
-    published = Image.fromarray(redact(pixels, blurred, style))
+    blurred = [Box(*f.box) for f in photo.faces if shown(f) is Shown.BLURRED]
+    clear = [Box(*f.box) for f in photo.faces if shown(f) is not Shown.BLURRED]
+    published = Image.fromarray(redact_faces(pixels, blurred, clear, style))
     scale = min(1.0, MAX_SIDE / max(w, h))
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.boxes import Box
-from pipeline.redaction import RedactionStyle, head_region, redact
+from pipeline.redaction import (
+    SOLID_COLOUR,
+    RedactionStyle,
+    head_mask,
+    head_region,
+    kept_guard,
+    redact,
+    redact_faces,
+)
 
 STYLES = list(RedactionStyle)
 
@@ -77,3 +85,117 @@ def test_boxes_at_or_beyond_the_edge_are_clipped_not_errors(x, y, w, h, style):
     img = noisy()
     out = redact(img, [Box(x, y, w, h)], style)
     assert out.shape == img.shape
+
+
+# --- A kept face is never covered by a neighbour's head margin --------------------------
+
+
+def bright(h=200, w=300, seed=0):
+    """Noise that never equals SOLID_COLOUR, so a solid-redacted pixel is recognisable."""
+    return np.random.default_rng(seed).integers(100, 256, (h, w, 3), dtype=np.uint8)
+
+
+def covered(out):
+    return np.all(out == np.array(SOLID_COLOUR, np.uint8), axis=-1)
+
+
+def test_without_kept_faces_it_is_the_whole_head():
+    img = bright()
+    faces = [Box(40, 60, 40, 50), Box(150, 70, 30, 40)]
+    for style in STYLES:
+        expected = redact(img, [head_region(f) for f in faces], style)
+        assert np.array_equal(redact_faces(img, faces, [], style), expected)
+
+
+def test_a_neighbours_head_margin_leaves_the_kept_face_and_its_guard_clear():
+    img = bright()
+    blurred_face = Box(100, 100, 40, 40)  # head region: x 82..158, y 68..150
+    kept_face = Box(150, 60, 40, 40)  # guard: x 140..200, y 50..110
+    assert head_region(blurred_face).intersection(kept_guard(kept_face)) > 0
+    out = redact_faces(img, [blurred_face], [kept_face], RedactionStyle.SOLID)
+    hit = covered(out)
+    expected = np.zeros(img.shape[:2], bool)
+    expected[68:150, 82:158] = True  # the head region, rounded outwards
+    expected[50:110, 140:200] = False  # less the kept face's box with a 25% guard
+    expected[100:140, 100:140] = True  # the blurred face's own box, always
+    assert np.array_equal(hit, expected)
+    assert np.array_equal(out[~hit], img[~hit]), "outside the blur nothing changes"
+    assert kept_guard(kept_face) == Box(140, 50, 60, 60)
+
+
+def test_the_blurred_face_own_box_wins_over_a_kept_face_in_the_same_place():
+    """Two boxes on one face (or a face in front of another): fail closed, blur it."""
+    img = bright()
+    blurred_face = Box(100, 80, 50, 60)
+    kept_face = Box(110, 85, 50, 60)  # IoU about 0.6
+    out = redact_faces(img, [blurred_face], [kept_face], RedactionStyle.SOLID)
+    assert covered(out)[80:140, 100:150].all(), "the blurred face is covered whole"
+    # Only the head margin is clipped: the kept box's part outside the blurred box is clear.
+    assert not covered(out)[85:145, 150:160].any()
+    assert not covered(out)[140:145, 110:160].any()
+
+
+def test_a_kept_face_inside_a_blurred_box_is_blurred():
+    img = bright()
+    blurred_face = Box(50, 50, 100, 100)
+    kept_face = Box(80, 80, 20, 20)
+    out = redact_faces(img, [blurred_face], [kept_face], RedactionStyle.SOLID)
+    assert covered(out)[50:150, 50:150].all()
+
+
+def test_each_blurred_face_is_clipped_for_every_kept_face_and_overlaps_stay_covered():
+    img = bright()
+    blurred_faces = [Box(100, 100, 40, 40), Box(120, 110, 40, 40)]
+    kept_faces = [Box(40, 60, 40, 40), Box(170, 60, 40, 40)]
+    out = redact_faces(img, blurred_faces, kept_faces, RedactionStyle.SOLID)
+    hit = covered(out)
+    for f in blurred_faces:
+        rows, cols = f.pixel_slices(300, 200)
+        assert hit[rows, cols].all()
+    for k in kept_faces:
+        rows, cols = kept_guard(k).pixel_slices(300, 200)
+        assert not hit[rows, cols].any()
+        assert np.array_equal(out[rows, cols], img[rows, cols])
+
+
+def test_head_mask_at_the_image_edge():
+    rows, cols, mask = head_mask(Box(0, 0, 20, 20), [Box(25, 0, 20, 20)], 100, 100)
+    # Head x -9..29 -> 0..29, y -16..25 -> 0..25; the kept guard starts at x = 20.
+    assert (rows, cols) == (slice(0, 25), slice(0, 29))
+    assert mask[:, :20].all() and not mask[:, 20:].any()
+    rows, cols, mask = head_mask(Box(200, 200, 20, 20), [], 100, 100)
+    assert mask.size == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    faces=st.lists(
+        st.tuples(
+            st.integers(-20, 280), st.integers(-20, 180), st.integers(2, 80), st.integers(2, 80)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    n_kept=st.integers(0, 3),
+    style=st.sampled_from(STYLES),
+)
+def test_every_blurred_box_is_redacted_and_kept_guards_are_clear_elsewhere(faces, n_kept, style):
+    img = bright()
+    boxes = [Box(*f) for f in faces]
+    kept_faces, blurred_faces = boxes[:n_kept], boxes[n_kept:]
+    out = redact_faces(img, blurred_faces, kept_faces, RedactionStyle.SOLID)
+    hit = covered(out)
+    own = np.zeros(img.shape[:2], bool)
+    for f in blurred_faces:
+        rows, cols = f.pixel_slices(300, 200)
+        own[rows, cols] = True
+    assert hit[own].all(), "a blurred face's own box is always covered"
+    guard = np.zeros(img.shape[:2], bool)
+    for k in kept_faces:
+        rows, cols = kept_guard(k).pixel_slices(300, 200)
+        guard[rows, cols] = True
+    assert not hit[guard & ~own].any(), "a kept face is covered only by a blurred face's box"
+    assert np.array_equal(out[~hit], img[~hit])
+    # The other styles change the same pixels' area (at most), never beyond it.
+    other = redact_faces(img, blurred_faces, kept_faces, style)
+    assert np.array_equal(other[~hit], img[~hit])
