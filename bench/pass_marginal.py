@@ -51,10 +51,10 @@ def main() -> int:
     paths = sorted(truth)[: args.limit]
     stage = DetectionStage()
     zoom_score = stage._zoom.score  # the stage's own second look, remembered per box
-    memo: dict[tuple[int, tuple[int, ...]], float] = {}
+    memo: dict[tuple[int, tuple[float, ...]], float] = {}
 
     def remembered(pixels: np.ndarray, box: Box) -> float:
-        key = (id(pixels), tuple(round(v, 1) for v in (box.x, box.y, box.w, box.h)))  # type: ignore[misc]
+        key = (id(pixels), tuple(round(v, 1) for v in (box.x, box.y, box.w, box.h)))
         if key not in memo:
             memo[key] = zoom_score(pixels, box)
         return memo[key]
@@ -68,6 +68,7 @@ def main() -> int:
     t_start = time.perf_counter()
     for path in paths:
         pixels = load_image(path).pixels
+        memo.clear()  # keyed by the array's id, which the next photo may reuse
         h, w = pixels.shape[:2]
         passes = stage._small if max(h, w) * 2 <= stage.settings.max_side else stage._large
         raw: dict[str, list[Detection]] = {}
