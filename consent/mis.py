@@ -312,7 +312,10 @@ def parse_date(value: str, *, us_order_seen: bool = False) -> date:
     """
     text = _TIME.sub("", value.strip())
     if m := _ISO.fullmatch(text):
-        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            raise ValueError("is not a real date") from None
     m = _UK.fullmatch(text)
     if not m:
         raise ValueError("is not a date (use DD/MM/YYYY or YYYY-MM-DD)")
