@@ -207,9 +207,10 @@ def column_map(
             raise MappingError(f"the mapping names columns the file lacks: {'; '.join(absent)}")
     missing = [f for f in REQUIRED if f not in found]
     if missing:
+        hint = ", ".join(wanted.get(missing[0], ())[:2])
         raise MappingError(
             f"missing column(s) for {', '.join(missing)} in the {fmt} format"
-            + (" (expected e.g. " + ", ".join(wanted[missing[0]][:2]) + ")" if wanted.get(missing[0]) else "")
+            + (f" (expected e.g. {hint})" if hint else "")
         )
     used = set(found.values())
     ignored = tuple(h.strip() for i, h in enumerate(headers) if i not in used and h.strip())

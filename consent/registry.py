@@ -270,7 +270,8 @@ def _parse_row(
         if not raw_date:
             problems.append("consent_date is empty")
         else:
-            consent_date = _date("consent_date", raw_date, problems, us_order["consent_date"]) or date.min
+            parsed = _date("consent_date", raw_date, problems, us_order["consent_date"])
+            consent_date = parsed or date.min
     expiry = None
     raw_expiry = cells.get("consent_expiry", "").strip()
     if raw_expiry:
@@ -369,9 +370,6 @@ def import_pupils_csv(
     """
     raw = Path(path).read_bytes()
     parsed = read_pupils_export(raw, filename=Path(path).name, fmt=fmt, mapping=mapping)
-    rows = parsed.rows
-    added = updated = 0
-    kept_newer: list[str] = []
     try:
         result = _import_rows(store, raw, Path(path).name, parsed, operator, dry_run)
     except _DryRun as done:

@@ -19,8 +19,8 @@ from consent.registry import (
     import_pupils_csv,
     list_pupils,
     parse_pupils_csv,
-    read_pupils_export,
     pupils_with_consent,
+    read_pupils_export,
 )
 from consent.store import Store
 from tests.support.consent_factories import RegistryCsv, pupil_row
