@@ -63,6 +63,13 @@ class CaptionResult:
 
 
 _APOSTROPHES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'"}
+# Letters NFKD does not take apart: "Lukasz" typed on an English keyboard is Łukasz.
+_BASE_LETTERS = str.maketrans(
+    {
+        "Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h",
+        "ı": "i", "Æ": "Ae", "æ": "ae", "Œ": "Oe", "œ": "oe", "Þ": "Th", "þ": "th",
+    }
+)  # fmt: skip
 
 
 def fold(text: str) -> tuple[str, list[int]]:
@@ -71,7 +78,7 @@ def fold(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     where: list[int] = []
     for i, ch in enumerate(text):
-        ch = _APOSTROPHES.get(ch, ch)  # O’Brien is O'Brien
+        ch = _APOSTROPHES.get(ch, ch).translate(_BASE_LETTERS)  # O’Brien is O'Brien
         decomposed = unicodedata.normalize("NFKD", ch)
         base = "".join(c for c in decomposed if not unicodedata.combining(c))
         for c in base.casefold():
@@ -212,8 +219,8 @@ def _replacement(
 
 
 def _as_written(written: str, wanted: str) -> str:
-    """``written`` if it already is ``wanted`` (any case or accent), else ``wanted``."""
-    same = re.sub(r"[\s\-]+", " ", fold(written)[0]) == re.sub(r"[\s\-]+", " ", fold(wanted)[0])
+    """``written`` if it already is ``wanted`` in another case, else ``wanted``."""
+    same = re.sub(r"[\s\-]+", " ", written.casefold()) == re.sub(r"[\s\-]+", " ", wanted.casefold())
     return written if same else wanted
 
 
