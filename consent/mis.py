@@ -116,10 +116,10 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "bromcom": {
         "pupil_id": ("upn", "student upn", "pupil upn"),
-        "first_name": ("legal forename", "forename"),
-        "last_name": ("legal surname", "surname"),
-        "preferred_first_name": ("preferred forename", "preferred first name"),
-        "preferred_last_name": ("preferred surname", "preferred last name"),
+        "first_name": ("legal first name", "legal forename", "first name", "forename"),
+        "last_name": ("legal last name", "legal surname", "last name", "surname"),
+        "preferred_first_name": ("preferred first name", "preferred forename"),
+        "preferred_last_name": ("preferred last name", "preferred surname"),
         "class": ("tutor group", "registration group", "form group"),
         **_CONSENT_HEADERS,
     },
@@ -127,9 +127,9 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Headers that tell one MIS from another when the names alone do not.
 _SIGNATURE = {
-    "sims": ("reg group", "legal forename", "legal surname"),
-    "arbor": ("legal first name", "legal last name", "registration form", "year group"),
-    "bromcom": ("tutor group", "student upn", "admission no", "form group"),
+    "sims": ("reg group", "adno"),
+    "arbor": ("registration form",),
+    "bromcom": ("tutor group", "student upn", "admission no", "admission number"),
     "photoconsent": ("pupil_id", "first_name", "last_name"),
 }
 
