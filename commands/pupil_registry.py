@@ -20,7 +20,7 @@ from commands._shared import (
     print_purged,
     safe,
 )
-from consent import enrolment, registry
+from consent import enrolment, mis, registry
 from consent import retention as leavers
 from consent.errors import ConsentError
 from consent.siblings import link_siblings, unlink_siblings
@@ -63,31 +63,135 @@ def pupils() -> None:
 
 @pupils.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(mis.FORMATS, case_sensitive=False),
+    default="auto",
+    show_default=True,
+    help="Which system wrote the file; auto recognises SIMS, Arbor and Bromcom exports.",
+)
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A mapping file (from 'pupils mapping init') for any other export.",
+)
+@click.option("--dry-run", is_flag=True, help="Check the file and say what would change.")
 @data_dir_option
 @operator_option
 @json_option
 @errors_to_exit
-def pupils_import(csv_file: Path, data_dir: Path | None, operator: str, as_json: bool) -> None:
+def pupils_import(
+    csv_file: Path,
+    fmt: str,
+    mapping_file: Path | None,
+    dry_run: bool,
+    data_dir: Path | None,
+    operator: str,
+    as_json: bool,
+) -> None:
     """Import pupils and consent slips from a CSV file (all rows or none).
 
-    Columns: pupil_id, first_name, last_name, class, website, press, social_media,
-    prospectus, internal_display, biometric_consent (yes/no each), consent_date (ISO).
-    Re-importing updates changed pupils and keeps the history.
+    Takes a SIMS, Arbor or Bromcom export as it comes, photoconsent's own CSV, or any
+    other export through --mapping. Columns not used are ignored and never stored. An
+    empty consent cell means no consent. Re-importing updates changed pupils and keeps
+    the history.
+
+    \b
+    Examples:
+        photoconsent pupils import "Pupil export.csv" --dry-run
+        photoconsent pupils import consent-slips-2026.csv --format sims
+        photoconsent pupils import export.csv --mapping export.mapping.txt
+    """
+    mapping = None
+    if mapping_file is not None:
+        try:
+            mapping = mis.parse_mapping(mapping_file.read_text(encoding="utf-8-sig"))
+        except mis.MappingError as exc:
+            raise click.ClickException(f"{safe(mapping_file.name)}: {safe(exc)}") from None
+    with open_data_store(data_dir) as store:
+        result = registry.import_pupils_csv(
+            store, csv_file, operator=operator, fmt=fmt.lower(), mapping=mapping, dry_run=dry_run
+        )
+    summary = {
+        "added": result.added,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "format": result.format,
+        "ignored_columns": list(result.ignored_columns),
+        "consent_columns_not_in_file": list(result.absent_fields),
+        "empty_consent_cells": result.empty_consent_cells,
+        "dry_run": result.dry_run,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    verb = "Would import" if dry_run else "Imported"
+    click.echo(
+        f"{verb} {safe(csv_file.name)} ({result.format}): {result.added} added, "
+        f"{result.updated} updated, {result.unchanged} unchanged."
+    )
+    if result.ignored_columns:
+        shown = ", ".join(safe(c) for c in result.ignored_columns)
+        click.echo(f"Columns ignored (not stored): {shown}")
+    if result.absent_fields:
+        click.echo(
+            f"Not in the file, so recorded as no consent: {', '.join(result.absent_fields)}"
+            if "consent_date" not in result.absent_fields or len(result.absent_fields) > 1
+            else "No consent date column: slips are dated today."
+        )
+    if result.empty_consent_cells:
+        click.echo(
+            f"{result.empty_consent_cells} empty consent cell(s) recorded as no consent "
+            "(slip not returned)."
+        )
+    if dry_run:
+        click.echo("Dry run: nothing was written.")
+
+
+@pupils.group("mapping")
+def pupils_mapping() -> None:
+    """Mapping files: which column of an export holds which field.
 
     \b
     Example:
-        photoconsent pupils import consent-slips-2026.csv
+        photoconsent pupils mapping init export.csv
     """
-    with open_data_store(data_dir) as store:
-        result = registry.import_pupils_csv(store, csv_file, operator=operator)
-    summary = {"added": result.added, "updated": result.updated, "unchanged": result.unchanged}
-    if as_json:
-        click.echo(json.dumps(summary))
-    else:
-        click.echo(
-            f"Imported {safe(csv_file.name)}: {result.added} added, {result.updated} updated, "
-            f"{result.unchanged} unchanged."
-        )
+
+
+@pupils_mapping.command("init")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it (default: next to the file, NAME.mapping.txt).",
+)
+@errors_to_exit
+def pupils_mapping_init(csv_file: Path, out: Path | None) -> None:
+    """Write a mapping file for an export to check and edit, then import with --mapping.
+
+    Only the header line is read.
+
+    \b
+    Example:
+        photoconsent pupils mapping init export.csv
+        photoconsent pupils import export.csv --mapping export.mapping.txt
+    """
+    text, _ = registry.decode_csv(csv_file.read_bytes())
+    records = registry.read_csv_records(text.split("\n", 1)[0], [])
+    if not records:
+        raise click.ClickException(f"{safe(csv_file.name)} has no header line.")
+    headers = [registry.clean_text(h) for h in records[0][1]]
+    target = out or csv_file.with_name(csv_file.stem + ".mapping.txt")
+    if target.exists():
+        raise click.ClickException(f"{safe(target)} already exists; edit it or give --out.")
+    target.write_text(mis.mapping_template(headers), encoding="utf-8")
+    click.echo(f"Mapping written: {safe(target)}. Check each line, then import with", err=True)
+    click.echo(
+        f"  photoconsent pupils import {safe(csv_file.name)} --mapping {safe(target.name)}",
+        err=True,
+    )
 
 
 @pupils.command("list")
@@ -111,6 +215,9 @@ def pupils_list(data_dir: Path | None, as_json: bool) -> None:
                     "pupil_id": p.pupil_id,
                     "first_name": p.first_name,
                     "last_name": p.last_name,
+                    "preferred_first_name": p.preferred_first_name,
+                    "preferred_last_name": p.preferred_last_name,
+                    "other_names": p.other_names,
                     "class": p.class_name,
                     "purposes": sorted(x.value for x in rec.purposes) if rec else [],
                     "biometric_consent": bool(rec and rec.biometric_consent),
@@ -121,8 +228,13 @@ def pupils_list(data_dir: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     for r in rows:
+        known = ""
+        if r["preferred_first_name"] or r["preferred_last_name"]:
+            first = r["preferred_first_name"] or r["first_name"]
+            last = r["preferred_last_name"] or r["last_name"]
+            known = f" (known as {safe(first)} {safe(last)})"
         click.echo(
-            f"{safe(r['pupil_id'])}\t{safe(r['first_name'])} {safe(r['last_name'])}\t"
+            f"{safe(r['pupil_id'])}\t{safe(r['first_name'])} {safe(r['last_name'])}{known}\t"
             f"{safe(r['class'])}\t{','.join(r['purposes']) or '-'}\t"  # type: ignore[arg-type]
             f"biometric={'yes' if r['biometric_consent'] else 'no'}\trefs={r['references']}"
         )

@@ -1,13 +1,17 @@
 """Pupils and their versioned consent slips, imported from the school's CSV.
 
-The CSV has exactly these columns (any order, header on line 1)::
+photoconsent's own CSV has these columns (any order, header on line 1)::
 
     pupil_id,first_name,last_name,class,website,press,social_media,prospectus,
     internal_display,biometric_consent,consent_date
 
-Purposes and ``biometric_consent`` are ``yes``/``no`` (or ``y``/``n``, any case);
-``consent_date`` is ``YYYY-MM-DD``. An optional ``consent_expiry`` column (``YYYY-MM-DD`` or
-empty) gives the slip a use-by date, after which it counts as withdrawn. The whole file is
+plus the optional ``preferred_first_name``, ``preferred_last_name``, ``other_names`` (the
+names a pupil is known by, ``;``-separated) and ``consent_expiry``. A SIMS, Arbor or
+Bromcom export is read as it comes through the presets in `consent.mis` (or a mapping
+file); columns no field uses are ignored and never stored. Yes/no cells take the usual
+forms (yes/no, Y/N, Granted/Refused, TRUE/FALSE, 1/0...); an empty consent cell or a
+missing consent column is no consent and is counted in the result. Dates are UK or ISO;
+without a consent-date column the slip is dated the day of the import. The whole file is
 checked before anything is written: one bad line and nothing is imported
 (`CsvImportError` lists every bad line).
 
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from consent import audit
+from consent import audit, mis
 from consent.enrolment import purge_references
 from consent.errors import CsvImportError, UnknownPupil
 from consent.store import Store
@@ -51,24 +55,39 @@ class Purpose(enum.Enum):
 
 
 NAME_COLUMNS = ("pupil_id", "first_name", "last_name", "class")
+PREFERRED_COLUMNS = ("preferred_first_name", "preferred_last_name", "other_names")
 PURPOSE_COLUMNS = tuple(p.value for p in Purpose)
 COLUMNS = (*NAME_COLUMNS, *PURPOSE_COLUMNS, "biometric_consent", "consent_date")
-OPTIONAL_COLUMNS = ("consent_expiry",)
+OPTIONAL_COLUMNS = (*PREFERRED_COLUMNS, "consent_expiry")
 MAX_ID_LENGTH = 64
-_YES, _NO = frozenset({"yes", "y"}), frozenset({"no", "n"})
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Bidi embeddings/overrides/isolates: they can make a name print as something else.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True)
 class Pupil:
-    """A pupil as listed on the school's CSV (``class_name`` is the CSV's ``class``)."""
+    """A pupil as listed on the school's CSV (``class_name`` is the CSV's ``class``).
+
+    ``preferred_first_name`` / ``preferred_last_name`` are the known-as names ("" when
+    not given); ``other_names`` the further names the school lists ("; "-separated).
+    """
 
     pupil_id: str
     first_name: str
     last_name: str
     class_name: str
+    preferred_first_name: str = ""
+    preferred_last_name: str = ""
+    other_names: str = ""
+
+    @property
+    def known_first_name(self) -> str:
+        """The first name the pupil goes by: the preferred one if given."""
+        return self.preferred_first_name or self.first_name
+
+    @property
+    def known_last_name(self) -> str:
+        return self.preferred_last_name or self.last_name
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,19 @@ class CsvRow:
     biometric_consent: bool
     consent_date: date
     consent_expiry: date | None = None
+    dated_by_import: bool = False  # no consent-date column: dated the day of the import
+
+
+@dataclass(frozen=True)
+class ParsedImport:
+    """A validated file: its rows, the format read, the ignored columns (names only, the
+    cells are never kept), the consent fields the file lacks and the empty consent cells."""
+
+    rows: list[CsvRow]
+    format: str
+    ignored_columns: tuple[str, ...] = ()
+    absent_fields: tuple[str, ...] = ()
+    empty_consent_cells: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +143,11 @@ class ImportResult:
     updated: int
     unchanged: int
     kept_newer: tuple[str, ...] = ()
+    format: str = "photoconsent"
+    ignored_columns: tuple[str, ...] = ()
+    absent_fields: tuple[str, ...] = ()
+    empty_consent_cells: int = 0
+    dry_run: bool = False
 
 
 def clean_text(value: str) -> str:
@@ -173,33 +210,42 @@ def csv_rows(
         yield line, dict(zip(names, fields, strict=True))
 
 
-def _check_header(fields: list[str]) -> list[str]:
-    names = [clean_text(f).lower() for f in fields]
-    problems = []
-    missing = [c for c in COLUMNS if c not in names]
-    extra = [n for n in names if n not in COLUMNS and n not in OPTIONAL_COLUMNS]
-    doubled = sorted({n for n in names if names.count(n) > 1})
-    if missing:
-        problems.append(f"missing column(s): {', '.join(missing)}")
-    if extra:
-        problems.append(f"unknown column(s): {', '.join(_show(n) for n in extra)}")
-    if doubled:
-        problems.append(f"repeated column(s): {', '.join(doubled)}")
-    if problems:
-        problems.append(f"the header must name exactly: {','.join(COLUMNS)}")
-    return problems
+def _yes_no(column: str, value: str, problems: list[str], empty: list[int]) -> bool:
+    try:
+        answer = mis.yes_no(value)
+    except ValueError:
+        problems.append(
+            f"{column} '{_show(value)}' is not yes or no (Y/N, Granted/Refused, Given/Not "
+            "given, TRUE/FALSE and 1/0 also accepted; empty means no)"
+        )
+        return False
+    if answer is None:
+        empty.append(1)  # an empty cell: the slip never came back, so no consent
+        return False
+    return answer
 
 
-def _yes_no(column: str, value: str, problems: list[str]) -> bool:
-    word = value.strip().lower()
-    if word in _YES:
-        return True
-    if word not in _NO:
-        problems.append(f"{column} '{_show(value)}' is not yes or no (y and n also accepted)")
-    return False
+def _date(column: str, value: str, problems: list[str], us_order: bool) -> date | None:
+    try:
+        return mis.parse_date(value, us_order_seen=us_order)
+    except ValueError as exc:
+        problems.append(f"{column} '{_show(value)}' {exc}")
+        return None
 
 
-def _parse_row(line: int, cells: dict[str, str], problems: list[str]) -> CsvRow:
+def _other_names(value: str) -> str:
+    names = [clean_text(n) for n in re.split(r"[;,/]", value)]
+    return "; ".join(n for n in names if n)
+
+
+def _parse_row(
+    line: int,
+    cells: dict[str, str],
+    problems: list[str],
+    empty: list[int],
+    us_order: dict[str, bool],
+    today: date,
+) -> CsvRow:
     pupil_id = cells["pupil_id"].strip()
     if not pupil_id:
         problems.append("pupil_id is empty")
@@ -211,52 +257,82 @@ def _parse_row(line: int, cells: dict[str, str], problems: list[str]) -> CsvRow:
     first_name = clean_text(cells["first_name"])
     if not first_name:
         problems.append("first_name is empty")
-    purposes = frozenset(p for p in Purpose if _yes_no(p.value, cells[p.value], problems))
-    biometric = _yes_no("biometric_consent", cells["biometric_consent"], problems)
-    raw_date, consent_date = cells["consent_date"].strip(), date.min
-    try:
-        if not _ISO_DATE.fullmatch(raw_date):
-            raise ValueError
-        consent_date = date.fromisoformat(raw_date)
-    except ValueError:
-        problems.append(f"consent_date '{_show(raw_date)}' is not an ISO date (YYYY-MM-DD)")
+    purposes = frozenset(
+        p for p in Purpose if p.value in cells and _yes_no(p.value, cells[p.value], problems, empty)
+    )
+    biometric = "biometric_consent" in cells and _yes_no(
+        "biometric_consent", cells["biometric_consent"], problems, empty
+    )
+    dated_by_import = "consent_date" not in cells
+    consent_date = today
+    if not dated_by_import:
+        raw_date = cells["consent_date"].strip()
+        if not raw_date:
+            problems.append("consent_date is empty")
+        else:
+            parsed = _date("consent_date", raw_date, problems, us_order["consent_date"])
+            consent_date = parsed or date.min
     expiry = None
     raw_expiry = cells.get("consent_expiry", "").strip()
     if raw_expiry:
-        try:
-            if not _ISO_DATE.fullmatch(raw_expiry):
-                raise ValueError
-            expiry = date.fromisoformat(raw_expiry)
-        except ValueError:
-            problems.append(
-                f"consent_expiry '{_show(raw_expiry)}' is not an ISO date (YYYY-MM-DD) or empty"
-            )
-    pupil = Pupil(pupil_id, first_name, clean_text(cells["last_name"]), clean_text(cells["class"]))
-    return CsvRow(line, pupil, purposes, biometric, consent_date, expiry)
+        expiry = _date("consent_expiry", raw_expiry, problems, us_order["consent_expiry"])
+    pupil = Pupil(
+        pupil_id,
+        first_name,
+        clean_text(cells["last_name"]),
+        clean_text(cells.get("class", "")),
+        clean_text(cells.get("preferred_first_name", "")),
+        clean_text(cells.get("preferred_last_name", "")),
+        _other_names(cells.get("other_names", "")),
+    )
+    return CsvRow(line, pupil, purposes, biometric, consent_date, expiry, dated_by_import)
 
 
-def parse_pupils_csv(raw: bytes, *, filename: str = "the CSV file") -> list[CsvRow]:
-    """Validate a whole consent CSV; return its rows or raise `CsvImportError` (all errors).
+def read_pupils_export(
+    raw: bytes,
+    *,
+    filename: str = "the CSV file",
+    fmt: str = "auto",
+    mapping: dict[str, str] | None = None,
+    today: date | None = None,
+) -> ParsedImport:
+    """Validate a whole pupil export in photoconsent's own, a preset MIS format (``fmt``,
+    ``auto`` recognises it from the header) or through ``mapping`` (field -> column
+    header, `consent.mis.parse_mapping`); raise `CsvImportError` with every bad line.
 
     Blank lines (also Excel's all-comma lines) are skipped. Line numbers count from the
     header as line 1.
     """
     text, errors = decode_csv(raw)
     records = read_csv_records(text, errors)
-    if not records:
+    if not records or not any(f.strip() for f in records[0][1]):
         errors.append((1, f"the file is empty; the header must be: {','.join(COLUMNS)}"))
         raise CsvImportError(errors, filename=filename)
     header_line, header = records[0]
-    header_problems = _check_header(header)
-    if header_problems:
-        errors.extend((header_line, p) for p in header_problems)
-        raise CsvImportError(errors, filename=filename)
-    names = [clean_text(f).lower() for f in header]
+    try:
+        columns = mis.column_map([clean_text(h) for h in header], fmt, mapping)
+    except mis.MappingError as exc:
+        errors.append((header_line, str(exc)))
+        raise CsvImportError(errors, filename=filename) from None
+    index = columns.columns
+    data: list[tuple[int, dict[str, str]]] = []
+    for line, fields in records[1:]:
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            errors.append((line, f"expected {len(header)} fields, found {len(fields)}"))
+            continue
+        data.append((line, {f: fields[i] for f, i in index.items()}))
+    us_order = {
+        f: mis.month_first([cells.get(f, "") for _, cells in data])
+        for f in ("consent_date", "consent_expiry")
+    }
     rows: list[CsvRow] = []
     seen: dict[str, int] = {}
-    for line, cells in csv_rows(records, names, errors):
+    empty: list[int] = []
+    for line, cells in data:
         problems: list[str] = []
-        row = _parse_row(line, cells, problems)
+        row = _parse_row(line, cells, problems, empty, us_order, today or date.today())
         pupil_id = row.pupil.pupil_id
         if pupil_id in seen:
             problems.append(f"pupil_id '{_show(pupil_id)}' is already on line {seen[pupil_id]}")
@@ -266,50 +342,105 @@ def parse_pupils_csv(raw: bytes, *, filename: str = "the CSV file") -> list[CsvR
         rows.append(row)
     if errors:
         raise CsvImportError(errors, filename=filename)
-    return rows
+    absent = tuple(f for f in (*mis.CONSENT_FIELDS, "consent_date") if f not in index)
+    return ParsedImport(rows, columns.format, columns.ignored, absent, len(empty))
 
 
-def import_pupils_csv(store: Store, path: Path, *, operator: str) -> ImportResult:
-    """Validate then import a consent CSV in one audited transaction.
+def parse_pupils_csv(raw: bytes, *, filename: str = "the CSV file") -> list[CsvRow]:
+    """The rows of a pupil export (`read_pupils_export` with ``auto``)."""
+    return read_pupils_export(raw, filename=filename).rows
 
-    Raises `CsvImportError` (nothing written) if any line is bad. Withdrawing biometric
-    consent deletes the pupil's stored face references in the same transaction.
+
+def import_pupils_csv(
+    store: Store,
+    path: Path,
+    *,
+    operator: str,
+    fmt: str = "auto",
+    mapping: dict[str, str] | None = None,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Validate then import a pupil export in one audited transaction (see
+    `read_pupils_export` for ``fmt`` and ``mapping``).
+
+    Raises `CsvImportError` (nothing written) if any line is bad. With ``dry_run`` the
+    counts are worked out and the transaction rolled back: nothing is written or audited.
+    Withdrawing biometric consent deletes the pupil's stored face references in the same
+    transaction.
     """
     raw = Path(path).read_bytes()
-    rows = parse_pupils_csv(raw, filename=Path(path).name)
+    parsed = read_pupils_export(raw, filename=Path(path).name, fmt=fmt, mapping=mapping)
+    try:
+        result = _import_rows(store, raw, Path(path).name, parsed, operator, dry_run)
+    except _DryRun as done:
+        return done.result
+    return result
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction of a dry run so it rolls back."""
+
+    def __init__(self, result: ImportResult) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
+def _import_rows(
+    store: Store, raw: bytes, name: str, parsed: ParsedImport, operator: str, dry_run: bool
+) -> ImportResult:
+    rows = parsed.rows
     added = updated = 0
     kept_newer: list[str] = []
     with store.transaction() as conn:
         for row in rows:
-            source = f"csv:{Path(path).name}:line {row.line}"
+            source = f"csv:{name}:line {row.line}"
             outcome = _upsert(
                 conn, store.key, row, operator=operator, source=source, kept_newer=kept_newer
             )
             added += outcome == "added"
             updated += outcome == "updated"
-        result = ImportResult(added, updated, len(rows) - added - updated, tuple(kept_newer))
+        result = ImportResult(
+            added,
+            updated,
+            len(rows) - added - updated,
+            tuple(kept_newer),
+            parsed.format,
+            parsed.ignored_columns,
+            parsed.absent_fields,
+            parsed.empty_consent_cells,
+            dry_run,
+        )
+        if dry_run:
+            raise _DryRun(result)
         audit.append(
             conn,
             store.key,
             action="consent_import",
             operator=operator,
             details={
-                "file": Path(path).name,
+                "file": name,
+                "format": result.format,
                 "sha256": hashlib.sha256(raw).hexdigest(),
                 "added": result.added,
                 "updated": result.updated,
                 "unchanged": result.unchanged,
                 "kept_newer": list(result.kept_newer),
+                "empty_consent_cells": result.empty_consent_cells,
             },
         )
     return result
 
 
-def _consent_fields(slip: CsvRow | ConsentRecord) -> dict[str, bool | str]:
+def _consent_fields(
+    slip: CsvRow | ConsentRecord, *, date_from: ConsentRecord | None = None
+) -> dict[str, bool | str]:
     """The slip as CSV column -> value, for comparing and for the audit entry."""
     fields: dict[str, bool | str] = {p.value: p in slip.purposes for p in Purpose}
     fields["biometric_consent"] = slip.biometric_consent
     fields["consent_date"] = slip.consent_date.isoformat()
+    if date_from is not None:
+        # A file without a consent-date column: an unchanged slip keeps its first date.
+        fields["consent_date"] = date_from.consent_date.isoformat()
     expiry = slip.consent_expiry if isinstance(slip, CsvRow) else slip.expires_on
     if expiry is not None:
         fields["consent_expiry"] = expiry.isoformat()
@@ -346,26 +477,35 @@ def _upsert(
     changed: list[str] = []
     if old_pupil is None:
         conn.execute(
-            "INSERT INTO pupils (pupil_id, first_name, last_name, class_name, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (pupil.pupil_id, pupil.first_name, pupil.last_name, pupil.class_name, now, now),
+            "INSERT INTO pupils (pupil_id, first_name, last_name, class_name,"
+            " preferred_first_name, preferred_last_name, other_names, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (pupil.pupil_id, *_names(pupil), now, now),
         )
     else:
         changed += [
             column
             for column, old, new in zip(
-                NAME_COLUMNS[1:], _names(old_pupil), _names(pupil), strict=True
+                (*NAME_COLUMNS[1:], *PREFERRED_COLUMNS),
+                _names(old_pupil),
+                _names(pupil),
+                strict=True,
             )
             if old != new
         ]
         if changed:
             conn.execute(
-                "UPDATE pupils SET first_name = ?, last_name = ?, class_name = ?, updated_at = ?"
-                " WHERE pupil_id = ?",
+                "UPDATE pupils SET first_name = ?, last_name = ?, class_name = ?,"
+                " preferred_first_name = ?, preferred_last_name = ?, other_names = ?,"
+                " updated_at = ? WHERE pupil_id = ?",
                 (*_names(pupil), now, pupil.pupil_id),
             )
-    new_fields = _consent_fields(row)
     old_fields = None if old_consent is None else _consent_fields(old_consent)
+    new_fields = _consent_fields(row)
+    if row.dated_by_import and old_fields is not None:
+        same = _consent_fields(row, date_from=old_consent)
+        if same == old_fields:
+            new_fields = same
     keys = [*new_fields, *(k for k in old_fields or {} if k not in new_fields)]
     consent_changed = [
         k for k in keys if old_fields is None or old_fields.get(k) != new_fields.get(k)
@@ -399,8 +539,21 @@ def _upsert(
     return "updated"
 
 
-def _names(pupil: Pupil) -> tuple[str, str, str]:
-    return pupil.first_name, pupil.last_name, pupil.class_name
+def _names(pupil: Pupil) -> tuple[str, str, str, str, str, str]:
+    return (
+        pupil.first_name,
+        pupil.last_name,
+        pupil.class_name,
+        pupil.preferred_first_name,
+        pupil.preferred_last_name,
+        pupil.other_names,
+    )
+
+
+_PUPIL_SELECT = (
+    "SELECT pupil_id, first_name, last_name, class_name, coalesce(preferred_first_name, ''),"
+    " coalesce(preferred_last_name, ''), coalesce(other_names, '') FROM pupils"
+)
 
 
 def _insert_record(
@@ -426,10 +579,7 @@ def _insert_record(
 
 
 def _fetch_pupil(conn: sqlite3.Connection, pupil_id: str) -> Pupil | None:
-    row = conn.execute(
-        "SELECT pupil_id, first_name, last_name, class_name FROM pupils WHERE pupil_id = ?",
-        (pupil_id,),
-    ).fetchone()
+    row = conn.execute(_PUPIL_SELECT + " WHERE pupil_id = ?", (pupil_id,)).fetchone()
     return None if row is None else Pupil(*row)
 
 
@@ -443,9 +593,7 @@ def get_pupil(conn: sqlite3.Connection, pupil_id: str) -> Pupil:
 
 def list_pupils(conn: sqlite3.Connection) -> list[Pupil]:
     """Every pupil, ordered by pupil_id."""
-    rows = conn.execute(
-        "SELECT pupil_id, first_name, last_name, class_name FROM pupils ORDER BY pupil_id"
-    )
+    rows = conn.execute(_PUPIL_SELECT + " ORDER BY pupil_id")
     return [Pupil(*row) for row in rows]
 
 

@@ -324,6 +324,7 @@ def forget(store: Store, pupil_id: str, *, operator: str, source: str) -> list[P
             pass  # nothing was allowed anyway
         conn.execute(
             "UPDATE pupils SET first_name = '', last_name = '', class_name = '',"
+            " preferred_first_name = NULL, preferred_last_name = NULL, other_names = NULL,"
             " erased_at = ?, updated_at = ? WHERE pupil_id = ?",
             (audit.utc_now(), audit.utc_now(), pupil_id),
         )

@@ -182,6 +182,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS publish_journal_out ON publish_journal (out_dir)",
     ),
+    # 7: the names a pupil goes by (issue 14): preferred (known-as) first name and surname,
+    # and the further short forms the school lists ("; "-separated). NULL: none given.
+    (
+        "ALTER TABLE pupils ADD COLUMN preferred_first_name TEXT",
+        "ALTER TABLE pupils ADD COLUMN preferred_last_name TEXT",
+        "ALTER TABLE pupils ADD COLUMN other_names TEXT",
+    ),
 ]
 
 

@@ -59,11 +59,20 @@ class PhotoCaption:
 def register_pupils(conn: sqlite3.Connection) -> list[NamedPupil]:
     """Every pupil on the register (leavers too: a caption may name anyone), except those
     whose names an erasure request blanked."""
-    return [
-        NamedPupil(p.pupil_id, p.first_name, p.last_name)
-        for p in registry.list_pupils(conn)
-        if p.first_name.strip() or p.last_name.strip()
-    ]
+    return [named_pupil(p) for p in registry.list_pupils(conn) if named_pupil(p).first_names()]
+
+
+def named_pupil(p: registry.Pupil) -> NamedPupil:
+    """The register's pupil with every name they go by, for caption rewriting."""
+    others = tuple(n.strip() for n in p.other_names.split(";") if n.strip())
+    return NamedPupil(
+        p.pupil_id,
+        p.first_name,
+        p.last_name,
+        p.preferred_first_name,
+        p.preferred_last_name,
+        others,
+    )
 
 
 def shown_pupils(faces: Iterable[FaceDecision], permitted: Collection[str]) -> set[str]:
@@ -128,13 +137,14 @@ def full_names_in(
     With ``file_name`` the text is split into words first, and names run together
     ("ameliahart") are found as well.
     """
-    pupils = [p for p in pupils if p.first_name.strip() and p.last_name.strip()]
+    pupils = [p for p in pupils if p.first_names() and p.last_names()]
     words = file_name_words(text) if file_name else text
     found = {m.pupil_id for m in find_mentions(words, pupils) if m.form in ("full", "reversed")}
     if file_name:
         compact = _letters(text)
         for p in pupils:
-            first, last = _letters(p.first_name), _letters(p.last_name)
-            if first and last and (first + last in compact or last + first in compact):
-                found.add(p.pupil_id)
+            for first in map(_letters, p.first_names()):
+                for last in map(_letters, p.last_names()):
+                    if first and last and (first + last in compact or last + first in compact):
+                        found.add(p.pupil_id)
     return [NameFound(pid, where) for pid in sorted(found)]

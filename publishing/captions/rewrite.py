@@ -25,9 +25,32 @@ from consent.name_policy import NamePolicy
 
 @dataclass(frozen=True)
 class NamedPupil:
+    """A pupil by every name they go by: legal names, the preferred (known-as) ones and
+    the other first names the school lists. A caption that shows the pupil names them by
+    the preferred name; one that must not name them loses every form."""
+
     pupil_id: str
     first_name: str
     last_name: str
+    preferred_first_name: str = ""
+    preferred_last_name: str = ""
+    other_names: tuple[str, ...] = ()
+
+    @property
+    def shown_first(self) -> str:
+        return self.preferred_first_name or self.first_name
+
+    @property
+    def shown_last(self) -> str:
+        return self.preferred_last_name or self.last_name
+
+    def first_names(self) -> list[str]:
+        names = [self.first_name, self.preferred_first_name, *self.other_names]
+        return list(dict.fromkeys(n for n in names if n.strip()))
+
+    def last_names(self) -> list[str]:
+        names = [self.last_name, self.preferred_last_name]
+        return list(dict.fromkeys(n for n in names if n.strip()))
 
 
 @dataclass
@@ -40,6 +63,13 @@ class CaptionResult:
 
 
 _APOSTROPHES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'"}
+# Letters NFKD does not take apart: "Lukasz" typed on an English keyboard is Łukasz.
+_BASE_LETTERS = str.maketrans(
+    {
+        "Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h",
+        "ı": "i", "Æ": "Ae", "æ": "ae", "Œ": "Oe", "œ": "oe", "Þ": "Th", "þ": "th",
+    }
+)  # fmt: skip
 
 
 def fold(text: str) -> tuple[str, list[int]]:
@@ -48,7 +78,7 @@ def fold(text: str) -> tuple[str, list[int]]:
     out: list[str] = []
     where: list[int] = []
     for i, ch in enumerate(text):
-        ch = _APOSTROPHES.get(ch, ch)  # O’Brien is O'Brien
+        ch = _APOSTROPHES.get(ch, ch).translate(_BASE_LETTERS)  # O’Brien is O'Brien
         decomposed = unicodedata.normalize("NFKD", ch)
         base = "".join(c for c in decomposed if not unicodedata.combining(c))
         for c in base.casefold():
@@ -81,17 +111,21 @@ def find_mentions(text: str, pupils: Iterable[NamedPupil]) -> list[_Mention]:
     folded, where = fold(text)
     candidates: list[tuple[int, int, int, str, str]] = []
     for p in pupils:
-        first, last = _name_pattern(p.first_name), _name_pattern(p.last_name)
+        firsts = [f for f in (_name_pattern(n) for n in p.first_names()) if f]
+        lasts = [x for x in (_name_pattern(n) for n in p.last_names()) if x]
         forms: list[tuple[str, str]] = []
-        if first and last:
-            forms += [(rf"{first}[\s\-]+{last}", "full"), (rf"{last}\s*,\s*{first}", "reversed")]
-        if last:
+        for first in firsts:
+            for last in lasts:
+                forms += [
+                    (rf"{first}[\s\-]+{last}", "full"),
+                    (rf"{last}\s*,\s*{first}", "reversed"),
+                ]
+        for name, last in zip(p.last_names(), lasts, strict=True):
             forms.append((last, "last"))
             # Each part of a double-barrelled surname ("Smith-Jones", "Lloyd Webber") alone.
-            parts = re.split(r"[\s\-]+", fold(p.last_name)[0].strip())
+            parts = re.split(r"[\s\-]+", fold(name)[0].strip())
             forms += [(re.escape(x), "last-part") for x in parts if len(parts) > 1 and len(x) > 1]
-        if first:
-            forms.append((first, "first"))
+        forms += [(first, "first") for first in firsts]
         for pattern, form in forms:
             for m in re.finditer(rf"(?<!\w)(?:{pattern})(?!\w){_POSSESSIVE}", folded):
                 name_end = re.match(rf"(?:{pattern})", folded[m.start() :])
@@ -166,13 +200,28 @@ def _replacement(
 ) -> str | None:
     if pupil.pupil_id not in shown or policy is NamePolicy.NONE:
         return None
+    # A shown pupil is named as they are known: the preferred name, where the school gave
+    # one, in place of any other form of it.
+    first, last = pupil.shown_first, pupil.shown_last
     if policy is NamePolicy.FULL:
-        return written
-    if m.form == "first":
-        return written
-    if m.form in ("full", "reversed"):
-        return pupil.first_name
+        wanted = {
+            "full": f"{first} {last}",
+            "reversed": f"{last}, {first}",
+            "first": first,
+            "last": last,
+        }.get(m.form)
+        if wanted is None:  # a part of a double-barrelled surname
+            return written if not pupil.preferred_last_name else last
+        return _as_written(written, wanted)
+    if m.form in ("first", "full", "reversed"):
+        return _as_written(written, first) if m.form == "first" else first
     return None  # a surname on its own is never allowed outside FULL
+
+
+def _as_written(written: str, wanted: str) -> str:
+    """``written`` if it already is ``wanted`` in another case, else ``wanted``."""
+    same = re.sub(r"[\s\-]+", " ", written.casefold()) == re.sub(r"[\s\-]+", " ", wanted.casefold())
+    return written if same else wanted
 
 
 def _join(pieces: list[tuple[str, str | None, str]]) -> str:

@@ -159,13 +159,14 @@ def test_reimporting_the_same_file_changes_nothing(
     result = invoke(runner, data_dir, "pupils", "import", "--json", csv_file)
 
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == {"added": 0, "updated": 0, "unchanged": 2}
+    summary = json.loads(result.stdout)
+    assert (summary["added"], summary["updated"], summary["unchanged"]) == (0, 0, 2)
     assert audit_actions(data_dir).count("pupil_add") == 2
 
 
 MALFORMED = {
     "not yes or no": ([{"pupil_id": "P001"}, {"pupil_id": "P002", "website": "maybe"}], [3]),
-    "bad date": ([{"pupil_id": "P001", "consent_date": "01/09/2024"}, {"pupil_id": "P002"}], [2]),
+    "bad date": ([{"pupil_id": "P001", "consent_date": "31/09/2024"}, {"pupil_id": "P002"}], [2]),
     "short line": ([{"pupil_id": "P001"}, "P009,Only,Three"], [3]),
     "duplicate id": ([{"pupil_id": "P001"}, {"pupil_id": "P002"}, {"pupil_id": "P001"}], [4]),
     "two bad lines": (

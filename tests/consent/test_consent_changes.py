@@ -113,7 +113,10 @@ def test_unknown_pupil_and_missing_source_are_refused(imported: Store) -> None:
 
 def test_grant_without_a_slip_is_refused(store: Store, registry_csv: RegistryCsv) -> None:
     store.conn.execute("BEGIN")
-    store.conn.execute("INSERT INTO pupils VALUES ('P009', 'A', 'B', '3B', 'x', 'x', NULL, NULL)")
+    store.conn.execute(
+        "INSERT INTO pupils (pupil_id, first_name, last_name, class_name, created_at,"
+        " updated_at) VALUES ('P009', 'A', 'B', '3B', 'x', 'x')"
+    )
     store.conn.execute("COMMIT")
     with pytest.raises(NoConsentToChange, match="pupils import"):
         grant(store, "P009", W)
