@@ -165,9 +165,10 @@ def test_a_second_publish_into_a_locked_folder_is_refused(
     with FolderLock(opts.out_dir), pytest.raises(OutputConflict, match=f"process {os.getpid()}"):
         run(store, [card], opts)
     assert audit.entries(store, action="publish") == []
-    # Released: the lock file is gone and the folder is usable again.
+    # Released: the holder note is gone and the folder is usable again (the lock file
+    # itself stays, so two waiters can never lock two different files).
     assert run(store, [card], opts).published
-    assert not (opts.out_dir / outputs.LOCK_NAME).exists()
+    assert not (opts.out_dir / outputs.HOLDER_NAME).exists()
 
 
 def test_a_lock_left_by_a_dead_process_is_not_stale(
