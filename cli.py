@@ -48,7 +48,8 @@ def main(data_dir: Path | None) -> None:
 
 
 # `init` is commands/setup_commands.py's (keys kept apart, default recorded), not the
-# older one in commands/pupil_registry.py. The original registration order (``--help`` lists commands sorted either way).
+# older one in commands/pupil_registry.py. The original registration order (``--help``
+# lists commands sorted either way).
 main.add_command(init)
 main.add_command(pupils)
 main.add_command(enroll)

@@ -13,11 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
-from consent import retention as leavers
-from consent.errors import ConsentError
-from consent.registry import Purpose
 from consent import locations
-from consent.errors import DataDirError
+from consent import retention as leavers
+from consent.errors import ConsentError, DataDirError
+from consent.registry import Purpose
 from consent.store import Store, open_store
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.errors import PipelineError

@@ -109,7 +109,8 @@ def where(data_dir: Path | None, as_json: bool) -> None:
 
     click.echo(f"data directory\t{safe(choice.path)}\t(chosen by {safe(choice.source)})")
     click.echo(
-        f"database\t{safe(choice.db_path)}{state(found['database_exists'], 'none yet: run photoconsent init')}"
+        f"database\t{safe(choice.db_path)}"
+        + state(found["database_exists"], "none yet: run photoconsent init")
     )
     click.echo(f"secret key\t{safe(secret)}{state(found['secret_key_exists'], 'missing')}")
     click.echo(f"medical key\t{safe(medical)}{state(found['medical_key_exists'], 'not made yet')}")

@@ -3,8 +3,8 @@
 Face encodings are special-category biometric data (UK GDPR Art. 9), so they are stored only
 as AES-256-GCM ciphertexts. The 32-byte key lives outside the database and, by default,
 outside the data directory: ``secret.key`` (mode 0600) in the key directory ``init`` made
-(`consent.locations`), or the file named by ``$PHOTOCONSENT_KEY_FILE``. A stolen ``registry.sqlite3`` alone reveals no
-encoding.
+(`consent.locations`), or the file named by ``$PHOTOCONSENT_KEY_FILE``. A stolen
+``registry.sqlite3`` alone reveals no encoding.
 
 Ciphertext layout: ``nonce (12 random bytes) || AESGCM ciphertext || tag (16 bytes)``. The
 associated data (AAD) names what the plaintext is for (``b"encoding:" + pupil_id``), so a
