@@ -316,9 +316,10 @@ def init_data_dir(data_dir: Path, key_dir: Path | None = None) -> Path:
         raise DataDirError(f"{data_dir} exists and is not a directory. Choose another --data-dir.")
     db_path = data_dir / DB_NAME
     if not db_path.exists():
-        if locations.recorded_key_dir(data_dir) is None and not (
-            data_dir / crypto.KEY_FILE_NAME
-        ).exists():
+        if (
+            locations.recorded_key_dir(data_dir) is None
+            and not (data_dir / crypto.KEY_FILE_NAME).exists()
+        ):
             chosen = Path(key_dir).absolute() if key_dir else locations.default_key_dir(data_dir)
             chosen.mkdir(mode=0o700, parents=True, exist_ok=True)
             locations.record_key_dir(data_dir, chosen)
