@@ -68,6 +68,8 @@ def install() -> None:
 
 
 def photoconsent(*args: object, check: bool = True) -> int:
+    # The demo's own settings folder, so the demo never becomes the user's default.
+    os.environ["PHOTOCONSENT_CONFIG_DIR"] = str(DEMO / "settings")
     return run(venv_python(), "-m", "cli", "--data-dir", DEMO / "data", *args, check=check)
 
 
