@@ -24,10 +24,12 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt Makefile
 # enrolled pupil, a publish for the website, a pre-check of the outputs, a staff-room
 # medical board, then the audit check. Everything lands in demo-output/ (ignored by git).
 DEMO   := demo-output
-PC     := $(BIN)/photoconsent --data-dir $(DEMO)/data
+# The demo's own settings folder (and so its own key directory), so the demo never
+# becomes the user's default data directory.
+PC     := PHOTOCONSENT_CONFIG_DIR=$(DEMO)/settings $(BIN)/photoconsent --data-dir $(DEMO)/data
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/photoconsent init --data-dir $(DEMO)/data
+	$(PC) init
 	$(PC) pupils import sample_images/pupils.csv
 	$(PC) enroll --folder sample_images/references
 	@echo "--- Before: the originals carry metadata and faces without consent (exit 1 expected)"

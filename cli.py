@@ -21,10 +21,11 @@ from commands.consent_changes import consent_group, takedown
 from commands.medical import medical_group
 from commands.names import names_group
 from commands.publishing import calibrate, check, publish
-from commands.pupil_registry import enroll, init, pupils
+from commands.pupil_registry import enroll, pupils
 from commands.retention import export_pupil, forget, purge, retention_group
 from commands.review import review
 from commands.serve import serve, token_group
+from commands.setup_commands import init, keys, where
 from commands.verify_clean import verify_clean
 
 
@@ -46,7 +47,9 @@ def main(data_dir: Path | None) -> None:
     """
 
 
-# The original registration order (``--help`` lists commands sorted either way).
+# `init` is commands/setup_commands.py's (keys kept apart, default recorded), not the
+# older one in commands/pupil_registry.py. The original registration order (``--help``
+# lists commands sorted either way).
 main.add_command(init)
 main.add_command(pupils)
 main.add_command(enroll)
@@ -67,6 +70,8 @@ main.add_command(token_group)
 main.add_command(serve)
 main.add_command(medical_group)
 main.add_command(board_group)
+main.add_command(where)
+main.add_command(keys)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 import click
 
+from consent import locations
 from consent import retention as leavers
-from consent.errors import ConsentError
+from consent.errors import ConsentError, DataDirError
 from consent.registry import Purpose
-from consent.store import Store, open_store, resolve_data_dir
+from consent.store import Store, open_store
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.errors import PipelineError
 from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
@@ -42,8 +43,8 @@ def data_dir_option(f: F) -> F:
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        help="Data directory (registry, audit log, key). "
-        "Default: $PHOTOCONSENT_HOME, else ./photoconsent-data.",
+        help="Data directory (registry, audit log). Default: $PHOTOCONSENT_HOME, else the "
+        "one `init` recorded for you, else ./photoconsent-data (`photoconsent where`).",
     )(f)
 
 
@@ -169,18 +170,27 @@ def matching_options(f: F) -> F:
     return tolerance_option(f)
 
 
-def chosen_data_dir(data_dir: Path | None) -> Path:
-    """The command's --data-dir, else the group's (``photoconsent --data-dir X cmd``),
-    else $PHOTOCONSENT_HOME, else ./photoconsent-data."""
+def chosen_data_dir_choice(data_dir: Path | None) -> locations.DataDirChoice:
+    """The command's --data-dir, else the group's (``photoconsent --data-dir X cmd``), else
+    $PHOTOCONSENT_HOME, the config file, ./photoconsent-data (`consent.locations`)."""
     if data_dir is None:
         ctx = click.get_current_context(silent=True)
         data_dir = ctx.find_root().params.get("data_dir") if ctx else None
-    return resolve_data_dir(str(data_dir) if data_dir else None)
+    return locations.find_data_dir(str(data_dir) if data_dir else None)
+
+
+def chosen_data_dir(data_dir: Path | None) -> Path:
+    """The data directory path `chosen_data_dir_choice` picks."""
+    return chosen_data_dir_choice(data_dir).path
 
 
 def open_data_store(data_dir: Path | None) -> Store:
-    """The store of the data directory the command was given (see `chosen_data_dir`)."""
-    return open_store(chosen_data_dir(data_dir))
+    """The store of the data directory the command was given (see `chosen_data_dir`); a
+    missing one is a `DataDirError` that names every place looked in."""
+    choice = chosen_data_dir_choice(data_dir)
+    if not choice.db_path.is_file():
+        raise DataDirError(choice.missing_message())
+    return open_store(choice.path)
 
 
 def errors_to_exit(f: F) -> F:

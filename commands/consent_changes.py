@@ -64,9 +64,12 @@ def _takedown_table(items: list[takedowns.TakedownItem]) -> None:
     for i in items:
         status = f"replaced by {i.replaced_by}" if i.replaced_by else "TAKE DOWN"
         click.echo(
-            f"{safe(i.output)}\t{safe(i.event)}\t{i.purpose}\t{i.publish_date}\t"
+            f"{safe(i.where)}\t{safe(i.event)}\t{i.purpose}\t{i.publish_date}\t"
             f"{safe(i.operator)}\t{safe(i.destination or '-')}\t{safe(status)}"
         )
+    for i in items:
+        if not i.replaced_by:
+            click.echo(f"  {safe(i.action)}", err=True)
 
 
 def _print_change(

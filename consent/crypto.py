@@ -1,10 +1,10 @@
 """Encryption at rest for face encodings, and the keys derived for the audit chain.
 
 Face encodings are special-category biometric data (UK GDPR Art. 9), so they are stored only
-as AES-256-GCM ciphertexts. The 32-byte key lives outside the database: in
-``DATA_DIR/secret.key`` (mode 0600), or in the file named by ``$PHOTOCONSENT_KEY_FILE`` so it
-can be kept on another disk than the database. A stolen ``registry.sqlite3`` alone reveals no
-encoding.
+as AES-256-GCM ciphertexts. The 32-byte key lives outside the database and, by default,
+outside the data directory: ``secret.key`` (mode 0600) in the key directory ``init`` made
+(`consent.locations`), or the file named by ``$PHOTOCONSENT_KEY_FILE``. A stolen
+``registry.sqlite3`` alone reveals no encoding.
 
 Ciphertext layout: ``nonce (12 random bytes) || AESGCM ciphertext || tag (16 bytes)``. The
 associated data (AAD) names what the plaintext is for (``b"encoding:" + pupil_id``), so a
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from consent import files
+from consent import files, locations
 from consent.errors import FileConflict, KeyMissing, TamperedData
 
 KEY_FILE_ENV = "PHOTOCONSENT_KEY_FILE"
@@ -36,11 +36,13 @@ log = logging.getLogger(__name__)
 
 
 def key_path(data_dir: Path) -> Path:
-    """Where the key is: ``$PHOTOCONSENT_KEY_FILE`` if set, else ``DATA_DIR/secret.key``."""
+    """Where the key is: ``$PHOTOCONSENT_KEY_FILE`` if set, else ``secret.key`` in the data
+    directory's key directory (`consent.locations.key_dir`: the one ``init`` recorded, or
+    the data directory itself for one made before keys were kept apart)."""
     override = os.environ.get(KEY_FILE_ENV)
     if override:
         return Path(override).expanduser()
-    return data_dir / KEY_FILE_NAME
+    return locations.key_dir(data_dir) / KEY_FILE_NAME
 
 
 def create_key(data_dir: Path) -> Path:

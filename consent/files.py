@@ -127,7 +127,12 @@ def replace_atomic(path: Path, data: bytes, *, mode: int) -> None:
 
 
 def fsync_dir(directory: Path) -> None:
-    """Make a folder's new or removed entries durable."""
+    """Make a folder's new or removed entries durable.
+
+    Windows cannot open a folder as a file (and makes new names durable on its own), so
+    there this does nothing."""
+    if os.name == "nt":
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -179,7 +184,9 @@ def _link(temp: Path, dest: Path) -> None:
     except FileExistsError as exc:
         raise FileConflict(dest, step="write") from exc
     except OSError as exc:
-        if exc.errno not in _NO_LINK:
+        # Windows names refusals of CreateHardLink (FAT/exFAT USB sticks, some network
+        # shares) by winerror, with errnos that differ from POSIX: fall back on any.
+        if exc.errno not in _NO_LINK and os.name != "nt":
             raise
     # No hard links: check, then rename. Safe against another photoconsent only under a
     # lock on the folder (publish holds one; see publishing.outputs.FolderLock).

@@ -3,8 +3,11 @@
 A data directory holds::
 
     registry.sqlite3   pupils, consent records, encrypted face references, audit log
-    secret.key         32 random bytes, mode 0600 (or wherever $PHOTOCONSENT_KEY_FILE says)
+    key-location       the absolute path of the key directory (secret.key, medical.key),
+                       kept apart from this folder; without it the keys are in this folder
     audit-head         "seq hash" of the newest audit entry, rewritten after every commit
+
+Which directory, and where its keys go, is `consent.locations`.
 
 Every change goes through ``with store.transaction() as conn:`` which runs
 ``BEGIN IMMEDIATE``, commits (or rolls back on any exception) and then writes the audit
@@ -21,12 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from consent import audit, crypto
+from consent import audit, crypto, locations
 from consent.errors import DataDirError, KeyMismatch
 
-DB_NAME = "registry.sqlite3"
-HOME_ENV = "PHOTOCONSENT_HOME"
-DEFAULT_DIR = "photoconsent-data"
+DB_NAME = locations.DB_NAME
+HOME_ENV = locations.HOME_ENV
+DEFAULT_DIR = locations.DEFAULT_DIR
 SYSTEM_OPERATOR = "photoconsent"
 
 # Append-only: each entry is a tuple of statements applied in one transaction, recorded in
@@ -233,9 +236,9 @@ class Store:
 
 
 def resolve_data_dir(option: str | None) -> Path:
-    """``--data-dir`` if given, else ``$PHOTOCONSENT_HOME``, else ``./photoconsent-data``."""
-    chosen = option or os.environ.get(HOME_ENV) or DEFAULT_DIR
-    return Path(chosen).expanduser().absolute()
+    """``--data-dir`` if given, else ``$PHOTOCONSENT_HOME``, else the per-user config
+    file's, else ``./photoconsent-data`` (`consent.locations.find_data_dir` says how)."""
+    return locations.find_data_dir(option).path
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
@@ -302,11 +305,15 @@ def _check_key(store: Store) -> bool:
     return True
 
 
-def init_data_dir(data_dir: Path) -> Path:
+def init_data_dir(data_dir: Path, key_dir: Path | None = None) -> Path:
     """Create the data directory (0700), key file (0600) and database; return the db path.
 
-    Idempotent: on an initialised directory it changes nothing. Refuses (`KeyMissing`) to
-    make a new key for an existing database, since that would lock away its data.
+    A new data directory's keys go into ``key_dir`` (default
+    `consent.locations.default_key_dir`, outside the data directory), recorded in its
+    ``key-location`` file. Idempotent: on an initialised directory it changes nothing
+    (``key_dir`` is then ignored; `consent.keys.move_keys` moves keys). Refuses
+    (`KeyMissing`) to make a new key for an existing database, since that would lock away
+    its data.
     """
     data_dir = Path(data_dir)
     if not data_dir.exists():
@@ -316,6 +323,13 @@ def init_data_dir(data_dir: Path) -> Path:
         raise DataDirError(f"{data_dir} exists and is not a directory. Choose another --data-dir.")
     db_path = data_dir / DB_NAME
     if not db_path.exists():
+        if (
+            locations.recorded_key_dir(data_dir) is None
+            and not (data_dir / crypto.KEY_FILE_NAME).exists()
+        ):
+            chosen = Path(key_dir).absolute() if key_dir else locations.default_key_dir(data_dir)
+            chosen.mkdir(mode=0o700, parents=True, exist_ok=True)
+            locations.record_key_dir(data_dir, chosen)
         crypto.create_key(data_dir)
         # Created 0600 first: SQLite gives its -wal and -shm files the database's mode.
         os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

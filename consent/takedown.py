@@ -1,12 +1,13 @@
 """Takedown: every published photo that kept a pupil's face under a purpose they no longer
 have consent for, read from the audit log, and optional replacements with them blurred.
 
-A ``publish`` audit entry names the purpose, event, date, operator, output file (name and
-sha256), destination (``publish --destination``) and the pupils whose faces were kept. After
-a withdrawal (or an expiry) `takedown_report` lists each such entry whose purpose the pupil's
-current consent no longer allows. Replacements are made by `publishing.republish`, which
-records ``takedown_republish`` entries linking each replacement to the output it replaces;
-those items are then listed as replaced.
+A ``publish`` audit entry names the purpose, event, date, operator, output file (name,
+absolute path, folder and sha256), the input (absolute path and sha256), destination
+(``publish --destination``), whether it came through the web service, and the pupils whose
+faces were kept. After a withdrawal (or an expiry) `takedown_report` lists each such entry
+whose purpose the pupil's current consent no longer allows. Replacements are made by
+`publishing.republish`, which records ``takedown_republish`` entries linking each
+replacement to the output it replaces; those items are then listed as replaced.
 """
 
 from __future__ import annotations
@@ -42,9 +43,32 @@ class TakedownItem:
     input_sha256: str | None
     consent_record: int | None
     replaced_by: str | None = None
+    # Where the output was written (absolute) and its folder; None for a web-service
+    # upload, whose file went back to the website and was never kept, and for entries
+    # written before publish recorded them (then ``output`` is the file name only).
+    output_path: str | None = None
+    out_dir: str | None = None
+    via_service: bool = False
+
+    @property
+    def where(self) -> str:
+        """The file to remove, as fully as the audit knows it."""
+        return self.output_path or self.output
+
+    @property
+    def action(self) -> str:
+        """What to do, in plain words."""
+        if self.via_service:
+            place = self.destination or "the website it was uploaded to"
+            return (
+                "uploaded through the web service, no original kept: "
+                f"remove {self.output} from {place}"
+            )
+        place = f" and from {self.destination}" if self.destination else ""
+        return f"remove {self.where}{place}"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "where": self.where, "action": self.action}
 
 
 def _replacements(store: Store) -> dict[int, str]:
@@ -97,10 +121,15 @@ def takedown_report(
                 operator=e.operator,
                 at=e.at,
                 destination=d.get("destination"),
-                input=str(d.get("input")),
+                # The absolute path where recorded (publish since issue 14), else the
+                # path as typed, relative to the folder publish was run from.
+                input=str(d.get("input_path") or d.get("input")),
                 input_sha256=d.get("input_sha256"),
                 consent_record=(d.get("consent_records") or {}).get(pupil_id),
                 replaced_by=replaced.get(e.seq),
+                output_path=d.get("output_path"),
+                out_dir=d.get("out_dir"),
+                via_service=bool(d.get("via_service")),
             )
         )
     if not seen_pupil:

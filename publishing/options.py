@@ -51,6 +51,9 @@ class PublishOptions:
     # Where the photos will be put (a URL or a name such as "newsletter"), so a takedown
     # can say where to remove them from.
     destination: str | None = None
+    # True for the web service's uploads: the input and output live in a temporary folder
+    # removed after the reply, so a takedown must not point at them (issue 14).
+    via_service: bool = False
     workers: int | None = None
     # Captions: per photo from a --captions file (keys as in the file: a file name or a
     # path relative to the input folder), one --caption for the whole batch, and the

@@ -17,10 +17,11 @@ finishes step 3. A visible output therefore always has its audit entry.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from consent import files
 from consent.errors import FileConflict, FileWriteError
@@ -30,6 +31,7 @@ from pipeline.errors import OutputConflict, UnsafeOutput
 from pipeline.formats.findings import describe, find_metadata
 
 LOCK_NAME = ".photoconsent.lock"
+HOLDER_NAME = ".photoconsent.lock.holder"
 
 
 class DiskFull(OutputConflict):
@@ -39,59 +41,46 @@ class DiskFull(OutputConflict):
 class FolderLock:
     """An exclusive lock on an output folder, held while one publish writes into it.
 
-    ``flock`` on a hidden lock file: the kernel drops it when the process dies, however it
-    dies, so a lock left by a killed publish is never stale. The file holds the holder's
-    process id for the refusal message and is removed on release.
+    A `filelock.FileLock` on a hidden lock file (``flock`` on Linux and macOS, ``msvcrt``
+    locking on Windows): the system drops it when the process dies, however it dies, so a
+    lock left by a killed publish is never stale. The lock file itself stays in the folder
+    (removing it would let two waiters lock two different files); the holder's process id
+    goes into a hidden ``.holder`` file beside it, for the refusal message, removed on release.
     """
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK_NAME
-        self._fd: int | None = None
+        self.holder_path = folder / HOLDER_NAME
+        # thread_local=False: a publish may release the lock from another thread than the
+        # one that took it (the service's worker threads).
+        self._lock = FileLock(self.path, timeout=0, thread_local=False)
 
     def __enter__(self) -> FolderLock:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_pid(fd)
-                os.close(fd)
-                who = f" (process {holder})" if holder else ""
-                raise OutputConflict(
-                    f"Another publish{who} is writing into {self.path.parent}; wait for it "
-                    "to finish or choose another --out folder."
-                ) from None
-            except OSError:
-                os.close(fd)
-                raise
-            # The previous holder may have removed the file between our open and flock:
-            # then we hold a lock on a name nobody else sees; start again.
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        try:
+            self._lock.acquire()
+        except Timeout:
+            holder = _read_pid(self.holder_path)
+            who = f" (process {holder})" if holder else ""
+            raise OutputConflict(
+                f"Another publish{who} is writing into {self.path.parent}; wait for it "
+                "to finish or choose another --out folder."
+            ) from None
+        try:
+            self.holder_path.write_text(f"{os.getpid()}\n", encoding="ascii")
+        except OSError:
+            pass  # only the refusal message of a second publish uses it
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is None:
+        if not self._lock.is_locked:
             return
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        os.close(self._fd)  # releases the flock
-        self._fd = None
+        unlink_quietly(self.holder_path)
+        self._lock.release()
 
 
-def _read_pid(fd: int) -> int | None:
+def _read_pid(path: Path) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        text = path.read_text(encoding="ascii", errors="replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None

@@ -424,8 +424,16 @@ def _audit_details(
         "status": result.status.value,
         "reason": result.reason,
         "input": result.input,
+        # Absolute paths, so a takedown names the very file and a republish finds the
+        # original from any folder (issue 14); the hashes still identify them.
+        "input_path": None if options.via_service else os.path.abspath(result.input),
         "input_sha256": result.input_sha256,
         "output": None if result.output is None else Path(result.output).name,
+        "output_path": None
+        if result.output is None or options.via_service
+        else os.path.abspath(result.output),
+        "out_dir": None if options.via_service else os.path.abspath(options.out_dir),
+        "via_service": options.via_service,
         "output_sha256": result.output_sha256,
         "faces_kept": len(kept(result.faces)),
         "faces_blurred": len(blurred(result.faces)),

@@ -45,7 +45,7 @@ class RepublishOutcome:
     def to_json(self) -> dict[str, Any]:
         return {
             "audit_seq": self.item.audit_seq,
-            "replaced_output": self.item.output,
+            "replaced_output": self.item.where,
             "status": self.status.value,
             "reason": self.reason,
             "new_output": self.new_output,
@@ -82,6 +82,9 @@ def republish(
     groups: dict[tuple[str, str, str | None], list[tuple[TakedownItem, Path]]] = {}
     for item in items:
         if item.replaced_by is not None:
+            continue
+        if item.via_service:
+            outcomes.append(RepublishOutcome(item, RepublishStatus.UNAVAILABLE, item.action))
             continue
         path = _original(item)
         if path is None:

@@ -149,6 +149,8 @@ class PhotoWork:
         return out
 
 
+START_METHOD_ENV = "PHOTOCONSENT_START_METHOD"
+
 # The work object of this worker process (set by _init_worker in each worker).
 _work: PhotoWork | None = None
 
@@ -168,11 +170,20 @@ def _die_with(publisher: int) -> None:
     kernel's parent-death signal cannot do it: a thread watches instead."""
     # Ctrl-C goes to the whole process group; the parent decides what happens.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid == publisher:
+        # Started by spawn (Windows, macOS): the parent is the publisher, and waiting on
+        # its sentinel works on every system (os.kill(pid, 0) would end it on Windows).
+        def watch() -> None:
+            parent.join()
+            os._exit(1)
 
-    def watch() -> None:
-        while _alive(publisher):
-            time.sleep(0.5)
-        os._exit(1)
+    else:
+
+        def watch() -> None:
+            while _alive(publisher):
+                time.sleep(0.5)
+            os._exit(1)
 
     threading.Thread(target=watch, name="watch-publisher", daemon=True).start()
 
@@ -252,7 +263,11 @@ def _picklable(work: PhotoWork) -> bool:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    """The fork server where the system has one, else spawn (Windows; macOS may also
+    lack it). ``$PHOTOCONSENT_START_METHOD=spawn`` forces spawn, to try what Windows does
+    on Linux (tests/publishing/test_spawn.py)."""
+    forced = os.environ.get(START_METHOD_ENV)
+    if forced == "spawn" or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     # The fork server imports the pipeline once; each worker then starts from that copy.

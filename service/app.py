@@ -666,6 +666,7 @@ def _options(
         matching=s.matching,
         on=date.today(),
         destination=destination,
+        via_service=True,
         caption=caption,
         # One photo, in this process; the analysis itself runs in the service's pool.
         workers=1,

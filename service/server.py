@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import resource
 import time
 from typing import Any
 
@@ -169,7 +168,14 @@ def protocol_for(limits: ServiceLimits, refusals: RefusalLog) -> type[GuardedPro
 
 def allowed_connections(wanted: int) -> int:
     """``wanted``, or fewer if the process's open-file limit cannot hold that many plus
-    headroom. The soft limit is raised to the hard one first where it is lower."""
+    headroom. The soft limit is raised to the hard one first where it is lower.
+
+    ``resource`` is POSIX-only, so it is imported here: on Windows, which has no such
+    per-process limit to raise, ``wanted`` is returned as it is."""
+    try:
+        import resource
+    except ImportError:
+        return wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted + FD_HEADROOM
     if soft != resource.RLIM_INFINITY and soft < target:

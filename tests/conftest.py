@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from consent.locations import CONFIG_DIR_ENV
 from consent.registry import import_pupils_csv
 from consent.store import Store, init_data_dir, open_store
 from tests.support.consent_factories import RegistryCsv, pupil_row, write_registry_csv
@@ -19,12 +20,24 @@ from tests.support.environment import EVAL_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clean_env() -> Iterator[None]:
-    """No test (or module-scoped fixture) may see the developer's data directory or key."""
+def _clean_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test (or module-scoped fixture) may see the developer's data directory, keys or
+    per-user config folder, nor write into that folder."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("PHOTOCONSENT_HOME", raising=False)
         mp.delenv("PHOTOCONSENT_KEY_FILE", raising=False)
+        mp.delenv("PHOTOCONSENT_MEDICAL_KEY_FILE", raising=False)
+        mp.delenv("PHOTOCONSENT_START_METHOD", raising=False)
+        mp.setenv(CONFIG_DIR_ENV, str(tmp_path_factory.mktemp("session-user-config")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own per-user config folder (config file, default key directories)."""
+    folder = tmp_path / "user-config"
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The medical key: its own 32-byte key for medical records, board photos and board filters.
 
 Medical data is special-category (UK GDPR Art. 9), so it is encrypted under a key of its
-own, ``DATA_DIR/medical.key`` (or the file ``$PHOTOCONSENT_MEDICAL_KEY_FILE`` names), made
+own, ``medical.key`` in the data directory's key directory (or the file
+``$PHOTOCONSENT_MEDICAL_KEY_FILE`` names), made
 (mode 0600, never overwriting) on the first medical write. A school can keep it away from
 both the database and the face-encoding key. Its fingerprint is kept in ``meta`` to catch a
 swapped file (docs/medical-board.md).
@@ -14,7 +15,7 @@ import os
 import stat
 from pathlib import Path
 
-from consent import crypto, files
+from consent import crypto, files, locations
 from consent.errors import FileConflict, KeyMismatch, KeyMissing, MedicalError, NoMedicalRecord
 from consent.store import Store
 
@@ -24,9 +25,12 @@ _FINGERPRINT = "medical_key_fingerprint"
 
 
 def medical_key_path(data_dir: Path) -> Path:
-    """``$PHOTOCONSENT_MEDICAL_KEY_FILE`` if set, else ``DATA_DIR/medical.key``."""
+    """``$PHOTOCONSENT_MEDICAL_KEY_FILE`` if set, else ``medical.key`` in the data
+    directory's key directory (`consent.locations.key_dir`)."""
     override = os.environ.get(MEDICAL_KEY_ENV)
-    return Path(override).expanduser() if override else Path(data_dir) / MEDICAL_KEY_NAME
+    if override:
+        return Path(override).expanduser()
+    return locations.key_dir(Path(data_dir)) / MEDICAL_KEY_NAME
 
 
 def _read_key_file(path: Path) -> bytes:

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from cli import main
-from consent import audit, enrolment, registry
+from consent import audit, crypto, enrolment, registry
 from consent.registry import Purpose
 from consent.store import DB_NAME, DEFAULT_DIR, open_store
 from tests.support import dirty
@@ -72,15 +72,17 @@ def test_init_creates_the_chosen_data_dir_and_is_idempotent(
         target = tmp_path / DEFAULT_DIR
 
     first = runner.invoke(main, args)
-    key = (target / "secret.key").read_bytes()
+    key = crypto.key_path(target).read_bytes()
     second = runner.invoke(main, args)
 
     assert (first.exit_code, second.exit_code) == (0, 0), first.stderr + second.stderr
     assert first.stdout == second.stdout == ""  # diagnostics only: nothing on stdout
     assert str(target) in first.stderr
-    assert (target / "secret.key").read_bytes() == key
+    assert crypto.key_path(target).read_bytes() == key
+    assert not crypto.key_path(target).is_relative_to(target)  # keys kept apart
+    assert str(crypto.key_path(target).parent) in first.stderr  # and init says where
     assert audit_actions(target).count("init") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name, "user-config"]
 
 
 def test_data_dir_option_beats_the_environment(

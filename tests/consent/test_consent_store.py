@@ -26,9 +26,9 @@ def test_init_creates_private_dir_key_and_db(tmp_path: Path) -> None:
     db_path = init_data_dir(data_dir)
     assert db_path == data_dir / "registry.sqlite3"
     assert mode(data_dir) == 0o700
-    assert mode(data_dir / "secret.key") == 0o600
+    assert mode(crypto.key_path(data_dir)) == 0o600
     assert mode(db_path) == 0o600
-    assert len((data_dir / "secret.key").read_bytes()) == 32
+    assert len(crypto.key_path(data_dir).read_bytes()) == 32
 
 
 def test_init_is_idempotent(data_dir: Path) -> None:
@@ -93,16 +93,16 @@ def test_resolve_data_dir(
 
 
 def test_missing_key_is_reported_with_its_path(data_dir: Path) -> None:
-    (data_dir / "secret.key").unlink()
+    crypto.key_path(data_dir).unlink()
     with pytest.raises(KeyMissing, match=r"secret\.key not found"):
         open_store(data_dir)
 
 
 def test_init_refuses_to_replace_a_lost_key(data_dir: Path) -> None:
-    (data_dir / "secret.key").unlink()
+    crypto.key_path(data_dir).unlink()
     with pytest.raises(KeyMissing):
         init_data_dir(data_dir)
-    assert not (data_dir / "secret.key").exists()
+    assert not crypto.key_path(data_dir).exists()
 
 
 def test_a_failed_key_write_leaves_no_key_so_init_can_run_again(
@@ -116,9 +116,10 @@ def test_a_failed_key_write_leaves_no_key_so_init_can_run_again(
     with pytest.raises(FileWriteError, match="Input/output error"):
         init_data_dir(data_dir)
     monkeypatch.undo()
-    assert sorted(p.name for p in data_dir.iterdir()) == []  # no truncated key to lock init
+    assert not crypto.key_path(data_dir).exists()  # no truncated key to lock init
+    assert not list(crypto.key_path(data_dir).parent.iterdir())
     init_data_dir(data_dir)
-    assert len((data_dir / "secret.key").read_bytes()) == 32
+    assert len(crypto.key_path(data_dir).read_bytes()) == 32
 
 
 def test_a_key_made_meanwhile_by_another_init_is_kept(
@@ -134,20 +135,20 @@ def test_a_key_made_meanwhile_by_another_init_is_kept(
     monkeypatch.setattr(os, "link", racing_link)
     init_data_dir(data_dir)
     monkeypatch.undo()
-    assert (data_dir / "secret.key").read_bytes() == winner
-    assert not [p for p in data_dir.iterdir() if ".tmp-" in p.name]
+    assert crypto.key_path(data_dir).read_bytes() == winner
+    assert not [p for p in crypto.key_path(data_dir).parent.iterdir() if ".tmp-" in p.name]
     with open_store(data_dir) as opened:
         assert opened.key == winner
 
 
 def test_wrong_key_is_refused(data_dir: Path) -> None:
-    (data_dir / "secret.key").write_bytes(os.urandom(32))
+    crypto.key_path(data_dir).write_bytes(os.urandom(32))
     with pytest.raises(KeyMismatch, match="not the key"):
         open_store(data_dir)
 
 
 def test_short_key_file_is_refused(data_dir: Path) -> None:
-    (data_dir / "secret.key").write_bytes(b"short")
+    crypto.key_path(data_dir).write_bytes(b"short")
     with pytest.raises(KeyMissing, match="expected 32 bytes, found 5"):
         open_store(data_dir)
 
@@ -214,3 +215,32 @@ def test_key_helpers(tmp_path: Path) -> None:
     assert crypto.audit_key(key) == crypto.audit_key(key)
     assert crypto.audit_key(key) != key
     assert crypto.key_fingerprint(key) != crypto.audit_key(key).hex()
+
+
+def test_init_puts_keys_in_the_chosen_key_dir(tmp_path: Path) -> None:
+    keys = tmp_path / "usb" / "keys"
+    data_dir = tmp_path / "data"
+    init_data_dir(data_dir, key_dir=keys)
+    assert crypto.key_path(data_dir) == keys / "secret.key"
+    assert mode(keys / "secret.key") == 0o600
+    assert (data_dir / "key-location").read_text().strip() == str(keys)
+    with open_store(data_dir) as opened:
+        assert opened.key == (keys / "secret.key").read_bytes()
+
+
+def test_two_data_dirs_get_two_key_dirs(tmp_path: Path) -> None:
+    init_data_dir(tmp_path / "a" / "data")
+    init_data_dir(tmp_path / "b" / "data")
+    first, second = (crypto.key_path(tmp_path / x / "data") for x in "ab")
+    assert first.parent != second.parent
+    assert first.read_bytes() != second.read_bytes()
+
+
+def test_a_data_dir_with_its_key_inside_keeps_working(tmp_path: Path) -> None:
+    """A data directory made before keys were kept apart: key inside, no key-location."""
+    data_dir = tmp_path / "old"
+    init_data_dir(data_dir, key_dir=data_dir)
+    (data_dir / "key-location").unlink()
+    assert crypto.key_path(data_dir) == data_dir / "secret.key"
+    with open_store(data_dir) as opened:
+        assert opened.key == (data_dir / "secret.key").read_bytes()

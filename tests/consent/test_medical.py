@@ -15,13 +15,13 @@ from click.testing import CliRunner
 
 from board.photo_prep import DateSource, exif_taken, prepare_photo
 from cli import main
-from consent import audit
+from consent import audit, crypto
 from consent import retention as leavers
 from consent.errors import CsvImportError, FileWriteError, KeyMismatch, KeyMissing, TamperedData
 from consent.medical import board_photos
 from consent.medical import records as medical
 from consent.medical.board_settings import Setting, set_setting, settings
-from consent.medical.key import MEDICAL_KEY_ENV, MEDICAL_KEY_NAME
+from consent.medical.key import MEDICAL_KEY_ENV, MEDICAL_KEY_NAME, medical_key_path
 from consent.medical.records import Condition, MedicalRecord, Room, Severity
 from consent.medical.records_csv import CSV_COLUMNS, import_medical_csv
 from consent.registry import import_pupils_csv
@@ -225,22 +225,25 @@ def test_a_record_copied_to_another_pupil_fails_to_decrypt(school: Path) -> None
 
 
 def test_medical_key_is_a_separate_private_file(school: Path) -> None:
-    key_file = school / MEDICAL_KEY_NAME
+    key_file = medical_key_path(school)
 
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert key_file.read_bytes() != (school / "secret.key").read_bytes()
+    assert key_file.read_bytes() != crypto.key_path(school).read_bytes()
     assert len(key_file.read_bytes()) == 32
+    # Beside the main key, outside the data directory.
+    assert key_file.parent == crypto.key_path(school).parent
+    assert not key_file.is_relative_to(school) and key_file.name == MEDICAL_KEY_NAME
 
 
 def test_missing_medical_key_locks_the_records_with_a_clear_message(school: Path) -> None:
-    (school / MEDICAL_KEY_NAME).rename(school / "elsewhere.key")
+    (medical_key_path(school)).rename(medical_key_path(school).with_name("elsewhere.key"))
     with open_store(school) as store:
         with pytest.raises(KeyMissing, match="Restore it from the school's backup"):
             medical.get_record(store, "P1")
 
 
 def test_a_swapped_medical_key_is_refused(school: Path) -> None:
-    (school / MEDICAL_KEY_NAME).write_bytes(os.urandom(32))
+    (medical_key_path(school)).write_bytes(os.urandom(32))
     with open_store(school) as store:
         with pytest.raises(KeyMismatch):
             medical.get_record(store, "P1")

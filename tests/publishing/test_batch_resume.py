@@ -117,7 +117,9 @@ def test_an_interrupted_batch_finishes_and_reports_the_whole_batch(
     names = [Path(r.output or "").name for r in report.results]
     assert names == [f"event-{i:04d}.jpg" for i in range(1, 6)]
     assert visible(opts.out_dir) == sorted(names) + ["report.json"]
-    assert sorted(p.name for p in opts.out_dir.iterdir()) == visible(opts.out_dir)
+    # No hidden leftovers but the folder's lock file, which stays by design.
+    hidden = sorted(p.name for p in opts.out_dir.iterdir() if p.name.startswith("."))
+    assert hidden == [outputs.LOCK_NAME]
     assert audit_outputs(store) == sorted(names)  # exactly one entry per output
     assert audit.verify(store).ok
     saved = json.loads((opts.out_dir / "report.json").read_text())
@@ -165,9 +167,10 @@ def test_a_second_publish_into_a_locked_folder_is_refused(
     with FolderLock(opts.out_dir), pytest.raises(OutputConflict, match=f"process {os.getpid()}"):
         run(store, [card], opts)
     assert audit.entries(store, action="publish") == []
-    # Released: the lock file is gone and the folder is usable again.
+    # Released: the holder note is gone and the folder is usable again (the lock file
+    # itself stays, so two waiters can never lock two different files).
     assert run(store, [card], opts).published
-    assert not (opts.out_dir / outputs.LOCK_NAME).exists()
+    assert not (opts.out_dir / outputs.HOLDER_NAME).exists()
 
 
 def test_a_lock_left_by_a_dead_process_is_not_stale(
@@ -188,7 +191,9 @@ def test_leftover_temp_files_are_removed(store: Store, card: Path, tmp_path: Pat
 
     run(store, [card], opts)
 
-    assert sorted(p.name for p in opts.out_dir.iterdir()) == visible(opts.out_dir)
+    # No hidden leftovers but the folder's lock file, which stays by design.
+    hidden = sorted(p.name for p in opts.out_dir.iterdir() if p.name.startswith("."))
+    assert hidden == [outputs.LOCK_NAME]
 
 
 # --- hostile file-system input ---------------------------------------------------------------
@@ -330,7 +335,9 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(
     assert "No space left on device" in report.results[2].reason
     assert all("disk is full" in r.reason for r in report.results[3:])
     assert visible(opts.out_dir) == ["event-0001.jpg", "event-0002.jpg", "report.json"]
-    assert sorted(p.name for p in opts.out_dir.iterdir()) == visible(opts.out_dir)
+    # No hidden leftovers but the folder's lock file, which stays by design.
+    hidden = sorted(p.name for p in opts.out_dir.iterdir() if p.name.startswith("."))
+    assert hidden == [outputs.LOCK_NAME]
     # Only the photo that hit the full disk is audited as withheld; the rest never ran.
     assert len(audit.entries(store, action="withhold")) == 1
 
