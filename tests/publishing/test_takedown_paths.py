@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+from cli import main
 from consent.changes import ChangeKind, ConsentChange, change_consent
 from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store
@@ -127,3 +129,23 @@ def test_a_service_upload_says_no_original_was_kept(store: Store, tmp_path: Path
     assert outcome.status is RepublishStatus.UNAVAILABLE
     assert outcome.reason == item.action
     assert not (tmp_path / "again").exists()
+
+
+def test_the_takedown_command_prints_full_paths_from_another_folder(
+    store: Store, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photos(tmp_path / "school" / "sports")
+    monkeypatch.chdir(tmp_path / "school")
+    opts = PublishOptions(
+        purpose=Purpose.WEBSITE, out_dir=Path("web"), operator="office", workers=1
+    )
+    publish(store, [Path("sports")], opts, decider=keeps_p001)
+    withdraw_website(store)
+    monkeypatch.chdir(tmp_path)
+
+    result = CliRunner().invoke(main, ["--data-dir", str(data_dir), "takedown", "P001"])
+
+    assert result.exit_code == 0, result.stderr
+    full = str(tmp_path / "school" / "web" / "event-0001.jpg")
+    assert full in result.stdout.splitlines()[1]
+    assert f"remove {full}" in result.stderr
