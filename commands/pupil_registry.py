@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from commands._shared import (
-    chosen_data_dir,
     data_dir_option,
     errors_to_exit,
     json_option,
@@ -24,30 +23,8 @@ from consent import enrolment, mis, registry
 from consent import retention as leavers
 from consent.errors import ConsentError
 from consent.siblings import link_siblings, unlink_siblings
-from consent.store import init_data_dir
 from pipeline.errors import PipelineError
 from pipeline.references import encode_reference, references_in_folder
-
-
-@click.command()
-@data_dir_option
-@errors_to_exit
-def init(data_dir: Path | None) -> None:
-    """Create the data directory, secret key and database (safe to run again).
-
-    \b
-    Example:
-        photoconsent init --data-dir /srv/photoconsent
-    """
-    target = chosen_data_dir(data_dir)
-    db = init_data_dir(target)
-    click.echo(f"Data directory ready: {target}", err=True)
-    click.echo(f"Database: {db}", err=True)
-    click.echo(
-        "Back up the secret key file (secret.key) separately: without it enrolled faces "
-        "cannot be read and the audit log cannot be verified.",
-        err=True,
-    )
 
 
 @click.group()
