@@ -4,9 +4,12 @@ A caption that names a pupil whose face was blurred undoes the blur, and the pol
 press and web photos never carry a child's full name. So a caption is rewritten against
 the registry: a pupil stays named only if their face is shown (kept, with consent, in this
 photo), and then only as the purpose's name policy allows (full name internally, first
-name for web and press, no name for social media). Every other mention of a pupil, by full
-name, "Surname, First", surname alone or first name alone, in any case or accent, with or
-without a possessive, is removed, and lists are rejoined so the sentence still reads.
+name for web and press, no name for social media), and by the name they go by: the
+preferred (known-as) name where the register has one. Every other mention of a pupil, by
+any name they go by (legal, preferred, or a short form the school lists) as full name,
+"Surname, First", surname alone or first name alone, in any case or accent ("Lukasz" is
+Łukasz), with or without a possessive, is removed, and lists are rejoined so the sentence
+still reads.
 
 Matching is deliberately greedy: a surname that is also an ordinary word ("Green",
 "Young") is removed wherever it appears. A clumsy caption is a small cost; a child's

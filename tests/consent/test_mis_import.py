@@ -240,3 +240,26 @@ def test_dry_run_writes_nothing(store: Store, tmp_path: Path) -> None:
         ]
         == 0
     )
+
+
+def test_erasure_blanks_every_name_and_access_exports_them(store: Store, tmp_path: Path) -> None:
+    from consent import retention
+    from publishing.captions.per_photo import register_pupils
+
+    import_pupils_csv(store, excel_csv(tmp_path / "s.csv", SIMS), operator="office")
+    assert "Luke" in {p.preferred_first_name for p in register_pupils(store.conn)}
+    retention.forget(store, "A123456789012", operator="office", source="request")
+    luke = get_pupil(store.conn, "A123456789012")
+    assert (luke.first_name, luke.preferred_first_name, luke.other_names) == ("", "", "")
+    assert "A123456789012" not in {p.pupil_id for p in register_pupils(store.conn)}
+
+
+def test_subject_access_export_holds_the_preferred_names(store: Store, tmp_path: Path) -> None:
+    import json
+
+    from consent.export import export_pupil
+
+    import_pupils_csv(store, excel_csv(tmp_path / "s.csv", SIMS), operator="office")
+    export_pupil(store, "A123456789012", tmp_path / "sar", operator="office")
+    pupil = json.loads((tmp_path / "sar" / "pupil.json").read_text(encoding="utf-8"))
+    assert pupil["preferred_first_name"] == "Luke"
