@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -30,8 +31,8 @@ from consent.files import unlink_quietly as unlink_quietly  # re-exported for pu
 from pipeline.errors import OutputConflict, UnsafeOutput
 from pipeline.formats.findings import describe, find_metadata
 
-LOCK_NAME = ".photoconsent.lock"
-HOLDER_NAME = ".photoconsent.lock.holder"
+LOCK_SUFFIX = ".lock"
+HOLDER_SUFFIX = ".holder"
 
 
 class DiskFull(OutputConflict):
@@ -41,16 +42,20 @@ class DiskFull(OutputConflict):
 class FolderLock:
     """An exclusive lock on an output folder, held while one publish writes into it.
 
-    A `filelock.FileLock` on a hidden lock file (``flock`` on Linux and macOS, ``msvcrt``
-    locking on Windows): the system drops it when the process dies, however it dies, so a
-    lock left by a killed publish is never stale. The lock file itself stays in the folder
-    (removing it would let two waiters lock two different files); the holder's process id
-    goes into a hidden ``.holder`` file beside it, for the refusal message, removed on release.
+    A `filelock.FileLock` (``flock`` on Linux and macOS, ``msvcrt`` locking on Windows):
+    the system drops it when the process dies, however it dies, so a lock left by a killed
+    publish is never stale. The lock file lives in the system's temporary folder, named by
+    a hash of the output folder's full path, not in the output folder: removing it on
+    release would let two waiters lock two different files, and keeping it beside the
+    photos would put a stray file in what the school uploads. The holder's process id goes
+    into a ``.holder`` file beside it, for the refusal message, removed on release.
     """
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_NAME
-        self.holder_path = folder / HOLDER_NAME
+        digest = hashlib.sha256(os.fsencode(os.path.abspath(folder))).hexdigest()[:32]
+        self.path = Path(tempfile.gettempdir()) / f"photoconsent-{digest}{LOCK_SUFFIX}"
+        self.holder_path = self.path.with_name(self.path.name + HOLDER_SUFFIX)
+        self.folder = folder
         # thread_local=False: a publish may release the lock from another thread than the
         # one that took it (the service's worker threads).
         self._lock = FileLock(self.path, timeout=0, thread_local=False)
@@ -62,7 +67,7 @@ class FolderLock:
             holder = _read_pid(self.holder_path)
             who = f" (process {holder})" if holder else ""
             raise OutputConflict(
-                f"Another publish{who} is writing into {self.path.parent}; wait for it "
+                f"Another publish{who} is writing into {self.folder}; wait for it "
                 "to finish or choose another --out folder."
             ) from None
         try:

@@ -26,7 +26,6 @@ from PIL import Image
 
 from consent import audit
 from consent.store import open_store
-from publishing.outputs import LOCK_NAME
 from tests.support.environment import REPO
 
 pytestmark = pytest.mark.slow  # each run loads the face detector in its workers
@@ -125,10 +124,8 @@ def test_a_killed_batch_finishes_with_outputs_and_audit_in_agreement(
 
     assert code == 0, stderr
     files = sorted(out.iterdir())
-    # No temp file, lock holder note or half-written report left, visible or hidden; only
-    # the lock file itself, which filelock keeps so that waiters share one file.
-    assert [p.name for p in files if p.name.startswith(".")] == [LOCK_NAME]
-    files = [p for p in files if p.name != LOCK_NAME]
+    # No temp file, lock or half-written report left, visible or hidden.
+    assert [p.name for p in files if p.name.startswith(".")] == []
     outputs = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
     report = json.loads(outputs.pop("report.json") and (out / "report.json").read_text())
     assert len(outputs) == PHOTOS

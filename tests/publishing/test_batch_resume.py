@@ -117,9 +117,8 @@ def test_an_interrupted_batch_finishes_and_reports_the_whole_batch(
     names = [Path(r.output or "").name for r in report.results]
     assert names == [f"event-{i:04d}.jpg" for i in range(1, 6)]
     assert visible(opts.out_dir) == sorted(names) + ["report.json"]
-    # No hidden leftovers but the folder's lock file, which stays by design.
-    hidden = sorted(p.name for p in opts.out_dir.iterdir() if p.name.startswith("."))
-    assert hidden == [outputs.LOCK_NAME]
+    # No hidden leftovers: no temp file, no lock (it lives in the temporary folder).
+    assert sorted(p.name for p in opts.out_dir.iterdir()) == visible(opts.out_dir)
     assert audit_outputs(store) == sorted(names)  # exactly one entry per output
     assert audit.verify(store).ok
     saved = json.loads((opts.out_dir / "report.json").read_text())
@@ -167,10 +166,9 @@ def test_a_second_publish_into_a_locked_folder_is_refused(
     with FolderLock(opts.out_dir), pytest.raises(OutputConflict, match=f"process {os.getpid()}"):
         run(store, [card], opts)
     assert audit.entries(store, action="publish") == []
-    # Released: the holder note is gone and the folder is usable again (the lock file
-    # itself stays, so two waiters can never lock two different files).
+    # Released: the holder note is gone and the folder is usable again.
     assert run(store, [card], opts).published
-    assert not (opts.out_dir / outputs.HOLDER_NAME).exists()
+    assert not FolderLock(opts.out_dir).holder_path.exists()
 
 
 def test_a_lock_left_by_a_dead_process_is_not_stale(
@@ -178,7 +176,9 @@ def test_a_lock_left_by_a_dead_process_is_not_stale(
 ) -> None:
     opts = options(tmp_path)
     opts.out_dir.mkdir()
-    (opts.out_dir / outputs.LOCK_NAME).write_text("999999\n")  # killed holder's file
+    lock = FolderLock(opts.out_dir)
+    lock.path.write_text("")  # a killed holder's lock file and note
+    lock.holder_path.write_text("999999\n")
     assert len(run(store, [card], opts).published) == 5
 
 
@@ -191,9 +191,8 @@ def test_leftover_temp_files_are_removed(store: Store, card: Path, tmp_path: Pat
 
     run(store, [card], opts)
 
-    # No hidden leftovers but the folder's lock file, which stays by design.
-    hidden = sorted(p.name for p in opts.out_dir.iterdir() if p.name.startswith("."))
-    assert hidden == [outputs.LOCK_NAME]
+    # No hidden leftovers: no temp file, no lock (it lives in the temporary folder).
+    assert sorted(p.name for p in opts.out_dir.iterdir()) == visible(opts.out_dir)
 
 
 # --- hostile file-system input ---------------------------------------------------------------
@@ -335,9 +334,8 @@ def test_a_full_disk_stops_the_batch_and_a_rerun_finishes_it(
     assert "No space left on device" in report.results[2].reason
     assert all("disk is full" in r.reason for r in report.results[3:])
     assert visible(opts.out_dir) == ["event-0001.jpg", "event-0002.jpg", "report.json"]
-    # No hidden leftovers but the folder's lock file, which stays by design.
-    hidden = sorted(p.name for p in opts.out_dir.iterdir() if p.name.startswith("."))
-    assert hidden == [outputs.LOCK_NAME]
+    # No hidden leftovers: no temp file, no lock (it lives in the temporary folder).
+    assert sorted(p.name for p in opts.out_dir.iterdir()) == visible(opts.out_dir)
     # Only the photo that hit the full disk is audited as withheld; the rest never ran.
     assert len(audit.entries(store, action="withhold")) == 1
 
@@ -407,3 +405,14 @@ def test_a_batch_journalled_before_migration_6_still_resumes(
     assert rows == 5 and len(first.published) == 5
     assert len(again.resumed) == 5 and again.batch == first.batch
     assert [r.output for r in again.results] == [r.output for r in first.results]
+
+
+def test_the_folder_lock_is_outside_the_output_folder_and_one_per_folder(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert FolderLock(a).path == FolderLock(a).path != FolderLock(b).path
+    assert tmp_path not in FolderLock(a).path.parents
+    with FolderLock(a), pytest.raises(OutputConflict, match="Another publish"):
+        with FolderLock(a):
+            pass
+    with FolderLock(a), FolderLock(b):  # different folders do not block each other
+        pass
