@@ -133,10 +133,20 @@ def main() -> int:
     items = photos(Path(args.eval_dir))
     if CACHE.exists():
         z = np.load(CACHE, allow_pickle=True)
-        keep, embs, secs = list(z["keep"]), {"dlib": z["dlib"], "sface": z["sface"]}, z["secs"].item()
+        keep, embs, secs = (
+            list(z["keep"]),
+            {"dlib": z["dlib"], "sface": z["sface"]},
+            z["secs"].item(),
+        )
     else:
         keep, embs, secs = encode_all(items)
-        np.savez(CACHE, keep=keep, dlib=embs["dlib"], sface=embs["sface"], secs=np.array(secs, dtype=object))
+        np.savez(
+            CACHE,
+            keep=keep,
+            dlib=embs["dlib"],
+            sface=embs["sface"],
+            secs=np.array(secs, dtype=object),
+        )
     kind = np.array([items[i][1] for i in keep])
     persons = np.array([items[i][2] for i in keep])
     same = persons[:, None] == persons[None, :]
@@ -160,7 +170,9 @@ def main() -> int:
     for k, m in dists.items():
         for label, mask in (("children", child), ("adults", adult)):
             row, n_imp, n_gen = det(m, same, mask)
-            print(f"  {k:7s} {label:9s} {' | '.join(row)}   ({n_gen} genuine, {n_imp} impostor pairs)")
+            print(
+                f"  {k:7s} {label:9s} {' | '.join(row)}   ({n_gen} genuine, {n_imp} impostor pairs)"
+            )
     kids = list(np.flatnonzero(child))
     n_kids = len(set(persons[kids]))
     sweeps = {
@@ -168,15 +180,42 @@ def main() -> int:
         "sface": ([0.40, 0.45, 0.50, 0.55, 0.60], 0.08, 0.10, 0.70),
         "fusion": ([-3.6, -3.3, -3.0, -2.7, -2.4], 0.4, 0.5, -1.8),
     }
-    print(f"\nChildren open set ({n_kids} children; half enrolled, half strangers; {args.repeats} draws)")
-    print("  recogniser tol    gallery refs  false keeps/1000  wrong-child  genuine kept  kept+review  strangers in review")
+    print(
+        f"\nChildren open set ({n_kids} children; half enrolled, half strangers; {args.repeats} draws)"
+    )
+    print(
+        "  recogniser tol    gallery refs  false keeps/1000  wrong-child  genuine kept  kept+review  strangers in review"
+    )
     for k, (tols, margin, agreement, review) in sweeps.items():
         for tol in tols:
             for gallery in (10, 38):
                 for n_refs in (1, 3):
-                    tot = dict.fromkeys(("gen", "gen_kept", "gen_review", "str_", "false_keep", "wrong", "rev_str", "rev"), 0)
+                    tot = dict.fromkeys(
+                        (
+                            "gen",
+                            "gen_kept",
+                            "gen_review",
+                            "str_",
+                            "false_keep",
+                            "wrong",
+                            "rev_str",
+                            "rev",
+                        ),
+                        0,
+                    )
                     for rep in range(args.repeats):
-                        r = open_set(dists[k], persons, kids, n_refs, gallery, tol, margin, agreement, review, random.Random(rep))
+                        r = open_set(
+                            dists[k],
+                            persons,
+                            kids,
+                            n_refs,
+                            gallery,
+                            tol,
+                            margin,
+                            agreement,
+                            review,
+                            random.Random(rep),
+                        )
                         for key in tot:
                             tot[key] += r[key]
                     print(

@@ -189,7 +189,9 @@ class SFaceRecogniser:
         tolerance=0.45, margin=0.08, agreement=0.10, sibling_margin=0.15, review=0.60
     )
 
-    def aligned_faces(self, pixels_rgb: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray | None]:
+    def aligned_faces(
+        self, pixels_rgb: np.ndarray, boxes: Sequence[Box]
+    ) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = []
         for marks in dlib_landmarks(pixels_rgb, boxes):
             out.append(None if marks is None else align(pixels_rgb, five_points(marks)))
@@ -226,4 +228,6 @@ def get_recogniser(name: str) -> Recogniser:
     try:
         return RECOGNISERS[name]()  # type: ignore[no-any-return]
     except KeyError:
-        raise ValueError(f"unknown recogniser {name!r} (choose from {sorted(RECOGNISERS)})") from None
+        raise ValueError(
+            f"unknown recogniser {name!r} (choose from {sorted(RECOGNISERS)})"
+        ) from None
