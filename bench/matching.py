@@ -62,8 +62,8 @@ def encode_all(items):  # type: ignore[no-untyped-def]
         locs = fr.face_locations(px, number_of_times_to_upsample=1)
         if not locs:
             continue
-        t, r, b, l = max(locs, key=lambda q: (q[2] - q[0]) * (q[1] - q[3]))
-        box = Box(l, t, r - l, b - t)
+        t, r, b, left = max(locs, key=lambda q: (q[2] - q[0]) * (q[1] - q[3]))
+        box = Box(left, t, r - left, b - t)
         got = {}
         for k, rec in recs.items():
             t0 = time.perf_counter()
@@ -181,10 +181,10 @@ def main() -> int:
         "fusion": ([-3.6, -3.3, -3.0, -2.7, -2.4], 0.4, 0.5, -1.8),
     }
     print(
-        f"\nChildren open set ({n_kids} children; half enrolled, half strangers; {args.repeats} draws)"
+        f"\nChildren open set ({n_kids} children; half enrolled, half strangers; {args.repeats} draws)"  # noqa: E501
     )
     print(
-        "  recogniser tol    gallery refs  false keeps/1000  wrong-child  genuine kept  kept+review  strangers in review"
+        "  recogniser tol    gallery refs  false keeps/1000  wrong-child  genuine kept  kept+review  strangers in review"  # noqa: E501
     )
     for k, (tols, margin, agreement, review) in sweeps.items():
         for tol in tols:
@@ -219,7 +219,7 @@ def main() -> int:
                         for key in tot:
                             tot[key] += r[key]
                     print(
-                        f"  {k:9s} {tol:6.2f} {gallery:7d} {n_refs:4d}  {1000 * tot['false_keep'] / max(tot['str_'], 1):14.1f}"
+                        f"  {k:9s} {tol:6.2f} {gallery:7d} {n_refs:4d}  {1000 * tot['false_keep'] / max(tot['str_'], 1):14.1f}"  # noqa: E501
                         f"  {tot['wrong']:11d}  {100 * tot['gen_kept'] / max(tot['gen'], 1):11.1f}%"
                         f"  {100 * tot['gen_review'] / max(tot['gen'], 1):10.1f}%"
                         f"  {100 * tot['rev_str'] / max(tot['rev'], 1):8.1f}% of {tot['rev']}"

@@ -76,8 +76,8 @@ def test_sface_same_person_nearer_than_different() -> None:
     for person in people:
         for path in sorted(person.iterdir())[:2]:
             px = np.asarray(Image.open(path).convert("RGB"))
-            t, r, b, l = fr.face_locations(px)[0]
-            embs[(person.name, path.name)] = rec.encode(px, [Box(l, t, r - l, b - t)])[0]
+            t, r, b, left = fr.face_locations(px)[0]
+            embs[(person.name, path.name)] = rec.encode(px, [Box(left, t, r - left, b - t)])[0]
     keys = list(embs)
     for a in keys:
         for b in keys:
