@@ -175,19 +175,23 @@ def main() -> int:
             )
     kids = list(np.flatnonzero(child))
     n_kids = len(set(persons[kids]))
+    # (tolerance, margin, agreement, review band) per recogniser; the first row of each is
+    # the recogniser's calibrated default (pipeline/recognisers.py).
     sweeps = {
-        "dlib": ([0.30, 0.34, 0.36, 0.38, 0.40], 0.08, 0.10, 0.50),
-        "sface": ([0.40, 0.45, 0.50, 0.55, 0.60], 0.08, 0.10, 0.70),
-        "fusion": ([-3.6, -3.3, -3.0, -2.7, -2.4], 0.4, 0.5, -1.8),
+        "dlib": [(0.34, 0.08, 0.10, 0.45), (0.36, 0.08, 0.10, 0.50), (0.40, 0.08, 0.10, 0.50)],
+        "sface": [
+            (t, m, 0.10, r) for t in (0.28, 0.32, 0.36) for m in (0.08, 0.12) for r in (0.45, 0.50)
+        ],
+        "fusion": [(t, m, 0.5, r) for t in (-6.0, -5.5, -5.0) for m in (0.5, 1.0) for r in (-4.5,)],
     }
     print(
         f"\nChildren open set ({n_kids} children; half enrolled, half strangers; {args.repeats} draws)"  # noqa: E501
     )
     print(
-        "  recogniser tol    gallery refs  false keeps/1000  wrong-child  genuine kept  kept+review  strangers in review"  # noqa: E501
+        "  recogniser tol/margin/review    gallery refs  false keeps/1000  wrong-child  genuine kept  kept+review  strangers in review"  # noqa: E501
     )
-    for k, (tols, margin, agreement, review) in sweeps.items():
-        for tol in tols:
+    for k, rows in sweeps.items():
+        for tol, margin, agreement, review in rows:
             for gallery in (10, 38):
                 for n_refs in (1, 3):
                     tot = dict.fromkeys(
@@ -219,7 +223,7 @@ def main() -> int:
                         for key in tot:
                             tot[key] += r[key]
                     print(
-                        f"  {k:9s} {tol:6.2f} {gallery:7d} {n_refs:4d}  {1000 * tot['false_keep'] / max(tot['str_'], 1):14.1f}"  # noqa: E501
+                        f"  {k:9s} {tol:5.2f}/{margin:4.2f}/{review:5.2f}  {gallery:7d} {n_refs:4d}  {1000 * tot['false_keep'] / max(tot['str_'], 1):14.1f}"  # noqa: E501
                         f"  {tot['wrong']:11d}  {100 * tot['gen_kept'] / max(tot['gen'], 1):11.1f}%"
                         f"  {100 * tot['gen_review'] / max(tot['gen'], 1):10.1f}%"
                         f"  {100 * tot['rev_str'] / max(tot['rev'], 1):8.1f}% of {tot['rev']}"
