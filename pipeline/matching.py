@@ -85,23 +85,6 @@ class MatchSettings:
     # distance is UNCERTAIN (goes to review) rather than a plain no. None: no band.
     review: float | None = None
 
-    @classmethod
-    def for_recogniser(cls, name: str, **overrides: object) -> MatchSettings:
-        """The settings a recogniser was calibrated with (its own thresholds)."""
-        from pipeline.recognisers import get_recogniser
-
-        t = get_recogniser(name).thresholds
-        base: dict[str, object] = dict(
-            tolerance=t.tolerance,
-            margin=t.margin,
-            agreement=t.agreement,
-            sibling_margin=t.sibling_margin,
-            review=t.review,
-            recogniser=name,
-        )
-        base.update(overrides)
-        return cls(**base)  # type: ignore[arg-type]
-
     def describe(self) -> dict[str, object]:
         return {
             "recogniser": self.recogniser,
@@ -215,13 +198,18 @@ def pupil_distances(
     A pupil's distance is to their nearest reference (the references are several photos
     of the same face); the mean over references is kept for the agreement rule.
     """
+    # Each recogniser's distance (pipeline.recognisers defines them; it imports this module,
+    # so the two are repeated here rather than imported back).
     if recogniser == "dlib":
         distance = lambda refs: np.linalg.norm(np.asarray(refs, np.float64) - encoding, axis=1)  # noqa: E731
-    else:
-        from pipeline.recognisers import get_recogniser
+    elif recogniser == "sface":
+        probe = np.asarray(encoding, np.float64) / np.linalg.norm(encoding)
 
-        rec = get_recogniser(recogniser)
-        distance = lambda refs: rec.distances(np.asarray(refs, np.float64), encoding)  # noqa: E731
+        def distance(refs: np.ndarray) -> np.ndarray:
+            r = np.asarray(refs, np.float64)
+            return 1.0 - (r / np.linalg.norm(r, axis=1, keepdims=True)) @ probe
+    else:
+        raise ValueError(f"unknown recogniser {recogniser!r}")
     result = []
     for pupil_id, refs in gallery.items():
         d = distance(refs)

@@ -25,6 +25,7 @@ import numpy as np
 
 from pipeline.boxes import Box
 from pipeline.engines import ModelMismatch, ModelMissing
+from pipeline.matching import MatchSettings, _face_recognition, encode_faces
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
@@ -80,8 +81,6 @@ class DlibRecogniser:
     )
 
     def encode(self, pixels_rgb: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray | None]:
-        from pipeline.matching import encode_faces
-
         return encode_faces(pixels_rgb, boxes)
 
     def distances(self, refs: np.ndarray, probe: np.ndarray) -> np.ndarray:
@@ -168,8 +167,6 @@ def dlib_landmarks(pixels_rgb: np.ndarray, boxes: Sequence[Box]) -> list[np.ndar
     """dlib's 68 landmarks per box (None where the box is too small)."""
     import dlib
 
-    from pipeline.matching import _face_recognition
-
     predictor = _face_recognition().api.pose_predictor_68_point
     h, w = pixels_rgb.shape[:2]
     out: list[np.ndarray | None] = []
@@ -242,3 +239,18 @@ def get_recogniser(name: str) -> Recogniser:
         raise ValueError(
             f"unknown recogniser {name!r} (choose from {sorted(RECOGNISERS)})"
         ) from None
+
+
+def match_settings(name: str, **overrides: object) -> MatchSettings:
+    """The keep rule a recogniser was calibrated with (its own thresholds)."""
+    t = get_recogniser(name).thresholds
+    base: dict[str, object] = dict(
+        tolerance=t.tolerance,
+        margin=t.margin,
+        agreement=t.agreement,
+        sibling_margin=t.sibling_margin,
+        review=t.review,
+        recogniser=name,
+    )
+    base.update(overrides)
+    return MatchSettings(**base)  # type: ignore[arg-type]

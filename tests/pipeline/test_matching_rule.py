@@ -169,7 +169,9 @@ def test_without_a_band_nothing_is_uncertain() -> None:
 
 
 def test_sface_settings_use_cosine_distance() -> None:
-    s = MatchSettings.for_recogniser("sface", min_face_px=60)
+    from pipeline.recognisers import match_settings
+
+    s = match_settings("sface", min_face_px=60)
     assert s.recogniser == "sface" and s.describe()["recogniser"] == "sface"
     # Cosine ignores length: a scaled copy of the reference is at distance 0.
     (d,) = decide([BIG], [unit(0) * 7.0], GALLERY, {"P1"}, s)
