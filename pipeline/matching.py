@@ -58,6 +58,9 @@ class Reason(enum.Enum):
     REFERENCES_DISAGREE = "the pupil's reference photos do not agree on this face"
     NO_CONSENT = "matched a pupil without consent for this purpose"
     DUPLICATE = "pupil already matched to a closer face in this photo"
+    UNCERTAIN = (
+        "plausibly a permitted pupil, below the keep rule: blurred unless a reviewer approves"
+    )
     # Review (publish --review, photoconsent review ...)
     NOT_APPROVED = "matched, but no reviewer approved keeping it"
     REJECTED = "a reviewer rejected the match"
@@ -76,9 +79,16 @@ class MatchSettings:
     min_sharpness: float = DEFAULT_MIN_SHARPNESS
     agreement: float = DEFAULT_AGREEMENT
     sibling_margin: float = DEFAULT_SIBLING_MARGIN
+    # Which recogniser made the encodings (pipeline.recognisers); it sets the distance.
+    recogniser: str = "dlib"
+    # The review band: a face not kept whose nearest pupil is permitted and within this
+    # distance is UNCERTAIN (goes to review) rather than a plain no. None: no band.
+    review: float | None = None
 
     def describe(self) -> dict[str, object]:
         return {
+            "recogniser": self.recogniser,
+            "review": self.review,
             "tolerance": self.tolerance,
             "margin": self.margin,
             "min_face_px": self.min_face_px,
@@ -98,9 +108,14 @@ class FaceDecision:
     reason: Reason
     pupil_id: str | None = None
     distance: float | None = None
+    # For UNCERTAIN: the permitted pupil the face plausibly is (for review by pupil).
+    candidate_id: str | None = None
 
     def to_report(self) -> dict[str, object]:
-        return {
+        extra: dict[str, object] = {}
+        if self.candidate_id is not None:
+            extra["candidate_pupil_id"] = self.candidate_id
+        return extra | {
             "box": self.box.to_list(),
             "decision": self.decision.value,
             "pupil_id": self.pupil_id,
@@ -175,15 +190,29 @@ class PupilDistance:
     pupil_id: str
 
 
-def pupil_distances(encoding: np.ndarray, gallery: Mapping[str, np.ndarray]) -> list[PupilDistance]:
+def pupil_distances(
+    encoding: np.ndarray, gallery: Mapping[str, np.ndarray], recogniser: str = "dlib"
+) -> list[PupilDistance]:
     """Distances from ``encoding`` to every enrolled pupil, nearest first.
 
     A pupil's distance is to their nearest reference (the references are several photos
     of the same face); the mean over references is kept for the agreement rule.
     """
+    # Each recogniser's distance (pipeline.recognisers defines them; it imports this module,
+    # so the two are repeated here rather than imported back).
+    if recogniser == "dlib":
+        distance = lambda refs: np.linalg.norm(np.asarray(refs, np.float64) - encoding, axis=1)  # noqa: E731
+    elif recogniser == "sface":
+        probe = np.asarray(encoding, np.float64) / np.linalg.norm(encoding)
+
+        def distance(refs: np.ndarray) -> np.ndarray:
+            r = np.asarray(refs, np.float64)
+            return 1.0 - (r / np.linalg.norm(r, axis=1, keepdims=True)) @ probe
+    else:
+        raise ValueError(f"unknown recogniser {recogniser!r}")
     result = []
     for pupil_id, refs in gallery.items():
-        d = np.linalg.norm(np.asarray(refs, np.float64) - encoding, axis=1)
+        d = distance(refs)
         result.append(PupilDistance(float(d.min()), float(d.mean()), len(d), pupil_id))
     result.sort(key=lambda p: (p.nearest, p.pupil_id))
     return result
@@ -249,19 +278,24 @@ def _decide_one(
         return FaceDecision(box, blur, Reason.NO_GALLERY)
     if enc is None:
         return FaceDecision(box, blur, Reason.NOT_ENCODABLE)
-    ranked = pupil_distances(enc, gallery)
+    ranked = pupil_distances(enc, gallery, s.recogniser)
     top = ranked[0]
+    uncertain = s.review is not None and top.nearest <= s.review and top.pupil_id in permitted
+    if uncertain:
+        maybe = FaceDecision(box, blur, Reason.UNCERTAIN, None, top.nearest, top.pupil_id)
     if top.nearest > s.tolerance:
-        return FaceDecision(box, blur, Reason.NO_MATCH, None, top.nearest)
+        return maybe if uncertain else FaceDecision(box, blur, Reason.NO_MATCH, None, top.nearest)
     for other in ranked[1:]:
         is_sibling = other.pupil_id in siblings.get(top.pupil_id, frozenset())
         margin = s.sibling_margin if is_sibling else s.margin
         if other.nearest - top.nearest < margin:
             reason = Reason.SIBLING_AMBIGUOUS if is_sibling else Reason.AMBIGUOUS
-            return FaceDecision(box, blur, reason, None, top.nearest)
+            return maybe if uncertain else FaceDecision(box, blur, reason, None, top.nearest)
         if other.nearest - top.nearest >= max(s.margin, s.sibling_margin):
             break  # everyone further on is further still
     if top.references > 1 and top.mean > s.tolerance + s.agreement:
+        if uncertain:
+            return maybe
         return FaceDecision(box, blur, Reason.REFERENCES_DISAGREE, None, top.nearest)
     if top.pupil_id not in permitted:
         return FaceDecision(box, blur, Reason.NO_CONSENT, top.pupil_id, top.nearest)

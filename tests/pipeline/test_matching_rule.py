@@ -128,3 +128,51 @@ def test_report_form_has_no_numpy_types():
 def test_one_encoding_per_box_is_required():
     with pytest.raises(ValueError):
         decide([BIG, BIG], [None], GALLERY, set(), S)
+
+
+# The review band: uncertain is not the same as no.
+BAND = MatchSettings(tolerance=0.4, margin=0.08, min_face_px=60, review=0.5)
+
+
+@pytest.mark.parametrize(
+    "enc, permitted, reason, candidate",
+    [
+        (near(unit(0), 0.45), {"P1"}, Reason.UNCERTAIN, "P1"),  # just above tolerance
+        (near(unit(0), 0.50), {"P1"}, Reason.UNCERTAIN, "P1"),  # band edge is inclusive
+        (near(unit(0), 0.51), {"P1"}, Reason.NO_MATCH, None),  # beyond the band
+        (near(unit(0), 0.45), {"P2"}, Reason.NO_MATCH, None),  # plausible, but no consent
+        (near(unit(0), 0.2), {"P1"}, Reason.MATCHED_WITH_CONSENT, None),  # kept, not review
+    ],
+)
+def test_review_band(enc, permitted, reason, candidate) -> None:  # type: ignore[no-untyped-def]
+    (d,) = decide([BIG], [enc], GALLERY, permitted, BAND)
+    assert d.reason is reason
+    assert d.candidate_id == candidate
+    if reason is Reason.UNCERTAIN:
+        assert d.decision is Decision.BLURRED and d.pupil_id is None
+        assert d.to_report()["candidate_pupil_id"] == "P1"
+
+
+def test_ambiguous_within_band_goes_to_review_for_the_nearer_pupil() -> None:
+    gallery = {"P1": np.array([unit(0)]), "P2": np.array([near(unit(0), 0.05, axis=5)])}
+    (d,) = decide([BIG], [near(unit(0), 0.1)], gallery, {"P1", "P2"}, BAND)
+    assert d.reason is Reason.UNCERTAIN and d.decision is Decision.BLURRED
+    assert d.candidate_id == "P1"
+    (plain,) = decide([BIG], [near(unit(0), 0.1)], gallery, {"P1", "P2"}, S)
+    assert plain.reason is Reason.AMBIGUOUS and plain.candidate_id is None
+
+
+def test_without_a_band_nothing_is_uncertain() -> None:
+    assert MatchSettings().review is None and MatchSettings().recogniser == "dlib"
+    (d,) = decide([BIG], [near(unit(0), 0.45)], GALLERY, {"P1"}, S)
+    assert d.reason is Reason.NO_MATCH and "candidate_pupil_id" not in d.to_report()
+
+
+def test_sface_settings_use_cosine_distance() -> None:
+    from pipeline.recognisers import match_settings
+
+    s = match_settings("sface", min_face_px=60)
+    assert s.recogniser == "sface" and s.describe()["recogniser"] == "sface"
+    # Cosine ignores length: a scaled copy of the reference is at distance 0.
+    (d,) = decide([BIG], [unit(0) * 7.0], GALLERY, {"P1"}, s)
+    assert d.decision is Decision.KEPT and d.pupil_id == "P1" and d.distance == pytest.approx(0)
