@@ -52,9 +52,9 @@ def photos(eval_dir: Path) -> list[tuple[Path, str, str, int]]:
 def encode_all(items):  # type: ignore[no-untyped-def]
     from PIL import Image
 
-    from pipeline.matching import _face_recognition
+    from pipeline.matching import face_recognition_module
 
-    fr = _face_recognition()
+    fr = face_recognition_module()
     recs = {"dlib": DlibRecogniser(), "sface": SFaceRecogniser()}
     keep, embs, secs = [], {k: [] for k in recs}, {k: 0.0 for k in recs}
     for i, (path, *_rest) in enumerate(items):

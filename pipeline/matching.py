@@ -125,7 +125,7 @@ class FaceDecision:
 
 
 @lru_cache(maxsize=1)
-def _face_recognition():  # type: ignore[no-untyped-def]
+def face_recognition_module():  # type: ignore[no-untyped-def]
     """Import face_recognition once, undoing the Pillow global it sets on import.
 
     face_recognition's api module sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True``, which
@@ -146,12 +146,12 @@ def _face_recognition():  # type: ignore[no-untyped-def]
 def load_models() -> None:
     """Load the matching models now (dlib's, through face_recognition), so that the first
     photo does not pay for it; a long-running service calls it at start-up."""
-    _face_recognition()
+    face_recognition_module()
 
 
 def encode_faces(pixels: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray | None]:
     """dlib 128-d encodings of the faces in ``boxes`` (None where dlib finds no landmarks)."""
-    face_recognition = _face_recognition()
+    face_recognition = face_recognition_module()
     out: list[np.ndarray | None] = []
     h, w = pixels.shape[:2]
     for box in boxes:

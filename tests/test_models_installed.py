@@ -87,8 +87,8 @@ def test_importing_face_recognition_leaves_truncated_images_refused() -> None:
         "import sys\n"
         "from PIL import ImageFile\n"
         "assert ImageFile.LOAD_TRUNCATED_IMAGES is False\n"
-        "from pipeline.matching import _face_recognition\n"
-        "_face_recognition()\n"
+        "from pipeline.matching import face_recognition_module\n"
+        "face_recognition_module()\n"
         "assert 'face_recognition.api' in sys.modules\n"
         "print(ImageFile.LOAD_TRUNCATED_IMAGES)\n"
     )

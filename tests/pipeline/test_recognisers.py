@@ -67,9 +67,9 @@ def test_sface_same_person_nearer_than_different() -> None:
     from PIL import Image
 
     from pipeline.boxes import Box
-    from pipeline.matching import _face_recognition
+    from pipeline.matching import face_recognition_module
 
-    fr = _face_recognition()
+    fr = face_recognition_module()
     people = [p for p in sorted(EVAL.iterdir()) if p.is_dir() and len(list(p.iterdir())) >= 2][:3]
     rec = SFaceRecogniser()
     embs = {}
