@@ -19,6 +19,17 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+# The answers an export gives per pupil: one per purpose (`consent.registry.Purpose`, which
+# imports this module, so the names are spelt here; a test keeps the two the same) and
+# whether biometric data may be processed.
+CONSENT_FIELDS = (
+    "website",
+    "press",
+    "social_media",
+    "prospectus",
+    "internal_display",
+    "biometric_consent",
+)
 # The fields photoconsent keeps, in the order a mapping file lists them.
 FIELDS = (
     "pupil_id",
@@ -28,24 +39,11 @@ FIELDS = (
     "preferred_last_name",
     "other_names",
     "class",
-    "website",
-    "press",
-    "social_media",
-    "prospectus",
-    "internal_display",
-    "biometric_consent",
+    *CONSENT_FIELDS,
     "consent_date",
     "consent_expiry",
 )
 REQUIRED = ("pupil_id", "first_name", "last_name")
-CONSENT_FIELDS = (
-    "website",
-    "press",
-    "social_media",
-    "prospectus",
-    "internal_display",
-    "biometric_consent",
-)
 FORMATS = ("auto", "sims", "arbor", "bromcom", "photoconsent")
 
 

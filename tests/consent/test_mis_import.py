@@ -263,3 +263,10 @@ def test_subject_access_export_holds_the_preferred_names(store: Store, tmp_path:
     export_pupil(store, "A123456789012", tmp_path / "sar", operator="office")
     pupil = json.loads((tmp_path / "sar" / "pupil.json").read_text(encoding="utf-8"))
     assert pupil["preferred_first_name"] == "Luke"
+
+
+def test_the_mis_fields_are_the_registers_columns() -> None:
+    from consent import mis, registry
+
+    assert mis.CONSENT_FIELDS == (*registry.PURPOSE_COLUMNS, "biometric_consent")
+    assert sorted(mis.FIELDS) == sorted((*registry.COLUMNS, *registry.OPTIONAL_COLUMNS))
