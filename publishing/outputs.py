@@ -52,7 +52,7 @@ class FolderLock:
     """
 
     def __init__(self, folder: Path) -> None:
-        digest = hashlib.sha256(os.fsencode(os.path.abspath(folder))).hexdigest()[:32]
+        digest = hashlib.sha256(os.fsencode(os.path.realpath(folder))).hexdigest()[:32]
         self.path = Path(tempfile.gettempdir()) / f"photoconsent-{digest}{LOCK_SUFFIX}"
         self.holder_path = self.path.with_name(self.path.name + HOLDER_SUFFIX)
         self.folder = folder
