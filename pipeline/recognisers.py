@@ -209,6 +209,10 @@ class SFaceRecogniser:
 
 
 RECOGNISERS: dict[str, type] = {"dlib": DlibRecogniser, "sface": SFaceRecogniser}
+# The recogniser a new data directory enrols and matches with (docs/matching.md says why).
+# A data directory records its own choice (consent.enrolment.current_recogniser); one made
+# before recognisers existed keeps "dlib" until `enroll --reencode` moves it.
+DEFAULT_RECOGNISER = "sface"
 
 
 def get_recogniser(name: str) -> Recogniser:
