@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.boxes import Box
+from pipeline.distances import cosine, euclidean
 from pipeline.engines import packaged_model, verified_model
 from pipeline.matching import MatchSettings, encode_faces, face_recognition_module
 
@@ -83,7 +84,7 @@ class DlibRecogniser:
         return encode_faces(pixels_rgb, boxes)
 
     def distances(self, refs: np.ndarray, probe: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(np.asarray(refs, np.float64) - probe, axis=1)
+        return euclidean(refs, probe)
 
 
 def sface_model_path() -> Path:
@@ -202,10 +203,7 @@ class SFaceRecogniser:
         return [None if f is None else next(feats) for f in faces]
 
     def distances(self, refs: np.ndarray, probe: np.ndarray) -> np.ndarray:
-        r = np.asarray(refs, np.float64)
-        r = r / np.linalg.norm(r, axis=1, keepdims=True)
-        p = np.asarray(probe, np.float64)
-        return 1.0 - r @ (p / np.linalg.norm(p))
+        return cosine(refs, probe)
 
 
 RECOGNISERS: dict[str, type] = {"dlib": DlibRecogniser, "sface": SFaceRecogniser}
