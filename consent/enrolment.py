@@ -131,9 +131,7 @@ class PupilReferences:
 
     def current(self, today: date) -> int:
         """Usable (matching) references taken within the last year."""
-        return sum(
-            self.recogniser in r.recognisers and not r.stale(today) for r in self.references
-        )
+        return sum(self.recogniser in r.recognisers and not r.stale(today) for r in self.references)
 
     def status(self, today: date) -> str:
         """In plain words: what, if anything, this pupil's references need."""
