@@ -172,8 +172,9 @@ def cv_thresholds(f: Faces, dist: dict[str, np.ndarray], rounds: int) -> None:
 @dataclass
 class Draw:
     refs: dict[str, list[int]]
-    genuine: list[tuple[int, str]]
+    genuine: list[tuple[int, str]]  # within 2 years of a reference
     strangers: list[int]
+    genuine_any: list[tuple[int, str]]  # every other photo of the enrolled children
 
 
 def _references(rng: random.Random, photos: list[int], ages: np.ndarray, n: int) -> list[int]:
@@ -204,13 +205,15 @@ def draws(f: Faces, gallery: str, n_refs: int, repeats: int) -> list[Draw]:
     for n, (enrolled, strangers) in enumerate(plans):
         rng = random.Random(7919 * n + n_refs)
         refs = {p: _references(rng, by[p], f.age, n_refs) for p in enrolled}
-        genuine = []
+        genuine, genuine_any = [], []
         for p in enrolled:
             ref_ages = f.age[refs[p]]
             for i in by[p]:
-                if i not in refs[p] and np.min(np.abs(ref_ages - f.age[i])) <= 2:
-                    genuine.append((i, p))
-        out.append(Draw(refs, genuine, [i for s in strangers for i in by[s]]))
+                if i not in refs[p]:
+                    genuine_any.append((i, p))
+                    if np.min(np.abs(ref_ages - f.age[i])) <= 2:
+                        genuine.append((i, p))
+        out.append(Draw(refs, genuine, [i for s in strangers for i in by[s]], genuine_any))
     return out
 
 
@@ -266,8 +269,20 @@ def _check(templates: np.ndarray, d: Draw, s: MatchSettings, yaw: np.ndarray, go
 
 def open_set(m, templates, yaw, ds: list[Draw], s: MatchSettings) -> dict[str, float]:  # type: ignore[no-untyped-def]
     t = dict.fromkeys(
-        ("gen", "kept", "wrong", "grid", "str", "fk", "str_grid", "grid_faces", "grid_other"), 0
+        (
+            *("gen", "kept", "wrong", "grid", "str", "fk", "str_grid", "grid_faces"),
+            *("grid_other", "any", "any_kept"),
+        ),
+        0,
     )
+    for d in ds:
+        any_age = Draw(d.refs, d.genuine_any, [], [])
+        reasons, who, _ = _outcomes(m, any_age, s, yaw)
+        t["any"] += len(reasons)
+        t["any_kept"] += sum(
+            r == "MATCHED_WITH_CONSENT" and p == truth
+            for r, p, (_, truth) in zip(reasons, who, d.genuine_any, strict=True)
+        )
     for n, d in enumerate(ds):
         got = _outcomes(m, d, s, yaw)
         if n % 7 == 0:
@@ -291,35 +306,45 @@ def open_set(m, templates, yaw, ds: list[Draw], s: MatchSettings) -> dict[str, f
     return t
 
 
-def sweep_rows(norm: Norm) -> dict[str, list[MatchSettings]]:
+def sweep_rows() -> dict[str, list[MatchSettings]]:
+    """Each recogniser's defaults first, then one change at a time around them."""
     rows: dict[str, list[MatchSettings]] = {}
-    for k in ("dlib", "sface"):
+    for k, changes in (
+        ("dlib", ((0.40, 0.08, 0.50), (0.36, 0.08, 0.42), (0.34, 0.08, 0.42))),
+        (
+            "sface",
+            (
+                (0.34, 0.12, 0.45),
+                (0.36, 0.12, 0.45),
+                (0.40, 0.12, 0.45),
+                (0.42, 0.12, 0.45),
+                (0.37, 0.08, 0.45),
+                (0.37, 0.10, 0.45),
+                (0.37, 0.15, 0.45),
+                (0.37, 0.12, 0.42),
+                (0.37, 0.12, 0.48),
+                (0.37, 0.12, 0.50),
+            ),
+        ),
+    ):
         base = match_settings(k)
-        rows[k] = [base]
-    rows["dlib"] += [
-        replace(rows["dlib"][0], tolerance=t, margin=m, review=r)
-        for t, m, r in ((0.34, 0.08, 0.45), (0.40, 0.08, 0.50))
-    ]
-    rows["sface"] += [
-        replace(rows["sface"][0], tolerance=t, margin=m, review=r)
-        for t, m, r in (
-            (0.36, 0.12, 0.45),
-            (0.40, 0.08, 0.50),
-            (0.40, 0.10, 0.50),
-            (0.42, 0.08, 0.50),
-            (0.42, 0.10, 0.52),
-            (0.42, 0.12, 0.55),
-            (0.44, 0.10, 0.55),
-            (0.46, 0.12, 0.58),
-        )
-    ]
+        rows[k] = [base] + [
+            replace(base, tolerance=t, margin=m, review=r) for t, m, r in changes
+        ]
+    # Fusion by the same rule (tail-fit thresholds at 1e-4 and 1e-3, section 3), a margin
+    # about SFace's in its units (0.12 / SFace's sd 0.086 = 1.4 z for one of the two), and
+    # looser keeps.
     fusion = MatchSettings(
-        tolerance=-4.8, margin=1.0, agreement=0.8, sibling_margin=1.5, recogniser="fusion",
-        review=-3.7,
+        tolerance=-5.2,
+        margin=1.0,
+        agreement=0.8,
+        sibling_margin=1.5,
+        recogniser="fusion",
+        review=-4.5,
     )
     rows["fusion"] = [fusion] + [
         replace(fusion, tolerance=t, margin=m, review=r)
-        for t, m, r in ((-4.8, 0.6, -3.7), (-4.4, 0.8, -3.5), (-4.4, 1.2, -3.5))
+        for t, m, r in ((-4.8, 1.0, -4.5), (-4.8, 0.6, -4.2), (-4.4, 1.2, -3.7))
     ]
     return rows
 
@@ -365,22 +390,30 @@ def main() -> int:
         "fk = false keeps per 1,000 stranger photos"
     )
     print(
-        "  recogniser tol/margin/review  gallery refs |   fk   wrong  kept  | grid    str->grid/1000"
-        "  not-the-pupil in grids"
+        "  recogniser tol/margin/review  gallery refs |   fk   wrong  kept (any age) | grid  "
+        "  str->grid/1000  not-the-pupil in grids (this mix; the stranger share that keeps 1 in 20)"
     )
     plans = {(g, r): draws(f, g, r, args.draws) for g in ("10", "37") for r in (1, 3)}
-    for k, rows in sweep_rows(norm).items():
+    for k, rows in sweep_rows().items():
         for n, s in enumerate(rows):
             for (g, r), ds in plans.items():
                 t = open_set(dist[k], templates[k], yaw, ds, s)
                 label = "default" if n == 0 and k != "fusion" else ""
                 share = t["grid_other"] / max(t["grid_faces"], 1)
+                # The share of strangers among an event's faces up to which grids keep
+                # within 1 in 20 (x*q / (x*q + (1-x)*p) <= 0.05; q, p the rates above).
+                p = t["grid"] / max(t["gen"], 1)
+                q = t["str_grid"] / max(t["str"], 1)
+                mix = 0.05 * p / (0.05 * p + 0.95 * q) if q else 1.0
                 print(
                     f"  {k:7s} {s.tolerance:5.2f}/{s.margin:4.2f}/{s.review:5.2f} {label:7s}"
                     f" {g:>3s} {r:4d} | {1000 * t['fk'] / max(t['str'], 1):5.1f} {t['wrong']:5d}"
-                    f" {100 * t['kept'] / max(t['gen'], 1):5.1f}% | {100 * t['grid'] / max(t['gen'], 1):5.1f}%"
+                    f" {100 * t['kept'] / max(t['gen'], 1):5.1f}%"
+                    f" ({100 * t['any_kept'] / max(t['any'], 1):4.1f}%)"
+                    f" | {100 * t['grid'] / max(t['gen'], 1):5.1f}%"
                     f" {1000 * t['str_grid'] / max(t['str'], 1):8.1f}"
                     f"   {100 * share:5.1f}% ({t['grid_other']} of {t['grid_faces']})"
+                    f"  <=1/20 up to {100 * mix:3.0f}% strangers"
                     f"  [{t['gen']} genuine, {t['str']} stranger photos]"
                 )
     print("\n5. Pose (yaw from the five landmarks, degrees from frontal)")

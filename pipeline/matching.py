@@ -40,7 +40,7 @@ DEFAULT_AGREEMENT = 0.10
 DEFAULT_SIBLING_MARGIN = 0.15
 # Head turn (yaw, degrees from frontal, see yaw_from_landmarks) beyond which a face is not
 # compared: alignment to a frontal template distorts a turned face, and its template drifts.
-DEFAULT_MAX_YAW = 45.0
+DEFAULT_MAX_YAW = 50.0
 # How far the nose tip stands in front of the eyes and mouth corners (mean depth), per half
 # the distance between the eye centres, in a frontal face: 0.75 (adult head models give
 # about 0.8; children's flatter noses less, which makes the estimate err low for them).

@@ -77,7 +77,7 @@ class DlibRecogniser:
     # publishing children's photos should use sface. Review band 0.50: 50.6% / 76.0% of
     # genuine photos kept or in review with 1 / 3 references, half the review faces strangers.
     thresholds = RecogniserThresholds(
-        tolerance=0.40, margin=0.08, agreement=0.10, sibling_margin=0.15, review=0.50
+        tolerance=0.36, margin=0.12, agreement=0.10, sibling_margin=0.18, review=0.42
     )
 
     def encode(self, pixels_rgb: np.ndarray, boxes: Sequence[Box]) -> list[np.ndarray | None]:
@@ -174,7 +174,7 @@ class SFaceRecogniser:
     # false keep in any draw but keeps 17% / 24%. The sibling margin is not measured (no
     # sibling set here): it stays wider than the margin, as for dlib.
     thresholds = RecogniserThresholds(
-        tolerance=0.36, margin=0.12, agreement=0.10, sibling_margin=0.18, review=0.45
+        tolerance=0.37, margin=0.12, agreement=0.10, sibling_margin=0.18, review=0.45
     )
 
     def aligned_faces(
