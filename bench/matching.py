@@ -32,6 +32,8 @@ in one run:
 5. pose: faces by yaw (from the five landmarks) and how the rule fares beyond the limit.
 """
 
+# ruff: noqa: E501  (the tables are long format strings, kept one per line to read as a row)
+
 from __future__ import annotations
 
 import argparse
@@ -262,7 +264,10 @@ def _check(templates: np.ndarray, d: Draw, s: MatchSettings, yaw: np.ndarray, go
         i = probes[row]
         (fd,) = decide([box], [templates[i]], gallery, set(gallery), s, yaw=[float(yaw[i])])
         mine = (reasons[row], who[row])
-        theirs = (fd.reason.name, fd.candidate_id or (fd.pupil_id if fd.reason.name == "MATCHED_WITH_CONSENT" else None))
+        theirs = (
+            fd.reason.name,
+            fd.candidate_id or (fd.pupil_id if fd.reason.name == "MATCHED_WITH_CONSENT" else None),
+        )
         if mine != theirs:
             raise SystemExit(f"bench rule differs from decide on face {i}: {mine} vs {theirs}")
 
@@ -328,9 +333,7 @@ def sweep_rows() -> dict[str, list[MatchSettings]]:
         ),
     ):
         base = match_settings(k)
-        rows[k] = [base] + [
-            replace(base, tolerance=t, margin=m, review=r) for t, m, r in changes
-        ]
+        rows[k] = [base] + [replace(base, tolerance=t, margin=m, review=r) for t, m, r in changes]
     # Fusion by the same rule (tail-fit thresholds at 1e-4 and 1e-3, section 3), a margin
     # about SFace's in its units (0.12 / SFace's sd 0.086 = 1.4 z for one of the two), and
     # looser keeps.
@@ -382,7 +385,12 @@ def main() -> int:
         "fusion": ms["dlib"] + ms["landmarks68"] + ms["sface_net"],
     }
     print("\n1. Time per face (mean, encoding only; detection excluded):")
-    print("  " + ", ".join(f"{k} {v:.0f} ms ({v / per_face['dlib']:.2f}x dlib)" for k, v in per_face.items()))
+    print(
+        "  "
+        + ", ".join(
+            f"{k} {v:.0f} ms ({v / per_face['dlib']:.2f}x dlib)" for k, v in per_face.items()
+        )
+    )
     det_table(f, dist)
     cv_thresholds(f, dist, args.cv)
     print(
@@ -424,6 +432,25 @@ def main() -> int:
             f"  {label}: median {q[0]:.0f}, 90% within {q[1]:.0f}, 99% within {q[2]:.0f}; "
             f"{beyond} beyond the limit of {match_settings('sface').max_yaw:.0f}"
         )
+    n = len(yaw)
+    iu = np.triu_indices(n, 1)
+    same = (f.person[:, None] == f.person[None])[iu]
+    worst = np.maximum(np.abs(yaw[iu[0]]), np.abs(yaw[iu[1]]))
+    for k in ("dlib", "sface"):
+        rule = match_settings(k)
+        d = dist[k][iu]
+        print(
+            f"  {k} pairs by the more turned face (all faces): true match rate at its tolerance,"
+            " false match rate at its review band"
+        )
+        for lo, hi in ((0, 15), (15, 30), (30, 40), (40, 50), (50, 90)):
+            m = (worst >= lo) & (worst < hi)
+            faces_in = int(((np.abs(yaw) >= lo) & (np.abs(yaw) < hi)).sum())
+            print(
+                f"    {lo:2d}-{hi:2d} degrees: {faces_in:3d} faces; TMR {100 * np.mean(d[m & same] <= rule.tolerance):5.1f}%"
+                f" of {int((m & same).sum())} genuine pairs, FMR {np.mean(d[m & ~same] <= rule.review):.1e}"
+                f" of {int((m & ~same).sum())} impostor pairs"
+            )
     s = match_settings("sface")
     for g, r in (("37", 3), ("10", 1)):
         on = open_set(dist["sface"], templates["sface"], yaw, plans[(g, r)], s)
