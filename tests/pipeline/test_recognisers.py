@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.boxes import Box
-
 import numpy as np
 import pytest
 
+from pipeline.boxes import Box
 from pipeline.engines import ModelMismatch
 from pipeline.recognisers import (
     ARCFACE_TEMPLATE,
@@ -164,9 +163,11 @@ def test_sface_defaults_on_children(children_sface) -> None:  # type: ignore[no-
     embs, who, ages = children_sface
     assert len(set(who)) == 10 and len(embs) >= 50
     rule = match_settings("sface")
-    d = 1.0 - (embs / np.linalg.norm(embs, axis=1, keepdims=True)) @ (
-        embs / np.linalg.norm(embs, axis=1, keepdims=True)
-    ).T
+    d = (
+        1.0
+        - (embs / np.linalg.norm(embs, axis=1, keepdims=True))
+        @ (embs / np.linalg.norm(embs, axis=1, keepdims=True)).T
+    )
     iu = np.triu_indices(len(embs), 1)
     same = (who[:, None] == who[None])[iu]
     near = same & (np.abs(ages[:, None] - ages[None])[iu] <= 2)
