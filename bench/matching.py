@@ -1,7 +1,7 @@
 """Recognisers side by side on children (FG-NET) and adults (LFW): the keep rule's figures.
 
 Usage:
-    PYTHONPATH=. .venv/bin/python bench/matching.py [EVAL_DIR] [--draws 3] [--cv 20]
+    PYTHONPATH=. .venv/bin/python bench/matching.py [EVAL_DIR] [--draws 3] [--cv 20] [--refresh]
 
 EVAL_DIR defaults to ``../shared/eval``. bench/matching_faces.py encodes one face per
 photo with every recogniser (cached in /tmp). Children are the FG-NET photos at ages 3-16
@@ -10,7 +10,8 @@ LFW impostor pairs, then averaged (measured here only: see docs/matching.md). Pr
 in one run:
 
 1. per-face time of each recogniser (dlib landmarks + network; SFace: dlib's 68 landmarks
-   + alignment + network; fusion: both);
+   + alignment + network; fusion: both), timed side by side in the run that encoded the
+   faces (the first run, or --refresh; about 4 minutes);
 2. a DET table: true match rate at false match rates 1e-2, 1e-3, 1e-4, children (all
    same-child pairs, and those taken within 2 years) and adults apart;
 3. thresholds at a stated false match rate, cross-validated: over --cv random halves of
@@ -357,13 +358,16 @@ def main() -> int:
     ap.add_argument("eval_dir", nargs="?", default=str(ROOT.parent / "shared" / "eval"))
     ap.add_argument("--draws", type=int, default=3, help="reference draws per stranger")
     ap.add_argument("--cv", type=int, default=20, help="random halves for the thresholds")
+    ap.add_argument(
+        "--refresh", action="store_true", help="encode (and time) every face again, not from /tmp"
+    )
     args = ap.parse_args()
     eval_dir = Path(args.eval_dir)
     if not (eval_dir / "fgnet_children").is_dir() or not (eval_dir / "lfw").is_dir():
         print(f"Error: {eval_dir} has no fgnet_children/ and lfw/ folders.", file=sys.stderr)
         return 1
     t0 = time.perf_counter()
-    f = faces(eval_dir)
+    f = faces(eval_dir, refresh=args.refresh)
     dist, templates, norm = matrices(f)
     # Fusion is measured here, not offered (docs/matching.md): decide learns its distance
     # for this run only, so that the checks against decide cover it too.
