@@ -5,8 +5,11 @@ its nearest enrolled pupil is within a strict tolerance, that pupil is clearly n
 than every other enrolled pupil, and that pupil's consent allows the purpose on the
 publish date. Everything else is blurred, and every decision carries its reason.
 
-Encodings are dlib's 128-d face descriptors (face_recognition's ``face_encodings``);
-distances are Euclidean, as in ``face_recognition.face_distance``.
+Encodings come from a recogniser (``pipeline.recognisers``: SFace by default, dlib for
+older data directories) and are compared by its own distance (``pipeline.distances``);
+``MatchSettings.recogniser`` says which. The module's own defaults below are dlib's first
+rule, set on adults; a publish uses ``pipeline.recognisers.match_settings(name)``, the
+recogniser's rule set on children (docs/matching.md).
 """
 
 from __future__ import annotations
