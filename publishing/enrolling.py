@@ -37,6 +37,9 @@ from pipeline.references import encode_crop, reference_from_photo
 
 PREVIEW_DIR = "enrolment-previews"
 PREVIEW_SIDE = 1024
+# A preview is a photo of a child, kept unencrypted only as long as it takes someone to
+# crop the photo again: every enrolment deletes previews older than this.
+PREVIEW_DAYS = 7
 
 Progress = Callable[[int, int], None]
 
@@ -157,6 +160,7 @@ def enrol_photos(
     """Enrol every ``(pupil_id, photo)``; a rejected photo is reported, never raised."""
     rec = data_dir_recogniser(store)
     stage = detector or DetectionStage(DetectionSettings())
+    delete_old_previews(store)
     report = EnrolmentReport(rec.name)
     for done, (pupil_id, photo) in enumerate(jobs):
         try:
@@ -183,6 +187,22 @@ def enrol_photos(
     wanted = {pid for pid, _ in jobs}
     report.pupils = enrolment.pupil_references(store.conn, rec.name, wanted)
     return report
+
+
+def delete_old_previews(store: Store, *, now: float | None = None) -> int:
+    """Delete enrolment previews older than `PREVIEW_DAYS`; how many went."""
+    import time
+
+    folder = store.data_dir / PREVIEW_DIR
+    if not folder.is_dir():
+        return 0
+    cutoff = (now if now is not None else time.time()) - PREVIEW_DAYS * 86400
+    gone = 0
+    for path in folder.glob("*.jpg"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone
 
 
 def _save_preview(store: Store, pupil_id: str, photo: Path, exc: EnrolmentRejected) -> Path | None:

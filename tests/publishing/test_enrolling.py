@@ -92,6 +92,14 @@ def test_second_face_rejection_saves_a_boxed_preview(school: Store, stage) -> No
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
     assert red.sum() > 100
     assert enrolment.reference_counts(school.conn) == {}
+    # Kept a week at most: the next enrolment after that deletes it.
+    import time
+
+    from publishing.enrolling import delete_old_previews
+
+    assert delete_old_previews(school, now=time.time() + 6 * 86400) == 0
+    assert delete_old_previews(school, now=time.time() + 8 * 86400) == 1
+    assert not outcome.preview.exists()
 
 
 def test_reencode_moves_everyone_and_keeps_matching(school: Store, stage) -> None:  # type: ignore[no-untyped-def]
