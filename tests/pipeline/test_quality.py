@@ -35,7 +35,7 @@ def test_roll_is_the_eye_line_angle() -> None:
     [
         (FaceQuality(60, 200, 0, 0), "60 px across"),
         (FaceQuality(120, 20, 0, 0), "blurred"),
-        (FaceQuality(120, 200, 40, 0), "turned about 40 degrees"),
+        (FaceQuality(120, 200, 50, 0), "turned about 50 degrees"),
         (FaceQuality(120, 200, None, None), "could not be located"),
         (FaceQuality(120, 200, 0, -35), "tilted about 35 degrees"),
     ],
@@ -48,7 +48,7 @@ def test_each_problem_is_said_in_plain_words(quality: FaceQuality, words: str) -
 
 @pytest.mark.parametrize(
     ("quality", "grade"),
-    [(FaceQuality(200, 300, 5, 0), "good"), (FaceQuality(100, 300, 5, 0), "fair")],
+    [(FaceQuality(200, 300, 5, 0), "good"), (FaceQuality(100, 300, 5, 0), "fair"), (FaceQuality(200, 300, 30, 0), "fair")],
 )
 def test_grade(quality: FaceQuality, grade: str) -> None:
     assert quality.grade() == grade
