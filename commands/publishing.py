@@ -33,7 +33,7 @@ from consent.siblings import siblings as sibling_links
 from pipeline.calibration import DEFAULT_TARGET
 from pipeline.calibration import calibrate as calibrate_gallery
 from pipeline.calibration import plot as plot_calibration
-from pipeline.matching import DEFAULT_TOLERANCE
+from pipeline.recognisers import match_settings
 from pipeline.redaction import RedactionStyle
 from publishing.check import check as check_photos
 from publishing.enrolling import recogniser_name
@@ -294,9 +294,8 @@ def check(
 @click.option(
     "--tolerance",
     type=click.FloatRange(0.1, 0.6),
-    default=DEFAULT_TOLERANCE,
-    show_default=True,
-    help="The tolerance to mark on the plot and report on.",
+    default=None,
+    help="The tolerance to mark on the plot and report on (default: the recogniser's own).",
 )
 @click.option(
     "--target",
@@ -322,7 +321,7 @@ def check(
 @json_option
 @errors_to_exit
 def calibrate(
-    tolerance: float,
+    tolerance: float | None,
     target: float,
     gallery_size: int | None,
     plot_file: Path | None,
@@ -332,23 +331,38 @@ def calibrate(
     """Measure matching on the school's own references and recommend a tolerance.
 
     Genuine distances (two references of one pupil) and impostor distances (references
-    of different pupils, siblings apart) give, per tolerance, the share of pupils' own
-    faces kept and the estimated false keeps per unenrolled face for the gallery size.
+    of different pupils, siblings apart), by the data directory's recogniser, give, per
+    tolerance, the share of pupils' own faces kept and the estimated false keeps per
+    unenrolled face for the gallery size. The defaults' own rule (keep at a false match
+    rate of 1 in 10,000 pairs, review at 1 in 1,000) is applied to the school's pupils too,
+    with a warning when it comes out stricter than the default.
 
     \b
     Example:
         photoconsent calibrate --gallery-size 30 --plot calibration.png
     """
     with open_data_store(data_dir) as store:
-        gallery = enrolment.load_gallery(store, recogniser=recogniser_name(store))
+        recogniser = recogniser_name(store)
+        gallery = enrolment.load_gallery(store, recogniser=recogniser)
         siblings = sibling_links(store.conn)
-    cal = calibrate_gallery(gallery, gallery_size=gallery_size, target=target, siblings=siblings)
+    default = match_settings(recogniser)
+    tolerance = default.tolerance if tolerance is None else tolerance
+    cal = calibrate_gallery(
+        gallery,
+        gallery_size=gallery_size,
+        target=target,
+        siblings=siblings,
+        recogniser=recogniser,
+        default_tolerance=default.tolerance,
+    )
     if plot_file is not None:
         plot_calibration(cal, str(plot_file), tolerance)
     if as_json:
         click.echo(json.dumps(cal.to_json(), indent=2))
     else:
         click.echo(
+            f"Recogniser {recogniser} (default tolerance {default.tolerance:.2f}, "
+            f"review band {default.review:.2f}). "
             f"{cal.pupils} pupils enrolled, {cal.references} references; "
             f"{len(cal.genuine)} genuine, {len(cal.impostor)} impostor and "
             f"{len(cal.sibling)} sibling pairs; gallery size {cal.gallery_size}."
@@ -369,6 +383,12 @@ def calibrate(
             )
         rec = "none" if cal.recommended is None else f"{cal.recommended:.2f}"
         click.echo(f"Recommended tolerance for at most {target:g} per face: {rec}")
+        if cal.rule_tolerance is not None and cal.rule_review is not None:
+            click.echo(
+                f"The defaults' rule on your pupils: tolerance {cal.rule_tolerance:.3f} "
+                f"(1 in 10,000 pairs of different pupils within it), review band "
+                f"{cal.rule_review:.3f} (1 in 1,000)."
+            )
     for w in cal.warnings:
         click.echo(f"Warning: {w}", err=True)
     if plot_file is not None:
