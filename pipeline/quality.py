@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.boxes import Box
-from pipeline.matching import sharpness
+from pipeline.matching import DEFAULT_MAX_YAW, sharpness, yaw_from_landmarks
 
 # A reference is the yardstick later matches are measured against, so it must be better
 # than the faces it will be compared with (matching's own minimum is 60 px).
@@ -24,13 +24,12 @@ MIN_REFERENCE_FACE_PX = 80
 # must be at least as sharp as the faces matching accepts (pipeline.matching's floor, 30).
 # On the LFW portraits (65 first and second photos) the 5th percentile was 63, the median 191.
 MIN_REFERENCE_SHARPNESS = 30.0
-# The yaw estimate (see `pose`) is rough: on those portraits its median was 14 degrees and
-# its 95th percentile 29, and faces it put at 30-33 degrees look turned by about 20. Only a
-# clearly turned face (over 45) is refused, where the far eye is foreshortened and the
-# recognisers' alignment (a similarity transform to a frontal template) distorts the face;
-# over 25 the reference is graded "fair".
-MAX_REFERENCE_YAW = 45.0
-FAIR_REFERENCE_YAW = 25.0
+# A reference may be turned no further than a face matching compares at all
+# (pipeline.matching.DEFAULT_MAX_YAW); over 30 degrees it is graded "fair". On the LFW
+# portraits (65 first and second photos) the yaw estimate's median was 18 degrees, 95th
+# percentile 35.
+MAX_REFERENCE_YAW = DEFAULT_MAX_YAW
+FAIR_REFERENCE_YAW = 30.0
 MAX_REFERENCE_ROLL = 30.0
 
 
@@ -94,21 +93,12 @@ class FaceQuality:
 
 def pose(points5: np.ndarray) -> tuple[float, float]:
     """``(yaw, roll)`` in degrees from the 5 points (left eye, right eye as seen in the
-    image, nose tip, mouth corners). Yaw is estimated from how far the nose tip sits from
-    the middle of the eyes, relative to half the eye distance (0 frontal, about 45 when the
-    nose reaches an eye); roll is the angle of the eye line. Sign: positive yaw when the
-    nose sits right of the middle in the image."""
+    image, nose tip, mouth corners): yaw as matching measures it
+    (`pipeline.matching.yaw_from_landmarks`, 0 frontal), roll the angle of the eye line."""
     p = np.asarray(points5, np.float64)
-    left, right, nose = p[0], p[1], p[2]
-    eye_vec = right - left
-    eye_dist = float(np.hypot(*eye_vec))
-    if eye_dist < 1e-6:
-        return 90.0, 0.0
-    roll = math.degrees(math.atan2(eye_vec[1], eye_vec[0]))
-    # Project the nose's offset from the eye midpoint onto the eye line.
-    offset = float(np.dot(nose - (left + right) / 2, eye_vec / eye_dist))
-    yaw = math.degrees(math.atan2(offset, eye_dist / 2))
-    return yaw, roll
+    eye_vec = p[1] - p[0]
+    roll = math.degrees(math.atan2(eye_vec[1], eye_vec[0])) if np.hypot(*eye_vec) > 1e-9 else 0.0
+    return yaw_from_landmarks(p), roll
 
 
 def face_quality(pixels: np.ndarray, box: Box, points5: np.ndarray | None) -> FaceQuality:
