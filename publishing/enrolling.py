@@ -37,6 +37,9 @@ from pipeline.references import encode_crop, reference_from_photo
 
 PREVIEW_DIR = "enrolment-previews"
 PREVIEW_SIDE = 1024
+# A preview is a photo of a child, kept unencrypted only as long as it takes someone to
+# crop the photo again: every enrolment deletes previews older than this.
+PREVIEW_DAYS = 7
 
 Progress = Callable[[int, int], None]
 
@@ -157,6 +160,7 @@ def enrol_photos(
     """Enrol every ``(pupil_id, photo)``; a rejected photo is reported, never raised."""
     rec = data_dir_recogniser(store)
     stage = detector or DetectionStage(DetectionSettings())
+    delete_old_previews(store)
     report = EnrolmentReport(rec.name)
     for done, (pupil_id, photo) in enumerate(jobs):
         try:
@@ -185,6 +189,22 @@ def enrol_photos(
     return report
 
 
+def delete_old_previews(store: Store, *, now: float | None = None) -> int:
+    """Delete enrolment previews older than `PREVIEW_DAYS`; how many went."""
+    import time
+
+    folder = store.data_dir / PREVIEW_DIR
+    if not folder.is_dir():
+        return 0
+    cutoff = (now if now is not None else time.time()) - PREVIEW_DAYS * 86400
+    gone = 0
+    for path in folder.glob("*.jpg"):
+        if path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
 def _save_preview(store: Store, pupil_id: str, photo: Path, exc: EnrolmentRejected) -> Path | None:
     """The rejected photo, shrunk to 1024 px, the pupil's (largest) face boxed in green and
     every other face in red with its number; owner-only, in the data directory."""
@@ -209,9 +229,7 @@ def _save_preview(store: Store, pupil_id: str, photo: Path, exc: EnrolmentReject
         x2, y2 = round(box.x2 * scale), round(box.y2 * scale)
         cv2.rectangle(img, (x1, y1), (x2, y2), colour, thick)
         label = "pupil?" if i == 0 else str(i + 1)
-        cv2.putText(
-            img, label, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2
-        )
+        cv2.putText(img, label, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
     folder = store.data_dir / PREVIEW_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
     safe_id = "".join(c for c in pupil_id if c.isalnum() or c in "-_") or "pupil"

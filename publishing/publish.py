@@ -39,6 +39,7 @@ from pipeline.errors import InvalidOptions, OutputConflict
 from pipeline.formats.embedded import embedded_caption
 from pipeline.loading import read_photo_bytes
 from pipeline.matching import FaceDecision
+from pipeline.recognisers import get_recogniser
 from pipeline.writing import OutputFormat
 from publishing import journal
 from publishing.captions.boilerplate import real_caption
@@ -455,5 +456,7 @@ def _audit_details(
         "tool_version": __version__,
         "redaction": options.style.value,
         "detection": options.detection.describe(),
-        "matching": options.matching.describe(),
+        # The recogniser's version too: a template of another version never compares.
+        "matching": options.matching.describe()
+        | {"recogniser_version": get_recogniser(options.matching.recogniser).version},
     }

@@ -187,3 +187,22 @@ def test_migration_8_keeps_dlib_templates_and_matching(
 
 def test_new_data_directory_has_no_recogniser_until_first_enrolment(imported: Store) -> None:
     assert enrolment.recogniser_setting(imported.conn) is None
+
+
+def test_subject_access_copy_holds_the_face_crops_not_the_templates(
+    imported: Store, tmp_path: Path
+) -> None:
+    from consent.export import export_pupil
+
+    crop = png((10, 200, 10), side=40)
+    enrolment.add_reference(imported, "P001", new_ref(1, crop=crop), operator="o")
+    result = export_pupil(imported, "P001", tmp_path / "sar", operator="dpo")
+    assert "reference-faces/" in result.files
+    assert (result.folder / "reference-faces" / "reference-1.png").read_bytes() == crop
+    bio = (result.folder / "biometrics.json").read_text()
+    assert '"templates_of": [\n        "sface"\n      ]' in bio
+    template = new_ref(1).encoding.astype("<f8").tobytes()
+    everything = b"".join(p.read_bytes() for p in result.folder.rglob("*") if p.is_file())
+    assert template[:32] not in everything
+    moved = export_pupil(imported, "P001", tmp_path / "t", operator="dpo", transfer=True)
+    assert not (moved.folder / "reference-faces").exists()

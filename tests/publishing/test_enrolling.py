@@ -92,6 +92,14 @@ def test_second_face_rejection_saves_a_boxed_preview(school: Store, stage) -> No
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
     assert red.sum() > 100
     assert enrolment.reference_counts(school.conn) == {}
+    # Kept a week at most: the next enrolment after that deletes it.
+    import time
+
+    from publishing.enrolling import delete_old_previews
+
+    assert delete_old_previews(school, now=time.time() + 6 * 86400) == 0
+    assert delete_old_previews(school, now=time.time() + 8 * 86400) == 1
+    assert not outcome.preview.exists()
 
 
 def test_reencode_moves_everyone_and_keeps_matching(school: Store, stage) -> None:  # type: ignore[no-untyped-def]
@@ -124,3 +132,21 @@ def test_small_reference_is_rejected_in_plain_words(school: Store, stage, tmp_pa
         outcome.problem
     )
     assert enrolment.reference_counts(school.conn) == {}
+
+
+def test_publish_audit_names_the_recogniser_and_its_version(school: Store, stage, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.recognisers import get_recogniser
+    from publishing.publish import publish
+
+    enrol_photos(school, [("P001", REFERENCE)], operator="office", detector=stage)
+    options = PublishOptions(
+        purpose=enrolment_purpose(),
+        out_dir=tmp_path / "out",
+        matching=match_settings(DEFAULT_RECOGNISER),
+    )
+    publish(school, [EVENT], options)
+    (entry,) = audit.entries(school, action="publish")
+    matching = entry.details["matching"]
+    assert matching["recogniser"] == DEFAULT_RECOGNISER
+    assert matching["recogniser_version"] == get_recogniser(DEFAULT_RECOGNISER).version
+    assert entry.details["pupils_kept"] == ["P001"]
