@@ -242,3 +242,12 @@ def test_no_yaw_limit_compares_every_pose() -> None:
 def test_yaw_needs_one_value_per_face() -> None:
     with pytest.raises(ValueError):
         decide([BIG, BIG], [None, None], GALLERY, {"P1"}, S, yaw=[0.0])
+
+
+def test_an_unknown_recogniser_is_refused_not_guessed() -> None:
+    from pipeline.matching import pupil_distances
+
+    with pytest.raises(ValueError, match="unknown recogniser"):
+        pupil_distances(unit(0), GALLERY, "fusion")
+    with pytest.raises(ValueError, match="unknown recogniser"):
+        decide([BIG], [unit(0)], GALLERY, {"P1"}, MatchSettings(recogniser="nope"))
