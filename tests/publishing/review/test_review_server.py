@@ -135,7 +135,7 @@ def test_unblur_as_a_pupil(serve: Callable[[int], Client], store: Store) -> None
         ({"verdict": "maybe"}, "Unknown verdict"),
         ({"face_id": "F0404"}, "No face"),
         ({"face_id": "F0002"}, "was blurred by matching"),
-        ({"verdict": "unblurred"}, "needs --as"),
+        ({"verdict": "unblurred"}, "needs the pupil it shows"),
         ({"verdict": "unblurred", "as_pupil": "P404"}, "No pupil &#x27;P404&#x27;"),
         ({"as_pupil": "P002"}, "only un-blurring"),
     ],
