@@ -486,8 +486,18 @@ def save_verdicts(
     check_operator(reviewer)
     if batch.published_to is not None:
         raise ReviewError(f"Batch {batch.batch_id} is already published; start a new review.")
+    before = [(f, f.verdict, f.as_pupil, f.reviewer) for f in faces]
     for face in faces:
         face.verdict, face.as_pupil, face.reviewer = verdict, as_pupil, reviewer
+    clash = _kept_twice(batch)
+    if clash:
+        for face, *old in before:
+            face.verdict, face.as_pupil, face.reviewer = old
+        raise ReviewError(
+            f"{' and '.join(clash)} are in the same photo and would both be kept as the same "
+            "pupil, but a child is in a photo once: reject the face that is not them (or "
+            "leave it out), then approve again. Nothing was recorded."
+        )
     pupils = {p for f in faces for p in (f.pupil_id, f.candidate_id, f.as_pupil) if p}
     with store.transaction() as conn:
         save_batch(store, batch)
@@ -506,6 +516,29 @@ def save_verdicts(
     return batch
 
 
+def _kept_as(face: ReviewFace) -> str | None:
+    """Who ``face`` is published as under its verdict (before the consent check)."""
+    if face.verdict is Verdict.UNBLURRED:
+        return face.as_pupil
+    if face.verdict is Verdict.APPROVED:
+        return face.proposed_pupil
+    return None
+
+
+def _kept_twice(batch: ReviewBatch) -> list[str]:
+    """The face IDs of the first photo with two faces kept as one pupil, or []."""
+    for photo in batch.photos:
+        seen: dict[str, list[str]] = {}
+        for face in photo.faces:
+            pupil = _kept_as(face)
+            if pupil is not None:
+                seen.setdefault(pupil, []).append(face.face_id)
+        for ids in seen.values():
+            if len(ids) > 1:
+                return ids
+    return []
+
+
 def reviewed_decider(batch: ReviewBatch, permitted: Collection[str]):  # type: ignore[no-untyped-def]
     """Decisions for publishing a reviewed batch: keep only approved or un-blurred faces
     of pupils in ``permitted`` (whose consent still allows the purpose); refuse a photo
@@ -516,7 +549,17 @@ def reviewed_decider(batch: ReviewBatch, permitted: Collection[str]):  # type: i
         photo = by_input.get(str(path))
         if photo is None or photo.sha256 != loaded.sha256:
             raise ReviewError(f"{path.name} changed since it was reviewed; review it again.")
-        return [_final(f, permitted) for f in photo.faces]
+        decisions = [_final(f, permitted) for f in photo.faces]
+        # A child is in a photo once: if verdicts ever keep two faces as one pupil (a
+        # batch edited by hand), neither is kept.
+        kept = [d.pupil_id for d in decisions if d.decision is Decision.KEPT]
+        twice = {p for p in kept if kept.count(p) > 1}
+        return [
+            FaceDecision(d.box, Decision.BLURRED, Reason.DUPLICATE, d.pupil_id, d.distance)
+            if d.decision is Decision.KEPT and d.pupil_id in twice
+            else d
+            for d in decisions
+        ]
 
     return decide_photo
 

@@ -82,6 +82,15 @@ class PupilGroup:
     def awaiting(self) -> list[PupilFace]:
         return [f for f in self.faces if f.awaiting]
 
+    def same_photo(self) -> list[list[str]]:
+        """Face IDs (not rejected) that share a photo, per photo: only one of each can be
+        this pupil, so approving all of them is refused."""
+        by_photo: dict[int, list[str]] = {}
+        for f in self.faces:
+            if f.face.verdict is not Verdict.REJECTED:
+                by_photo.setdefault(id(f.photo), []).append(f.face.face_id)
+        return [ids for ids in by_photo.values() if len(ids) > 1]
+
     def count(self, kind: FaceKind) -> int:
         return sum(1 for f in self.faces if f.kind is kind)
 
@@ -164,7 +173,8 @@ def approve_pupil(
     again (change one with `record_verdict`); an approved uncertain face is kept as the
     pupil, if their consent allows the purpose on the day the batch is published.
     Raises `ReviewError` when an excepted face is not in the grid (a typo must not
-    approve the face it meant to spare) or when nothing is left to approve.
+    approve the face it meant to spare), when two faces of one photo would be kept as
+    the pupil (reject the one that is not them first), or when nothing is left to approve.
     """
     batch = load_batch(store, batch_id)
     group = pupil_group(batch, pupil_id)

@@ -151,4 +151,5 @@ ul.unproposed{columns:2 20rem;font-size:.9rem}
 form.publish{margin:.8rem 0;padding:.6rem .8rem;border:2px solid var(--clear);border-radius:6px}
 form.publish{display:block}form.publish p{margin:.3rem 0 0}
 .done{font-weight:600}
+.clash{color:#8a1c12;font-weight:600}
 """

@@ -110,10 +110,15 @@ def _section(
             f'<button type="submit" class="approve">Approve all {waiting} waiting</button></form>'
             '<p class="hint">Reject the odd one out first: rejected faces stay rejected.</p>'
         )
+    clashes = "".join(
+        f'<p class="clash">{e(" and ".join(ids))} are in the same photo: only one can be '
+        "this pupil. Reject the other before approving.</p>"
+        for ids in group.same_photo()
+    )
     cards = "".join(_face_card(f, images, token) for f in group.faces)
     return (
         f'<section class="pupil" id="pupil-{pid}"><div class="who">{ref}'
-        f"<h3>{name}</h3><p>Class {klass}</p>{consent}<p>{counts}</p>{form}</div>"
+        f"<h3>{name}</h3><p>Class {klass}</p>{consent}<p>{counts}</p>{clashes}{form}</div>"
         f'<div class="grid">{cards}</div></section>'
     )
 

@@ -92,19 +92,19 @@ def test_the_candidate_is_saved_and_an_old_batch_without_it_still_loads(store):
 
 
 def test_approve_all_except_one(store):
-    approved = approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head", except_faces=["F0006"])
-    assert approved == ["F0002", "F0001"]
+    approved = approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head", except_faces=["F0002"])
+    assert approved == ["F0001", "F0006"]
     A = Verdict.APPROVED
-    assert grid(store)[0] == ("P001", [("F0002", U, A), ("F0001", M, A), ("F0006", U, None)])
+    assert grid(store)[0] == ("P001", [("F0002", U, None), ("F0001", M, A), ("F0006", U, A)])
     assert grid(store)[1][1][0] == ("F0003", U, None)  # another pupil's faces are untouched
     [entry] = audit.entries(store, action="review_approved")
     assert entry.operator == "Ms Head"
     assert entry.details == {
         "batch": BATCH_ID,
-        "faces": ["F0002", "F0001"],
+        "faces": ["F0001", "F0006"],
         "pupils": ["P001"],
         "by_pupil": "P001",
-        "excepted": ["F0006"],
+        "excepted": ["F0002"],
     }
     batch = load_batch(store, BATCH_ID)
     assert {batch.face(f).reviewer for f in approved} == {"Ms Head"}
@@ -112,18 +112,46 @@ def test_approve_all_except_one(store):
 
 
 def test_reject_the_odd_one_out_then_approve_all(store):
-    reject_face(store, BATCH_ID, "F0006", reviewer="Mr Deputy")
-    assert approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head") == ["F0002", "F0001"]
+    reject_face(store, BATCH_ID, "F0002", reviewer="Mr Deputy")
+    assert approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head") == ["F0001", "F0006"]
     assert [v for _, _, v in grid(store)[0][1]] == [
-        Verdict.APPROVED,
-        Verdict.APPROVED,
         Verdict.REJECTED,
+        Verdict.APPROVED,
+        Verdict.APPROVED,
     ]
     [rejected] = audit.entries(store, action="review_rejected")
-    assert (rejected.operator, rejected.details["faces"]) == ("Mr Deputy", ["F0006"])
+    assert (rejected.operator, rejected.details["faces"]) == ("Mr Deputy", ["F0002"])
     assert rejected.details["pupils"] == ["P001"]
     with pytest.raises(ReviewError, match="Nothing of this pupil's"):
         approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head")
+
+
+def test_two_faces_of_one_photo_are_never_both_approved_as_one_pupil(store):
+    # F0002 (uncertain) and F0001 (kept) are both proposed as Zoe Adams in photo a.
+    batch = load_batch(store, BATCH_ID)
+    assert group_by_pupil(batch)[0].same_photo() == [["F0002", "F0001"]]
+    with pytest.raises(ReviewError, match="F0001 and F0002 are in the same photo"):
+        approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head")
+    record_verdict(store, BATCH_ID, ["F0001"], Verdict.APPROVED, reviewer="Ms Head")
+    with pytest.raises(ReviewError, match="same photo"):
+        record_verdict(store, BATCH_ID, ["F0002"], Verdict.APPROVED, reviewer="Ms Head")
+    with pytest.raises(ReviewError, match="same photo"):
+        unblur_as_named(store, BATCH_ID, ["F0004"], "zo ad 2a", reviewer="Ms Head")
+    after = load_batch(store, BATCH_ID)
+    assert [after.face(f).verdict for f in ("F0002", "F0004")] == [None, None]
+    assert len(audit.entries(store, action="review_approved")) == 1
+
+
+def test_a_batch_edited_to_keep_one_pupil_twice_keeps_neither(store):
+    path = batch_path(store, BATCH_ID)
+    raw = json.loads(path.read_text())
+    for face in raw["photos"][0]["faces"][:2]:  # F0001 and F0002, both as P001
+        face["verdict"], face["reviewer"] = "approved", "someone"
+    path.write_text(json.dumps(raw))
+    d = decisions(store, 0, permitted={"P001"})
+    assert [(d[f].decision, d[f].reason) for f in ("F0001", "F0002")] == [
+        (Decision.BLURRED, Reason.DUPLICATE)
+    ] * 2
 
 
 def test_a_mistyped_exception_approves_nothing(store):
@@ -160,7 +188,7 @@ def decisions(store, photo_index: int, permitted: set[str]):
 
 
 def test_an_approved_uncertain_face_is_kept_as_its_candidate_if_consent_allows(store):
-    approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head", except_faces=["F0006"])
+    approve_pupil(store, BATCH_ID, "P001", reviewer="Ms Head", except_faces=["F0001", "F0006"])
     approve_pupil(store, BATCH_ID, "P002", reviewer="Ms Head")
     a = decisions(store, 0, permitted={"P001"})  # P002: no website consent on the day
     assert (a["F0002"].decision, a["F0002"].reason, a["F0002"].pupil_id) == (
@@ -169,6 +197,7 @@ def test_an_approved_uncertain_face_is_kept_as_its_candidate_if_consent_allows(s
         "P001",
     )
     assert (a["F0003"].decision, a["F0003"].reason) == (Decision.BLURRED, Reason.NO_CONSENT)
+    assert (a["F0001"].decision, a["F0001"].reason) == (Decision.BLURRED, Reason.NOT_APPROVED)
     assert a["F0004"].decision is Decision.BLURRED
     b = decisions(store, 1, permitted={"P001"})
     # Not approved: blurred, still "uncertain", naming nobody as recognised.

@@ -221,9 +221,7 @@ def test_cache_renders_a_photo_again_only_when_it_changes(
 ) -> None:
     calls: list[str] = []
     real = images.render_photo
-    monkeypatch.setattr(
-        images, "render_photo", lambda p, s: calls.append(p.input) or real(p, s)
-    )
+    monkeypatch.setattr(images, "render_photo", lambda p, s: calls.append(p.input) or real(p, s))
     cache = ImageCache()
     first = render(store, images=cache)
     assert render(store, images=cache) == first and len(calls) == 1
