@@ -22,6 +22,9 @@ from commands._shared import (
     print_publish_report,
     safe,
 )
+from consent import enrolment
+from consent.errors import ConsentError
+from consent.store import Store
 from publishing.options import PublishOptions
 from publishing.review.batch import (
     Verdict,
@@ -31,9 +34,11 @@ from publishing.review.batch import (
     record_verdict,
 )
 from publishing.review.by_pupil import (
+    ReferenceImage,
     approve_pupil,
     batch_pupils,
     group_by_pupil,
+    jpeg_thumbnail,
     unblur_as_named,
 )
 from publishing.review.contact_sheet import write_contact_sheet
@@ -364,11 +369,29 @@ def review_serve(
                 reviewer=reviewer,
                 port=port,
                 ready=lambda url: click.echo(f"Review page: {url} (Ctrl-C to stop)", err=True),
-                reference_image=None,
+                reference_image=reference_provider(store),
                 publish_options=None if out is None else options,
             )
         except KeyboardInterrupt:
             click.echo("Stopped.", err=True)
+
+
+def reference_provider(store: Store) -> ReferenceImage:
+    """The review page's reference photos: each pupil's most recent stored face crop as
+    a small JPEG, decrypted when the page is drawn and held in memory only; None for a
+    pupil without one (enrolled before crops were kept) or without biometric consent."""
+
+    def reference_image(pupil_id: str) -> bytes | None:
+        try:
+            crops = enrolment.reference_crops(store, pupil_id)
+        except ConsentError:  # not in the register, or no biometric consent any more
+            return None
+        if not crops:
+            return None
+        newest = max(crops, key=lambda c: (c.taken_on or c.enrolled_at[:10], c.enrolled_at))
+        return jpeg_thumbnail(newest.pixels)
+
+    return reference_image
 
 
 @review.command("publish")

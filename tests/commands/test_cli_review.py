@@ -231,3 +231,21 @@ def test_unblur_by_name(data: Path, args: list[str], code: int, message: str) ->
     result = run(runner, data, "review", "unblur", batch, "F0001", *args, "--reviewer", "Mrs H")
     assert result.exit_code == code, result.output
     assert message in result.stderr
+
+
+def test_the_review_page_is_given_the_pupils_stored_reference_crop(data: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from commands.review import reference_provider
+    from consent.store import open_store
+
+    with open_store(data) as store:
+        reference = reference_provider(store)
+        jpeg = reference("P001")  # enrolled by the fixture, with biometric consent
+        # P002 has no biometric consent, P003 no reference, P999 is not in the register.
+        others = [reference(p) for p in ("P002", "P003", "P999")]
+    assert jpeg is not None and others == [None, None, None]
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert image.format == "JPEG" and 40 <= max(image.size) <= 200

@@ -155,7 +155,7 @@ def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names
     def no_encoding(*args, **kwargs):
         raise AssertionError("a face was encoded in no-biometrics mode")
 
-    monkeypatch.setattr(analysis, "encode_faces", no_encoding)
+    monkeypatch.setattr(analysis, "get_recogniser", no_encoding)  # every encoding starts there
     batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
     faces = sorted((f for _, f in batch.faces()), key=lambda f: f.box[0])
     assert [f.reason for f in faces] == [Reason.NO_BIOMETRICS] * 2
