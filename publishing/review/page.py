@@ -8,9 +8,32 @@ from urllib.parse import quote
 
 from consent.registry import list_pupils
 from consent.store import Store
+from pipeline.matching import Reason
 from publishing.review.batch import ReviewFace, Verdict
 from publishing.review.images import Shown, shown
 from publishing.review.picker import picker_labels
+
+# What the machine said, in the words of the office rather than of matching.
+PLAIN_REASONS = {
+    Reason.MATCHED_WITH_CONSENT: "recognised as a pupil with consent",
+    Reason.NO_MATCH: "not recognised as a pupil",
+    Reason.TOO_SMALL: "too small to recognise",
+    Reason.TOO_BLURRED: "too blurred to recognise",
+    Reason.NOT_ENCODABLE: "could not be recognised",
+    Reason.NO_GALLERY: "no pupil with consent for this purpose has a reference photo",
+    Reason.AMBIGUOUS: "looks like more than one pupil",
+    Reason.SIBLING_AMBIGUOUS: "looks like a pupil and their brother or sister",
+    Reason.REFERENCES_DISAGREE: "the pupil's reference photos disagree about it",
+    Reason.NO_CONSENT: "recognised as a pupil without consent for this purpose",
+    Reason.DUPLICATE: "that pupil is already in this photo",
+    Reason.UNCERTAIN: "could be a pupil with consent; not sure enough to keep without you",
+    Reason.NO_BIOMETRICS: "no face recognition for this batch: only a reviewer can name it",
+}
+
+
+def plain_reason(reason: Reason) -> str:
+    """``reason`` in plain words for the review page."""
+    return PLAIN_REASONS.get(reason, reason.value)
 
 
 def e(value: object) -> str:
@@ -113,7 +136,7 @@ button{font:inherit;font-size:.85rem;padding:.15rem .6rem;border-radius:4px;curs
 border:1px solid var(--line);background:#f6f8fa}
 button.approve{background:var(--clear);border-color:var(--clear);color:#fff}
 button.reject{background:#fff;border-color:#b42318;color:#b42318}
-input[type=text]{font:inherit;font-size:.85rem;padding:.1rem .3rem;width:6.5rem}
+input[type=text]{font:inherit;font-size:.85rem;padding:.1rem .3rem;width:16rem;max-width:100%}
 figure.photo{margin:1.2rem 0 2rem;break-inside:avoid}
 figure.photo img{display:block;max-width:100%;height:auto;border:1px solid var(--line)}
 figcaption{margin-bottom:.3rem}
@@ -142,6 +165,7 @@ border-radius:6px;padding:.4rem;min-width:0}
 figure.face.clear{border-top-color:var(--clear)}figure.face.pending{border-top-color:var(--pending)}
 figure.face .crop{width:100%}
 figure.face figcaption{font-size:.85rem;display:flex;flex-direction:column;gap:.1rem}
+figure.face figcaption .badge{align-self:flex-start}
 figure.face .file{overflow-x:auto}
 .close-up{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 img.close{max-width:100%;height:auto;border-radius:4px;border:1px solid var(--line)}

@@ -34,7 +34,15 @@ from publishing.review.by_pupil import (
     group_by_pupil,
 )
 from publishing.review.images import ImageCache, PhotoImages, data_uri, shown
-from publishing.review.page import CSS, e, name_datalist, nav, state_label, verdict_form
+from publishing.review.page import (
+    CSS,
+    e,
+    name_datalist,
+    nav,
+    plain_reason,
+    state_label,
+    verdict_form,
+)
 
 # A close-up is for telling one child from another: larger than a grid's crop.
 CLOSE_UP_SIDE = 480
@@ -171,7 +179,7 @@ def _unproposed(batch: ReviewBatch, token: str) -> str:
             rows.append(
                 f'<li id="{e(face.face_id)}"><a href="{href}">{e(face.face_id)}</a> in '
                 f'<span class="file">{e(Path(photo.input).name)}</span>: '
-                f'<span class="reason">{e(face.reason.value)}</span></li>'
+                f'<span class="reason">{e(plain_reason(face.reason))}</span></li>'
             )
     if not rows:
         return ""
@@ -251,7 +259,7 @@ def render_close_up(
     picture = _close_up_image(photo, face)
     proposed = face.proposed_pupil
     facts = [f"<p>In <b>{e(Path(photo.input).name)}</b>.</p>"]
-    facts.append(f"<p>The machine: {e(face.reason.value)}.</p>")
+    facts.append(f"<p>The machine: {e(plain_reason(face.reason))}.</p>")
     if proposed is not None:
         pupils = batch_pupils(store, batch)
         who = pupils.get(proposed)
