@@ -172,7 +172,7 @@ class _Sheet:
         pending = b.awaiting_approval()
         meta = [
             ("Batch", b.batch_id),
-            ("Purpose", b.purpose),
+            ("Purpose", b.purpose.value),
             ("Event", b.event),
             ("Created", b.created_at),
             ("Operator", b.operator),
@@ -325,9 +325,10 @@ class _Sheet:
 
 LEGEND = """<div class="legend"><p><span class="badge clear">approved / un-blurred</span>
 published clear, if the pupil's consent still allows the purpose when the batch is published
-(consent is checked again then). <span class="badge pending">pending</span> kept by matching
-and shown clear here so you can check it, but <b>published blurred until someone approves
-it</b>. <span class="badge blurred">blurred</span> blurred in the published photo; crops of
-these faces are not shown (open the original photo to identify one).</p>
+(consent is checked again then). <span class="badge pending">pending</span> kept by matching,
+or uncertain (plausibly a pupil with consent), and shown clear here so you can check it, but
+<b>published blurred until someone approves it</b>. <span class="badge blurred">blurred</span>
+blurred in the published photo; crops of these faces are not shown here (on the served page
+they open in a close-up).</p>
 <p>Check each match against the pupil's name and class (and, on the served page's
 "By pupil" view, their reference photo). Approve only a child you recognise.</p></div>"""

@@ -58,7 +58,7 @@ def verdict_form(
         picker = (
             f'<label class="picker" for="name-{fid}">{label}</label>'
             f'<input type="text" id="name-{fid}" name="name" required list="{PICKER_ID}" '
-            'placeholder="type a few letters of the name" autocomplete="off" size="22">'
+            'placeholder="letters of the name" autocomplete="off" size="22">'
         )
         button = f'<button type="submit" class="{css}">Un-blur</button>'
         return f'<form method="post" action="/verdict">{hidden}{picker}{button}</form>'
@@ -129,14 +129,18 @@ border-radius:6px;padding:.7rem;break-inside:avoid}
 .crop{width:120px;height:auto;align-self:flex-start;border-radius:4px}
 .crop.missing{height:120px;background:#f6f8fa;color:var(--blurred);font-size:.8rem;
 display:flex;align-items:center;justify-content:center;text-align:center}
-.file,.path,.reason{color:#57606a}.path{font-size:.8rem;margin-left:.4rem}
+.file,.path,.reason{color:#57606a}.path{font-size:.8rem}
+/* A long file name or path has no spaces to wrap at: it scrolls in its own line. */
+.file,.path{display:block;max-width:100%;overflow-x:auto;white-space:nowrap}
 .forms{display:flex;flex-wrap:wrap;gap:.35rem;margin-top:.4rem}
 form{display:inline-flex;gap:.25rem;margin:0}
 button{font:inherit;font-size:.85rem;padding:.15rem .6rem;border-radius:4px;cursor:pointer;
 border:1px solid var(--line);background:#f6f8fa}
 button.approve{background:var(--clear);border-color:var(--clear);color:#fff}
 button.reject{background:#fff;border-color:#b42318;color:#b42318}
-input[type=text]{font:inherit;font-size:.85rem;padding:.1rem .3rem;width:16rem;max-width:100%}
+input[type=text]{font:inherit;font-size:.85rem;padding:.1rem .3rem;flex:1 1 10rem;
+min-width:0;max-width:16rem}
+form{flex-wrap:wrap;max-width:100%}.card .about{flex:1;min-width:0}
 figure.photo{margin:1.2rem 0 2rem;break-inside:avoid}
 figure.photo img{display:block;max-width:100%;height:auto;border:1px solid var(--line)}
 figcaption{margin-bottom:.3rem}
