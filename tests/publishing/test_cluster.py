@@ -456,7 +456,9 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
 ) -> None:
     data = data_directory(runner, tmp_path / "data")
     photos = card(tmp_path, copies=4)
-    opts = PublishOptions(purpose=Purpose.WEBSITE, out_dir=tmp_path / "out", operator="office")
+    opts = PublishOptions(
+        purpose=Purpose.WEBSITE, out_dir=tmp_path / "out", operator="office", event="Sports day"
+    )
     victim = loopback.workers[0]
 
     def kill_after_first(done: int, total: int, result: object) -> None:
