@@ -28,6 +28,7 @@ lost or no worker is left. Run the same command again to finish the batch.
 from __future__ import annotations
 
 import collections
+import os
 import pickle
 import secrets
 import threading
@@ -423,6 +424,7 @@ def _worker_facts(detection: DetectionSettings, dask_worker: Any = None) -> dict
 
 def _process_remote(work: PhotoWork, token: str, name: str, payload: bytes | str) -> Processed:
     """One photo on a worker: ``payload`` is its bytes, or its path on shared storage."""
+    _test_hook(name)
     me = threading.get_ident()
     with _copies_lock:
         batch = _copies.setdefault(token, {})
@@ -434,6 +436,14 @@ def _process_remote(work: PhotoWork, token: str, name: str, payload: bytes | str
     if isinstance(payload, str):
         return mine.process(Path(payload))
     return mine.process(Path(name), payload)
+
+
+def _test_hook(name: str) -> None:
+    """For the cluster tests only: ``PHOTOCONSENT_TEST_WORKER_EXIT=NAME`` in a worker's
+    environment makes it die at once, as if killed, on the photo NAME (a photo that kills
+    every worker it reaches; see tests/publishing/test_cluster.py)."""
+    if os.environ.get("PHOTOCONSENT_TEST_WORKER_EXIT") == name:
+        os._exit(70)
 
 
 def _drop_batch(token: str) -> None:

@@ -9,6 +9,7 @@ photos with the real models. The workers import this worktree's code (PYTHONPATH
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -270,14 +271,14 @@ class Loopback:
         env.update(extra)
         return env
 
-    def start_scheduler(self) -> None:
+    def start_scheduler(self, **env: str) -> None:
         port = free_port()
         self.address = f"tls://127.0.0.1:{port}"
         self.scheduler = self._spawn(
             "scheduler",
             [str(DASK), "scheduler", "--protocol", "tls", "--host", "127.0.0.1"]
             + ["--port", str(port), "--no-dashboard", *self._tls("scheduler")],
-            self.env(),
+            self.env(**env),
         )
 
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
@@ -362,6 +363,14 @@ class Loopback:
 @pytest.fixture
 def loopback(tmp_path: Path, runner: CliRunner) -> Iterator[Loopback]:
     """A TLS scheduler and two workers on loopback, certificates made by `cluster certs`."""
+    with started_cluster(tmp_path, runner, {}, {}) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def started_cluster(
+    tmp_path: Path, runner: CliRunner, scheduler_env: dict[str, str], worker_env: dict[str, str]
+) -> Iterator[Loopback]:
     if not DASK.is_file():
         pytest.fail(f"{DASK} missing: `make install` installs dask[distributed]")
     certs = tmp_path / "cluster-certs"
@@ -369,9 +378,9 @@ def loopback(tmp_path: Path, runner: CliRunner) -> Iterator[Loopback]:
     assert made.exit_code == 0, made.output
     cluster = Loopback(certs, tmp_path / "cluster-logs")
     try:
-        cluster.start_scheduler()
-        cluster.start_worker()
-        cluster.start_worker()
+        cluster.start_scheduler(**scheduler_env)
+        cluster.start_worker(**worker_env)
+        cluster.start_worker(**worker_env)
         cluster.wait_for_workers(2)
         yield cluster
     finally:
@@ -512,6 +521,43 @@ def test_a_client_killed_mid_batch_resumes_without_duplicates(
     names = [f"sports-day-{n:04d}.jpg" for n in range(1, 5)]
     assert visible == sorted([*names, "captions.csv", "report.json"])
     assert sorted(d["output"] for d in audit_details(data)) == names  # type: ignore[type-var]
+
+
+@pytest.mark.slow
+def test_a_photo_that_keeps_killing_workers_is_withheld_with_the_reason(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    data = data_directory(runner, tmp_path / "data")
+    photos = card(tmp_path, copies=1)
+    out = tmp_path / "out"
+    # Each worker dies on IMG_0002-0.jpg; the scheduler gives up after its second death.
+    with started_cluster(
+        tmp_path,
+        runner,
+        {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"},
+        {"PHOTOCONSENT_TEST_WORKER_EXIT": "IMG_0002-0.jpg"},
+    ) as cluster:
+        result = runner.invoke(
+            main,
+            ["--data-dir", str(data), "publish", "--purpose", "website", "--out", str(out)]
+            + ["--cluster", cluster.address, "--cluster-certs", str(cluster.certs), "-q"]
+            + [str(photos)],
+        )
+
+    assert result.exit_code == 1, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    by_name = {Path(p["input"]).name: p for p in report["photos"]}
+    assert by_name["IMG_0001-0.jpg"]["status"] == "published"
+    assert by_name["IMG_0002-0.jpg"]["status"] == "withheld"
+    assert "cluster workers kept dying" in by_name["IMG_0002-0.jpg"]["reason"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "captions.csv",
+        "event-0001.jpg",
+        "report.json",
+    ]
+    with open_store(data) as store:
+        [withhold] = audit.entries(store, action="withhold")
+    assert withhold.details["detection"]["cluster"]["workers"] == 2
 
 
 @pytest.mark.slow
