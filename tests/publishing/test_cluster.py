@@ -561,6 +561,36 @@ def test_a_photo_that_keeps_killing_workers_is_withheld_with_the_reason(
 
 
 @pytest.mark.slow
+def test_a_lost_scheduler_withholds_the_rest_with_the_reason(
+    loopback: Loopback, runner: CliRunner, tmp_path: Path
+) -> None:
+    data = data_directory(runner, tmp_path / "data")
+    photos = card(tmp_path, copies=2)
+    opts = PublishOptions(purpose=Purpose.WEBSITE, out_dir=tmp_path / "out", operator="office")
+    scheduler = loopback.scheduler
+    assert scheduler is not None
+
+    def kill_scheduler_after_first(done: int, total: int, result: object) -> None:
+        if done == 1:
+            loopback.kill(scheduler)
+
+    with open_store(data) as store:
+        with DaskCluster(
+            loopback.address, ClientCerts.in_folder(loopback.certs), detection=opts.detection
+        ) as cluster:
+            report = publish(
+                store, [photos], opts, progress=kill_scheduler_after_first, mapper=cluster
+            )
+
+    assert report.results[0].status is PhotoStatus.PUBLISHED
+    for result in report.results[1:]:
+        assert result.status is PhotoStatus.WITHHELD
+        assert "connection to the cluster was lost" in result.reason
+    visible = sorted(p.name for p in opts.out_dir.iterdir())
+    assert visible == ["captions.csv", "event-0001.jpg", "report.json"]
+
+
+@pytest.mark.slow
 def test_a_worker_that_may_spill_to_disk_is_refused(loopback: Loopback, tmp_path: Path) -> None:
     loopback.start_worker(
         DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="0.6",
