@@ -69,6 +69,12 @@ NO_WORKERS_LEFT = (
     "the same command again to finish the batch"
 )
 
+NOT_ON_SHARED_STORAGE = (
+    "a cluster worker cannot see this photo at its path; with --shared-storage every "
+    "worker must reach the photos under the same path as this computer (or leave "
+    "--shared-storage out to send the photos themselves)"
+)
+
 
 class InsecureCluster(InvalidOptions):
     """A cluster address or worker that does not use TLS: nothing is sent to it."""
@@ -284,7 +290,8 @@ class DaskCluster:
             for _, task in pending:
                 if not isinstance(task, Processed):
                     task.release()
-            self._drop(client, shared, token)
+            if lost is None:  # a lost cluster has dropped it already
+                self._drop(client, shared, token)
 
     def _submit(
         self, client: Client, shared: Future[PhotoWork], token: str, i: int, photo: Path
@@ -434,6 +441,8 @@ def _process_remote(work: PhotoWork, token: str, name: str, payload: bytes | str
             opencv_threads(1)
             mine = batch[me] = pickle.loads(pickle.dumps(work))
     if isinstance(payload, str):
+        if not os.path.lexists(payload):
+            return Processed(error=NOT_ON_SHARED_STORAGE)
         return mine.process(Path(payload))
     return mine.process(Path(name), payload)
 

@@ -628,3 +628,22 @@ def test_the_work_sent_to_workers_carries_no_captions_or_names(tmp_path: Path) -
     assert sent.options.style == opts.style and sent.options.detection == opts.detection
     assert work.options is opts  # the batch's own work is untouched
     assert isinstance(sent.process(SAMPLES / "event" / "missing.jpg"), Processed)
+
+
+def test_a_worker_keeps_its_copy_of_the_batch_only_until_the_batch_ends(tmp_path: Path) -> None:
+    from pipeline.analysis import Gallery
+    from publishing import cluster
+
+    opts = PublishOptions(purpose=Purpose.WEBSITE, out_dir=tmp_path, operator="office")
+    work = PhotoWork(opts, Gallery(encodings={}, permitted={}), no_faces)
+    photo = SAMPLES / "event" / "IMG_0002.jpg"
+
+    sent = cluster._process_remote(work, "batch-a", photo.name, photo.read_bytes())
+    from_share = cluster._process_remote(work, "batch-a", photo.name, str(photo))
+    missing = cluster._process_remote(work, "batch-a", "gone.jpg", str(tmp_path / "gone.jpg"))
+
+    assert sent.error is None and sent.data == from_share.data
+    assert missing.error == cluster.NOT_ON_SHARED_STORAGE
+    assert "batch-a" in cluster._copies
+    cluster._drop_batch("batch-a")
+    assert "batch-a" not in cluster._copies
