@@ -262,18 +262,26 @@ class DaskCluster:
         client = self._require_client()
         _require_picklable(work)
         token = secrets.token_hex(6)
-        shared = client.scatter(_for_workers(work), broadcast=True, hash=False)
-        threads = sum(client.nthreads().values()) or 1
+        lost: str | None = None
+        try:
+            shared = client.scatter(_for_workers(work), broadcast=True, hash=False)
+            threads = sum(client.nthreads().values()) or 1
+        except Exception:  # noqa: BLE001 - the cluster went between connecting and now
+            lost, threads = LOST_SCHEDULER, 1
         window = max(2, QUEUE_PER_WORKER * threads)
         pending: collections.deque[tuple[int, Future[Processed] | Processed]]
         pending = collections.deque()
         todo = collections.deque(enumerate(photos))
-        lost: str | None = None
         try:
             while todo or pending:
                 while todo and len(pending) < window and lost is None:
                     i, photo = todo.popleft()
-                    pending.append((i, self._submit(client, shared, token, i, photo)))
+                    try:
+                        task = self._submit(client, shared, token, i, photo)
+                    except Exception:  # noqa: BLE001 - the client lost its scheduler
+                        lost = LOST_SCHEDULER
+                        task = Processed(error=lost)
+                    pending.append((i, task))
                 if not pending:
                     # The cluster was lost: what was never sent is withheld, in order.
                     todo.popleft()
@@ -322,6 +330,12 @@ class DaskCluster:
         from distributed import KilledWorker
 
         if lost is not None:
+            # The cluster is gone: only what had already come back can still be had.
+            try:
+                if task.done():
+                    return task.result(timeout=POLL_S), lost
+            except Exception:  # noqa: BLE001, S110 - lost with the cluster
+                pass
             task.release()
             return Processed(error=lost), lost
         alone_since: float | None = None

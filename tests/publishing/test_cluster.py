@@ -583,11 +583,13 @@ def test_a_lost_scheduler_withholds_the_rest_with_the_reason(
             )
 
     assert report.results[0].status is PhotoStatus.PUBLISHED
-    for result in report.results[1:]:
-        assert result.status is PhotoStatus.WITHHELD
+    # What had already come back may still be published; the rest is withheld, saying why.
+    assert report.results[-1].status is PhotoStatus.WITHHELD
+    for result in report.withheld:
         assert "connection to the cluster was lost" in result.reason
+    published = [Path(str(r.output)).name for r in report.published]
     visible = sorted(p.name for p in opts.out_dir.iterdir())
-    assert visible == ["captions.csv", "event-0001.jpg", "report.json"]
+    assert visible == sorted(["captions.csv", "report.json", *published])
 
 
 @pytest.mark.slow
@@ -647,3 +649,63 @@ def test_a_worker_keeps_its_copy_of_the_batch_only_until_the_batch_ends(tmp_path
     assert "batch-a" in cluster._copies
     cluster._drop_batch("batch-a")
     assert "batch-a" not in cluster._copies
+
+
+class Done:
+    """A finished Dask future's stand-in."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def result(self, timeout: float | None = None) -> object:
+        return self.value
+
+    def done(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class SchedulerLostAfter:
+    """A Dask client's stand-in that runs tasks here and loses its scheduler after
+    ``n`` submissions (Client.submit raises once the client has closed)."""
+
+    status = "running"
+
+    def __init__(self, n: int) -> None:
+        self.n, self.submitted = n, 0
+
+    def scatter(self, work: object, **kw: object) -> Done:
+        return Done(work)
+
+    def nthreads(self) -> dict[str, int]:
+        return {"tls://127.0.0.1:1": 1}
+
+    def submit(self, fn, work: Done, *args: object, **kw: object) -> Done:  # noqa: ANN001
+        self.submitted += 1
+        if self.submitted > self.n:
+            raise OSError("the client has closed")
+        return Done(fn(work.value, *args))
+
+    def run(self, *args: object, **kw: object) -> None:
+        pass
+
+
+def test_photos_after_the_scheduler_is_lost_are_withheld_in_order(tmp_path: Path) -> None:
+    from pipeline.analysis import Gallery
+    from publishing.cluster import LOST_SCHEDULER
+
+    opts = PublishOptions(purpose=Purpose.WEBSITE, out_dir=tmp_path, operator="office")
+    work = PhotoWork(opts, Gallery(encodings={}, permitted={}), no_faces)
+    photos = sorted((SAMPLES / "event").glob("*.jpg")) * 3
+    cluster = DaskCluster(
+        "tls://127.0.0.1:1", ClientCerts(tmp_path, tmp_path, tmp_path), detection=opts.detection
+    )
+    cluster._client = SchedulerLostAfter(2)  # type: ignore[assignment]
+
+    outcomes = list(cluster.map(work, photos))
+
+    assert len(outcomes) == 6
+    assert [o.error for o in outcomes] == [None, None] + [LOST_SCHEDULER] * 4
+    assert outcomes[0].data != outcomes[1].data  # in input order: two different photos
