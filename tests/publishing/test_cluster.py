@@ -565,7 +565,7 @@ def test_a_lost_scheduler_withholds_the_rest_with_the_reason(
     loopback: Loopback, runner: CliRunner, tmp_path: Path
 ) -> None:
     data = data_directory(runner, tmp_path / "data")
-    photos = card(tmp_path, copies=2)
+    photos = card(tmp_path, copies=4)  # 8: the last ones are not even sent when it goes
     opts = PublishOptions(purpose=Purpose.WEBSITE, out_dir=tmp_path / "out", operator="office")
     scheduler = loopback.scheduler
     assert scheduler is not None
