@@ -183,5 +183,5 @@ def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names
 def test_unblur_needs_a_pupil(store, photo, tmp_path):
     batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
     face = next(f for _, f in batch.faces())
-    with pytest.raises(ReviewError, match="--as"):
+    with pytest.raises(ReviewError, match="needs the pupil it shows"):
         record_verdict(store, batch.batch_id, [face.face_id], Verdict.UNBLURRED, reviewer="A")
