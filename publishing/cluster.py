@@ -311,17 +311,22 @@ class DaskCluster:
                 payload = read_photo_bytes(photo)
             except Exception as exc:  # fail closed, as a worker would: withheld with the reason
                 return Processed(error=withheld_reason(exc))
-        # A neutral task key: the scheduler's logs and dashboard never show a file name.
-        return client.submit(
-            _process_remote,
-            shared,
-            token,
-            photo.name,
-            payload,
-            key=f"photoconsent-{token}-{i:06d}",
-            retries=RETRIES,
-            pure=False,
-        )
+        import dask
+
+        # A photo is one task's data by design (a 24 MP JPEG passes Dask's 10 MB "large
+        # graph" warning, which would only alarm the office). A neutral task key: the
+        # scheduler's logs and dashboard never show a file name.
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "2GB"}):
+            return client.submit(
+                _process_remote,
+                shared,
+                token,
+                photo.name,
+                payload,
+                key=f"photoconsent-{token}-{i:06d}",
+                retries=RETRIES,
+                pure=False,
+            )
 
     def _outcome(
         self, client: Client, task: Future[Processed], lost: str | None

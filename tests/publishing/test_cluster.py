@@ -371,6 +371,8 @@ def loopback(tmp_path: Path, runner: CliRunner) -> Iterator[Loopback]:
 def started_cluster(
     tmp_path: Path, runner: CliRunner, scheduler_env: dict[str, str], worker_env: dict[str, str]
 ) -> Iterator[Loopback]:
+    if os.name != "posix":
+        pytest.skip("the loopback cluster is started and killed with POSIX process groups")
     if not DASK.is_file():
         pytest.fail(f"{DASK} missing: `make install` installs dask[distributed]")
     certs = tmp_path / "cluster-certs"
