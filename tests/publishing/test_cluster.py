@@ -711,3 +711,21 @@ def test_photos_after_the_scheduler_is_lost_are_withheld_in_order(tmp_path: Path
     assert len(outcomes) == 6
     assert [o.error for o in outcomes] == [None, None] + [LOST_SCHEDULER] * 4
     assert outcomes[0].data != outcomes[1].data  # in input order: two different photos
+
+
+def test_cluster_certs_json_lists_the_files_per_machine(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "certs"
+
+    result = runner.invoke(main, ["cluster", "certs", str(folder), "--json", "--days", "90"])
+
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    assert listing["days"] == 90
+    names = {m: [Path(p).name for p in paths] for m, paths in listing["files"].items()}
+    assert names == {
+        "scheduler": ["ca.pem", "scheduler.pem", "scheduler-key.pem"],
+        "worker": ["ca.pem", "worker.pem", "worker-key.pem"],
+        "client": ["ca.pem", "client.pem", "client-key.pem"],
+        "keep_offline": ["ca-key.pem"],
+    }
+    assert all(Path(p).is_file() for paths in listing["files"].values() for p in paths)
