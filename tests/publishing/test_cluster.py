@@ -595,6 +595,37 @@ def test_a_lost_scheduler_withholds_the_rest_with_the_reason(
 
 
 @pytest.mark.slow
+def test_with_every_worker_lost_the_rest_is_withheld_with_the_reason(
+    loopback: Loopback, runner: CliRunner, tmp_path: Path
+) -> None:
+    from publishing.cluster import WORKERS_LOST
+
+    data = data_directory(runner, tmp_path / "data")
+    photos = card(tmp_path, copies=2)
+    opts = PublishOptions(purpose=Purpose.WEBSITE, out_dir=tmp_path / "out", operator="office")
+
+    def kill_every_worker_after_first(done: int, total: int, result: object) -> None:
+        if done == 1:
+            for worker in loopback.workers:
+                loopback.kill(worker)
+
+    with open_store(data) as store:
+        with DaskCluster(
+            loopback.address,
+            ClientCerts.in_folder(loopback.certs),
+            detection=opts.detection,
+            no_worker_grace=5,
+        ) as cluster:
+            report = publish(
+                store, [photos], opts, progress=kill_every_worker_after_first, mapper=cluster
+            )
+
+    assert report.results[0].status is PhotoStatus.PUBLISHED
+    # The batch's gallery went with the last worker: nothing more can be decided.
+    assert [r.reason for r in report.results[1:]] == [WORKERS_LOST] * 3
+
+
+@pytest.mark.slow
 def test_a_worker_that_may_spill_to_disk_is_refused(loopback: Loopback, tmp_path: Path) -> None:
     loopback.start_worker(
         DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="0.6",
