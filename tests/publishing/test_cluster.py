@@ -549,17 +549,23 @@ def test_a_photo_that_keeps_killing_workers_is_withheld_with_the_reason(
     assert result.exit_code == 1, result.output
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     by_name = {Path(p["input"]).name: p for p in report["photos"]}
-    assert by_name["IMG_0001-0.jpg"]["status"] == "published"
+    # Killing both workers at once may also lose the batch's gallery with them: either
+    # way the photo is withheld and the reason says the workers died.
+    died = ("cluster workers kept dying", "every cluster worker holding this batch's data")
     assert by_name["IMG_0002-0.jpg"]["status"] == "withheld"
-    assert "cluster workers kept dying" in by_name["IMG_0002-0.jpg"]["reason"]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "captions.csv",
-        "event-0001.jpg",
-        "report.json",
-    ]
+    assert by_name["IMG_0002-0.jpg"]["reason"].startswith(died)
+    # The other photo, if it was on a worker the poison killed, may go with it on a busy
+    # machine: then it is withheld too, for the same reasons.
+    innocent = by_name["IMG_0001-0.jpg"]
+    assert innocent["status"] == "published" or innocent["reason"].startswith(died)
+    published = [Path(p["output"]).name for p in report["photos"] if p["status"] == "published"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["report.json", *published, *(["captions.csv"] if published else [])]
+    )
     with open_store(data) as store:
-        [withhold] = audit.entries(store, action="withhold")
-    assert withhold.details["detection"]["cluster"]["workers"] == 2
+        withholds = audit.entries(store, action="withhold")
+    assert len(withholds) == 2 - len(published)
+    assert all(w.details["detection"]["cluster"]["workers"] == 2 for w in withholds)
 
 
 @pytest.mark.slow
