@@ -22,7 +22,7 @@ before anything is sent) and nothing else: no data directory, no keys.
 A worker lost mid-task has its photos retried on another by the scheduler (up to its
 ``distributed.scheduler.allowed-failures``, 3 by default); a photo that keeps killing
 workers is withheld with the reason, as is every photo still out when the scheduler is
-lost or no worker is left. Run the same command again to finish the batch.
+lost or every worker holding the batch's gallery is gone. Run the same command again to finish the batch.
 """
 
 from __future__ import annotations
@@ -69,6 +69,11 @@ NO_WORKERS_LEFT = (
     "the same command again to finish the batch"
 )
 
+WORKERS_LOST = (
+    "every cluster worker holding this batch's data was lost (switched off or killed) "
+    "while this photo was out; start the workers again, then run the same command again "
+    "to finish the batch"
+)
 NOT_ON_SHARED_STORAGE = (
     "a cluster worker cannot see this photo at its path; with --shared-storage every "
     "worker must reach the photos under the same path as this computer (or leave "
@@ -311,17 +316,22 @@ class DaskCluster:
                 payload = read_photo_bytes(photo)
             except Exception as exc:  # fail closed, as a worker would: withheld with the reason
                 return Processed(error=withheld_reason(exc))
-        # A neutral task key: the scheduler's logs and dashboard never show a file name.
-        return client.submit(
-            _process_remote,
-            shared,
-            token,
-            photo.name,
-            payload,
-            key=f"photoconsent-{token}-{i:06d}",
-            retries=RETRIES,
-            pure=False,
-        )
+        import dask
+
+        # A photo is one task's data by design (a 24 MP JPEG passes Dask's 10 MB "large
+        # graph" warning, which would only alarm the office). A neutral task key: the
+        # scheduler's logs and dashboard never show a file name.
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "2GB"}):
+            return client.submit(
+                _process_remote,
+                shared,
+                token,
+                photo.name,
+                payload,
+                key=f"photoconsent-{token}-{i:06d}",
+                retries=RETRIES,
+                pure=False,
+            )
 
     def _outcome(
         self, client: Client, task: Future[Processed], lost: str | None
@@ -347,8 +357,9 @@ class DaskCluster:
             except KilledWorker:
                 return Processed(error=_killed_reason()), None
             except Exception as exc:  # noqa: BLE001 - the cluster's own failures
-                if client.status in ("closing", "closed") or _is_cancelled(exc):
-                    return Processed(error=LOST_SCHEDULER), LOST_SCHEDULER
+                gone = _cluster_gone(client, exc)
+                if gone is not None:
+                    return Processed(error=gone), gone
                 return Processed(error=withheld_reason(exc)), None
             if client.status in ("closing", "closed"):
                 task.release()
@@ -382,10 +393,20 @@ def _killed_reason() -> str:
     )
 
 
-def _is_cancelled(exc: BaseException) -> bool:
+def _cluster_gone(client: Client, exc: BaseException) -> str | None:
+    """Why no task of the batch can come back any more, if ``exc`` says so: the
+    scheduler lost, or, the scheduler still there, every worker holding the batch's
+    gallery gone (Dask then cancels its dependants: "lost dependencies", "already
+    forgotten")."""
     from concurrent.futures import CancelledError
 
-    return isinstance(exc, CancelledError)
+    if client.status != "running":
+        return LOST_SCHEDULER
+    if not isinstance(exc, CancelledError):
+        return None
+    if getattr(exc, "reason", None) == "scheduler-connection-lost":
+        return LOST_SCHEDULER
+    return WORKERS_LOST
 
 
 def _plain(exc: BaseException) -> str:

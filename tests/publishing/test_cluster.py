@@ -371,6 +371,8 @@ def loopback(tmp_path: Path, runner: CliRunner) -> Iterator[Loopback]:
 def started_cluster(
     tmp_path: Path, runner: CliRunner, scheduler_env: dict[str, str], worker_env: dict[str, str]
 ) -> Iterator[Loopback]:
+    if os.name != "posix":
+        pytest.skip("the loopback cluster is started and killed with POSIX process groups")
     if not DASK.is_file():
         pytest.fail(f"{DASK} missing: `make install` installs dask[distributed]")
     certs = tmp_path / "cluster-certs"
@@ -547,17 +549,23 @@ def test_a_photo_that_keeps_killing_workers_is_withheld_with_the_reason(
     assert result.exit_code == 1, result.output
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     by_name = {Path(p["input"]).name: p for p in report["photos"]}
-    assert by_name["IMG_0001-0.jpg"]["status"] == "published"
+    # Killing both workers at once may also lose the batch's gallery with them: either
+    # way the photo is withheld and the reason says the workers died.
+    died = ("cluster workers kept dying", "every cluster worker holding this batch's data")
     assert by_name["IMG_0002-0.jpg"]["status"] == "withheld"
-    assert "cluster workers kept dying" in by_name["IMG_0002-0.jpg"]["reason"]
-    assert sorted(p.name for p in out.iterdir()) == [
-        "captions.csv",
-        "event-0001.jpg",
-        "report.json",
-    ]
+    assert by_name["IMG_0002-0.jpg"]["reason"].startswith(died)
+    # The other photo, if it was on a worker the poison killed, may go with it on a busy
+    # machine: then it is withheld too, for the same reasons.
+    innocent = by_name["IMG_0001-0.jpg"]
+    assert innocent["status"] == "published" or innocent["reason"].startswith(died)
+    published = [Path(p["output"]).name for p in report["photos"] if p["status"] == "published"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["report.json", *published, *(["captions.csv"] if published else [])]
+    )
     with open_store(data) as store:
-        [withhold] = audit.entries(store, action="withhold")
-    assert withhold.details["detection"]["cluster"]["workers"] == 2
+        withholds = audit.entries(store, action="withhold")
+    assert len(withholds) == 2 - len(published)
+    assert all(w.details["detection"]["cluster"]["workers"] == 2 for w in withholds)
 
 
 @pytest.mark.slow
@@ -590,6 +598,37 @@ def test_a_lost_scheduler_withholds_the_rest_with_the_reason(
     published = [Path(str(r.output)).name for r in report.published]
     visible = sorted(p.name for p in opts.out_dir.iterdir())
     assert visible == sorted(["captions.csv", "report.json", *published])
+
+
+@pytest.mark.slow
+def test_with_every_worker_lost_the_rest_is_withheld_with_the_reason(
+    loopback: Loopback, runner: CliRunner, tmp_path: Path
+) -> None:
+    from publishing.cluster import WORKERS_LOST
+
+    data = data_directory(runner, tmp_path / "data")
+    photos = card(tmp_path, copies=2)
+    opts = PublishOptions(purpose=Purpose.WEBSITE, out_dir=tmp_path / "out", operator="office")
+
+    def kill_every_worker_after_first(done: int, total: int, result: object) -> None:
+        if done == 1:
+            for worker in loopback.workers:
+                loopback.kill(worker)
+
+    with open_store(data) as store:
+        with DaskCluster(
+            loopback.address,
+            ClientCerts.in_folder(loopback.certs),
+            detection=opts.detection,
+            no_worker_grace=5,
+        ) as cluster:
+            report = publish(
+                store, [photos], opts, progress=kill_every_worker_after_first, mapper=cluster
+            )
+
+    assert report.results[0].status is PhotoStatus.PUBLISHED
+    # The batch's gallery went with the last worker: nothing more can be decided.
+    assert [r.reason for r in report.results[1:]] == [WORKERS_LOST] * 3
 
 
 @pytest.mark.slow
@@ -709,3 +748,21 @@ def test_photos_after_the_scheduler_is_lost_are_withheld_in_order(tmp_path: Path
     assert len(outcomes) == 6
     assert [o.error for o in outcomes] == [None, None] + [LOST_SCHEDULER] * 4
     assert outcomes[0].data != outcomes[1].data  # in input order: two different photos
+
+
+def test_cluster_certs_json_lists_the_files_per_machine(runner: CliRunner, tmp_path: Path) -> None:
+    folder = tmp_path / "certs"
+
+    result = runner.invoke(main, ["cluster", "certs", str(folder), "--json", "--days", "90"])
+
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.stdout)
+    assert listing["days"] == 90
+    names = {m: [Path(p).name for p in paths] for m, paths in listing["files"].items()}
+    assert names == {
+        "scheduler": ["ca.pem", "scheduler.pem", "scheduler-key.pem"],
+        "worker": ["ca.pem", "worker.pem", "worker-key.pem"],
+        "client": ["ca.pem", "client.pem", "client-key.pem"],
+        "keep_offline": ["ca-key.pem"],
+    }
+    assert all(Path(p).is_file() for paths in listing["files"].values() for p in paths)
