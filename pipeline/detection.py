@@ -9,8 +9,9 @@ The rule (measured in docs/detection.md with ``bench/detection_recall.py``): can
 come from a low threshold; a face 20 px or larger is accepted from a modest score, since
 that is where missing a face matters and false alarms are rare; a smaller candidate, where
 textures (hands, instruments, patterns) fool the model most, must either score high or be
-confirmed by a second look at a zoomed crop. A photo with no orientation tag is searched
-again turned 90, 180 and 270 degrees.
+confirmed by a second look at a zoomed crop. The 2x pass for small faces looks only
+where the 1x and mirrored passes saw a weak candidate. A photo with no orientation tag is
+searched again turned 90, 180 and 270 degrees.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.detectors import (
     Detection,
     Detector,
     Flipped,
+    InRegions,
     ModelMismatch,
     ModelMissing,
     Rotated,
@@ -46,6 +48,7 @@ __all__ = [
     "DetectionStage",
     "Detector",
     "Flipped",
+    "InRegions",
     "ModelMismatch",
     "ModelMissing",
     "Rotated",
@@ -57,6 +60,7 @@ __all__ = [
     "inference_threads",
     "merge_detections",
     "opencv_threads",
+    "second_look_regions",
     "unrotate_box",
 ]
 
@@ -86,6 +90,16 @@ SMALL_SURE_SCORE = 0.5
 ZOOM_CONFIRM = 0.4
 # The 2x pass only looks for faces up to this size, in the original's pixels.
 UPSCALED_MAX_FACE_PX = 48
+# ...and (standard) only around seeds: 1x or mirrored candidates up to that size from
+# SEED_SCORE (half the candidate threshold: a face the 2x pass finds stirs the 1x
+# heatmap), each looked at within max(SEED_MIN_HALF, SEED_CONTEXT x its size) of its
+# centre, on a SEED_CELL px grid. When those regions' crops would take more than
+# WHOLE_SECOND_LOOK of the photo (a crowd), the whole photo is run: cheaper than crops.
+SEED_SCORE = 0.1
+SEED_CONTEXT = 3.0
+SEED_MIN_HALF = 32
+SEED_CELL = 32
+WHOLE_SECOND_LOOK = 0.6
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
 _TURNED = "+rot"
@@ -102,12 +116,16 @@ class DetectionSettings:
     (docs/detection.md), so it is not the default.
     ``backend`` runs the network: onnxruntime (default; OpenCV automatically when it
     cannot load) or OpenCV's DNN module. Both give the same boxes within float rounding.
+    ``upscale_everywhere`` runs standard's 2x pass on the whole photo instead of only
+    around the first passes' candidates (the default, about a third of the cost on the
+    evaluation photos, same recall: docs/detection.md); paranoid always runs it whole.
     """
 
     thoroughness: Thoroughness = Thoroughness.STANDARD
     max_side: int = 4096
     mirror_max_side: int | None = None
     backend: Backend = Backend.ONNXRUNTIME
+    upscale_everywhere: bool = False
 
     def describe(self) -> dict[str, object]:
         return {
@@ -121,6 +139,8 @@ class DetectionSettings:
             "small_face_px": SMALL_FACE_PX,
             "small_sure_score": SMALL_SURE_SCORE,
             "zoom_confirm": ZOOM_CONFIRM,
+            "upscale_everywhere": self.upscale_everywhere,
+            "seed_score": SEED_SCORE,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -133,9 +153,14 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     ``max_side``) for the 2x pass; on larger photos small faces already have pixels.
     """
     ms, be = settings.max_side, settings.backend
-    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=ms, backend=be)
+    level = settings.thoroughness
+    # Standard's 2x pass on a small photo runs around seeds, which the first passes
+    # report from SEED_SCORE; the stage keeps only their boxes from CANDIDATE_THRESHOLD.
+    seeded = level is Thoroughness.STANDARD and small_image and not settings.upscale_everywhere
+    first = SEED_SCORE if seeded else CANDIDATE_THRESHOLD
+    base = CenterFace(threshold=first, max_side=ms, backend=be)
     passes: list[Detector] = [base]
-    if settings.thoroughness is Thoroughness.FAST:
+    if level is Thoroughness.FAST:
         return passes
     up = CenterFace(
         threshold=CANDIDATE_THRESHOLD,
@@ -144,7 +169,9 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
         max_face_px=UPSCALED_MAX_FACE_PX,
         backend=be,
     )
-    if small_image or settings.thoroughness is Thoroughness.PARANOID:
+    if seeded:
+        passes.append(InRegions(up))
+    elif small_image or level is Thoroughness.PARANOID:
         passes.append(up)
     side = settings.mirror_max_side
     if settings.thoroughness is Thoroughness.PARANOID or side is None or side >= ms:
@@ -176,6 +203,35 @@ def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
         side //= 2
     base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side, backend=settings.backend)
     return [Rotated(base, k) for k in (1, 2, 3)]
+
+
+def second_look_regions(height: int, width: int, seeds: Sequence[Box]) -> list[Box]:
+    """Where standard's 2x pass looks: rectangles (photo pixels, on a ``SEED_CELL`` grid)
+    covering every seed's surroundings, ``max(SEED_MIN_HALF, SEED_CONTEXT x size)`` from
+    its centre each way; one rectangle per group of touching cells.
+
+    Why around weak candidates: a face small enough to need the 2x pass still raises the
+    1x heatmap near it (on the evaluation photos every face the 2x pass added had a 1x or
+    mirrored candidate from 0.2 within 2 sizes; the rule asks half that score and 3 sizes).
+    """
+    import cv2
+
+    cell = SEED_CELL
+    rows, cols = -(-height // cell), -(-width // cell)
+    mask = np.zeros((rows, cols), np.uint8)
+    for b in seeds:
+        cx, cy = b.center
+        half = max(SEED_MIN_HALF, SEED_CONTEXT * b.size)
+        r0, r1 = max(0, int((cy - half) // cell)), min(rows, int((cy + half) // cell) + 1)
+        c0, c1 = max(0, int((cx - half) // cell)), min(cols, int((cx + half) // cell) + 1)
+        if r0 < r1 and c0 < c1:
+            mask[r0:r1, c0:c1] = 1
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    out = []
+    for x, y, w, h, _area in stats[1:n].tolist():  # label 0 is the background
+        x1, y1 = x * cell, y * cell
+        out.append(Box(x1, y1, min(width, (x + w) * cell) - x1, min(height, (y + h) * cell) - y1))
+    return out
 
 
 def merge_detections(
@@ -278,7 +334,16 @@ class DetectionStage:
         h, w = pixels.shape[:2]
         small = max(h, w) * 2 <= self.settings.max_side
         passes = self._small if small else self._large
-        found = [d for p in passes for d in p.detect(pixels)]
+        found = [d for p in passes if not isinstance(p, InRegions) for d in p.detect(pixels)]
+        second = [p for p in passes if isinstance(p, InRegions)]
+        if second:
+            regions = second_look_regions(
+                h, w, [d.box for d in found if d.box.size <= UPSCALED_MAX_FACE_PX]
+            )
+            found = [d for d in found if d.score >= CANDIDATE_THRESHOLD]
+            if second[0].pixels_run(h, w, regions) > WHOLE_SECOND_LOOK:
+                regions = None
+            found += [d for p in second for d in p.detect(pixels, regions)]
         faces = self._accept(pixels, merge_detections(found))
         paranoid = self.settings.thoroughness is Thoroughness.PARANOID
         if not orientation_known and not paranoid and self._turned:
