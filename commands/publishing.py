@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -36,10 +37,31 @@ from pipeline.calibration import plot as plot_calibration
 from pipeline.matching import DEFAULT_TOLERANCE
 from pipeline.redaction import RedactionStyle
 from publishing.check import check as check_photos
+from publishing.options import FULL_SIZE
 from publishing.publish import publish as publish_photos
 from publishing.report import PhotoResult, PhotoStatus
 from publishing.review.batch import ReviewBatch, create_batch
 from publishing.review.contact_sheet import write_contact_sheet
+
+
+class _MaxSide(click.ParamType):
+    """``--max-side``: a number of pixels (64 or more) or ``full`` (the photo's own size)."""
+
+    name = "max-side"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "full":
+            return FULL_SIZE
+        try:
+            side = int(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of pixels or 'full'.", param, ctx)
+        if side < 64:
+            self.fail(f"{side} px is too small; give 64 or more, or 'full'.", param, ctx)
+        return side
 
 
 def _progress_bar() -> Any:
@@ -117,6 +139,15 @@ def _progress_bar() -> Any:
     help="Photos processed at once, one process each (default: one per usable core, as "
     "many as free memory allows; each needs about 1.1 GB, 1.6 GB is set aside).",
 )
+@click.option(
+    "--max-side",
+    type=_MaxSide(),
+    default=None,
+    metavar="PIXELS|full",
+    help="Long side of the published photos, or 'full' for their own size (default: 2560 "
+    "for website and social media, full size for press, prospectus and internal display). "
+    "Faces are found on the photo at this size.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on a terminal.")
 @click.argument(
     "photos",
@@ -146,6 +177,7 @@ def publish(
     operator: str,
     as_json: bool,
     workers: int | None,
+    max_side: int | None,
     quiet: bool,
     photos: tuple[Path, ...],
 ) -> None:
@@ -182,6 +214,10 @@ def publish(
         raise click.UsageError(
             "With --review, give --captions/--caption to `photoconsent review publish`."
         )
+    if review and max_side is not None:
+        raise click.UsageError(
+            "--max-side goes with publishing; a reviewed batch is published at its purpose's size."
+        )
     captioning = caption_settings(captions_file, batch_caption, embedded_captions)
     with open_data_store(data_dir) as store:
         options = publish_options(
@@ -199,6 +235,8 @@ def publish(
             workers=workers,
             captioning=captioning,
         )
+        if max_side is not None:
+            options = dataclasses.replace(options, max_side=max_side)
         if review:
             batch = create_batch(store, list(photos), options, biometrics=not no_biometrics)
             sheet = write_contact_sheet(store, batch)
