@@ -55,6 +55,7 @@ __all__ = [
     "Thoroughness",
     "ZoomCheck",
     "build_passes",
+    "doubted_turn",
     "centerface_model_path",
     "decode_centerface",
     "inference_threads",
@@ -102,6 +103,10 @@ SEED_CELL = 32
 WHOLE_SECOND_LOOK = 0.6
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
+# An untagged photo is doubted when one turn finds this many faces (from
+# TURNED_ONLY_SCORE) that the upright search did not: the upright search then runs on it
+# turned that way, 2x second looks and zoomed checks included.
+DOUBT_NEW_FACES = 1
 _TURNED = "+rot"
 
 
@@ -119,6 +124,9 @@ class DetectionSettings:
     ``upscale_everywhere`` runs standard's 2x pass on the whole photo instead of only
     around the first passes' candidates (the default, about a third of the cost on the
     evaluation photos, same recall: docs/detection.md); paranoid always runs it whole.
+    ``doubted_turn_search`` runs the whole upright search again on an untagged photo
+    turned the way a turned pass found faces the upright search did not
+    (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
     """
 
     thoroughness: Thoroughness = Thoroughness.STANDARD
@@ -126,6 +134,7 @@ class DetectionSettings:
     mirror_max_side: int | None = None
     backend: Backend = Backend.ONNXRUNTIME
     upscale_everywhere: bool = False
+    doubted_turn_search: bool = True
 
     def describe(self) -> dict[str, object]:
         return {
@@ -141,6 +150,7 @@ class DetectionSettings:
             "zoom_confirm": ZOOM_CONFIRM,
             "upscale_everywhere": self.upscale_everywhere,
             "seed_score": SEED_SCORE,
+            "doubted_turn_search": self.doubted_turn_search,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -203,6 +213,45 @@ def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
         side //= 2
     base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side, backend=settings.backend)
     return [Rotated(base, k) for k in (1, 2, 3)]
+
+
+def doubted_turn(
+    upright: Sequence[Detection], turned: Sequence[tuple[Detector, Sequence[Detection]]]
+) -> int | None:
+    """The quarter turns (1, 2 or 3) at which an untagged photo may be the right way up,
+    or None: the turn whose pass found the most faces the upright search did not, from
+    ``TURNED_ONLY_SCORE`` (at least ``DOUBT_NEW_FACES``); ties go to the higher total
+    score.
+
+    Why "faces the upright search missed", not "faces upright at all": a sideways crowd
+    photo showed CenterFace 7 of its 16 faces upright, at scores up to 0.74, so finding
+    some is no proof of the orientation; a turn that shows faces nobody saw upright is
+    reason to doubt it. On the evaluation photos as they are, the signal fired on 2 of 42;
+    turned by 90 degrees, on 25 of 42 (the rest are found upright or have no new face).
+    """
+    best: tuple[int, float, int] | None = None
+    for p, dets in turned:
+        k = getattr(p, "quarter_turns", None)
+        if k is None:
+            continue
+        new = [d for d in dets if d.score >= TURNED_ONLY_SCORE and not _same_face(d, upright)]
+        if len(new) >= DOUBT_NEW_FACES:
+            key = (len(new), sum(d.score for d in new), k)
+            if best is None or key[:2] > best[:2]:
+                best = key
+    return None if best is None else best[2]
+
+
+def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
+    """``det`` would merge with one of ``faces`` (the merge rule's IoU or containment)."""
+    b = det.box
+    for f in faces:
+        inter = b.intersection(f.box)
+        if inter <= 0:
+            continue
+        if b.iou(f.box) >= 0.3 or inter >= 0.7 * min(b.area, f.box.area):
+            return True
+    return False
 
 
 def second_look_regions(height: int, width: int, seeds: Sequence[Box]) -> list[Box]:
@@ -329,8 +378,33 @@ class DetectionStage:
         """Every face in ``pixels``; boxes clipped to the image.
 
         ``orientation_known`` is False for photos without an EXIF orientation tag; the
-        turned passes then run too.
+        turned passes then run too, and when one of them finds faces the upright passes
+        did not (:meth:`doubted_turn`), the whole upright search runs once more on the
+        photo turned that way.
         """
+        h, w = pixels.shape[:2]
+        found = self._candidates(pixels)
+        faces = self._accept(pixels, merge_detections(found))
+        paranoid = self.settings.thoroughness is Thoroughness.PARANOID
+        if not orientation_known and not paranoid and self._turned:
+            # A sideways crowd photo still shows CenterFace a few faces upright, so "found
+            # some faces" is no proof of the right way up: search every turn.
+            turned = [(p, p.detect(pixels)) for p in self._turned]
+            upright = faces
+            found += [d for _, dets in turned for d in dets]
+            faces = self._accept(pixels, merge_detections(found))
+            k = doubted_turn(upright, turned) if self.settings.doubted_turn_search else None
+            if k is not None:
+                faces = merge_detections(faces + self._turned_search(pixels, k))
+        return [
+            Detection(d.box.clipped(w, h), d.score, d.source)
+            for d in faces
+            if d.box.clipped(w, h).area > 0
+        ]
+
+    def _candidates(self, pixels: np.ndarray) -> list[Detection]:
+        """The upright passes' candidates: the first passes, then the 2x second look
+        around their weak candidates (standard) or on the whole photo."""
         h, w = pixels.shape[:2]
         small = max(h, w) * 2 <= self.settings.max_side
         passes = self._small if small else self._large
@@ -344,17 +418,23 @@ class DetectionStage:
             if second[0].pixels_run(h, w, regions) > WHOLE_SECOND_LOOK:
                 regions = None
             found += [d for p in second for d in p.detect(pixels, regions)]
-        faces = self._accept(pixels, merge_detections(found))
-        paranoid = self.settings.thoroughness is Thoroughness.PARANOID
-        if not orientation_known and not paranoid and self._turned:
-            # A sideways crowd photo still shows CenterFace a few faces upright, so "found
-            # some faces" is no proof of the right way up: search every turn.
-            found += [d for p in self._turned for d in p.detect(pixels)]
-            faces = self._accept(pixels, merge_detections(found))
+        return found
+
+    def _turned_search(self, pixels: np.ndarray, k: int) -> list[Detection]:
+        """The upright search (every upright pass, second looks and the acceptance rule,
+        zoomed checks included) on the photo turned ``k`` quarter turns, its faces mapped
+        back: what the photo gets when it is the right way up that way."""
+        h, w = pixels.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(pixels, k))
+        faces = self._accept(turned, merge_detections(self._candidates(turned)))
+        suffix = f"{_TURNED}{90 * k}"
         return [
-            Detection(d.box.clipped(w, h), d.score, d.source)
+            Detection(
+                unrotate_box(d.box, k, w, h),
+                d.score,
+                ",".join(f"{s}{suffix}" for s in d.source.split(",")),
+            )
             for d in faces
-            if d.box.clipped(w, h).area > 0
         ]
 
     def _accept(self, pixels: np.ndarray, merged: list[Detection]) -> list[Detection]:
