@@ -66,6 +66,21 @@ RULES: dict[str, Rule] = {
     "standard, or zoom >= 0.3 and 2+ passes": lambda s, z, n: (
         s >= SMALL_SURE_SCORE or z >= ZOOM_CONFIRM or (n >= 2 and z >= 0.3)
     ),
+    "standard, or 2+ passes from 0.35": lambda s, z, n: (
+        s >= SMALL_SURE_SCORE or z >= ZOOM_CONFIRM or (n >= 2 and s >= 0.35)
+    ),
+    "standard, or 2+ passes from 0.4": lambda s, z, n: (
+        s >= SMALL_SURE_SCORE or z >= ZOOM_CONFIRM or (n >= 2 and s >= 0.4)
+    ),
+    "standard, or 2+ passes and zoom >= 0.2": lambda s, z, n: (
+        s >= SMALL_SURE_SCORE or z >= ZOOM_CONFIRM or (n >= 2 and z >= 0.2)
+    ),
+    "standard, or 3 passes, or zoom >= 0.3": lambda s, z, n: (
+        s >= SMALL_SURE_SCORE or z >= 0.3 or n >= 3
+    ),
+    "standard, or 3 passes, or 2+ passes from 0.35": lambda s, z, n: (
+        s >= SMALL_SURE_SCORE or z >= ZOOM_CONFIRM or n >= 3 or (n >= 2 and s >= 0.35)
+    ),
     "every candidate (no filter)": lambda s, z, n: True,
 }
 

@@ -103,10 +103,18 @@ SEED_CELL = 32
 WHOLE_SECOND_LOOK = 0.6
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
-# An untagged photo is doubted when one turn finds this many faces (from
-# TURNED_ONLY_SCORE) that the upright search did not: the upright search then runs on it
+# An untagged photo is doubted when one turn finds faces (from TURNED_ONLY_SCORE) that
+# the upright search did not: at least DOUBT_NEW_FACES, and at least DOUBT_SHARE of the
+# number the upright search found (an upright group photo's turns find the odd tilted
+# face; a sideways photo's right turn finds many). The upright search then runs on it
 # turned that way, 2x second looks and zoomed checks included.
 DOUBT_NEW_FACES = 1
+DOUBT_SHARE = 1 / 3
+# A candidate under SMALL_FACE_PX that at least AGREED_PASSES different passes (plain,
+# mirrored, 2x, turned) saw is accepted from AGREED_SCORE: a texture that fools one view
+# of the photo seldom fools another (standard only).
+AGREED_PASSES = 2
+AGREED_SCORE = 0.35
 _TURNED = "+rot"
 
 
@@ -148,6 +156,8 @@ class DetectionSettings:
             "small_face_px": SMALL_FACE_PX,
             "small_sure_score": SMALL_SURE_SCORE,
             "zoom_confirm": ZOOM_CONFIRM,
+            "agreed_passes": AGREED_PASSES,
+            "agreed_score": AGREED_SCORE,
             "upscale_everywhere": self.upscale_everywhere,
             "seed_score": SEED_SCORE,
             "doubted_turn_search": self.doubted_turn_search,
@@ -220,22 +230,26 @@ def doubted_turn(
 ) -> int | None:
     """The quarter turns (1, 2 or 3) at which an untagged photo may be the right way up,
     or None: the turn whose pass found the most faces the upright search did not, from
-    ``TURNED_ONLY_SCORE`` (at least ``DOUBT_NEW_FACES``); ties go to the higher total
+    ``TURNED_ONLY_SCORE`` (at least ``DOUBT_NEW_FACES`` and ``DOUBT_SHARE`` of the
+    faces found upright; boxes of one face count once); ties go to the higher total
     score.
 
     Why "faces the upright search missed", not "faces upright at all": a sideways crowd
     photo showed CenterFace 7 of its 16 faces upright, at scores up to 0.74, so finding
     some is no proof of the orientation; a turn that shows faces nobody saw upright is
-    reason to doubt it. On the evaluation photos as they are, the signal fired on 2 of 42;
-    turned by 90 degrees, on 25 of 42 (the rest are found upright or have no new face).
+    reason to doubt it. An upright group photo's turns find the odd tilted face too (on
+    the evaluation photos as they are, 4 of 42 showed 1 or 2 new faces beside 3 to 24
+    upright ones), hence the share.
     """
     best: tuple[int, float, int] | None = None
     for p, dets in turned:
         k = getattr(p, "quarter_turns", None)
         if k is None:
             continue
-        new = [d for d in dets if d.score >= TURNED_ONLY_SCORE and not _same_face(d, upright)]
-        if len(new) >= DOUBT_NEW_FACES:
+        new = merge_detections(
+            [d for d in dets if d.score >= TURNED_ONLY_SCORE and not _same_face(d, upright)]
+        )
+        if len(new) >= max(DOUBT_NEW_FACES, DOUBT_SHARE * len(upright)):
             key = (len(new), sum(d.score for d in new), k)
             if best is None or key[:2] > best[:2]:
                 best = key
@@ -450,6 +464,12 @@ class DetectionStage:
             elif d.box.size >= SMALL_FACE_PX:
                 ok = d.score >= ACCEPT_SCORE
             elif d.score >= SMALL_SURE_SCORE:
+                ok = True
+            elif (
+                level is Thoroughness.STANDARD
+                and d.score >= AGREED_SCORE
+                and len(set(d.source.split(","))) >= AGREED_PASSES
+            ):
                 ok = True
             else:
                 ok = level is Thoroughness.STANDARD and self._zoom.score(pixels, d.box) >= (

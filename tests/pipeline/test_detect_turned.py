@@ -12,6 +12,7 @@ import pytest
 from pipeline.boxes import Box
 from pipeline.detection import (
     DOUBT_NEW_FACES,
+    DOUBT_SHARE,
     TURNED_ONLY_SCORE,
     Detection,
     DetectionSettings,
@@ -56,6 +57,20 @@ def test_a_face_only_a_turn_shows_is_reason_to_doubt():
     t = Turn(3, (OTHER, TURNED_ONLY_SCORE))
     assert DOUBT_NEW_FACES == 1
     assert doubted_turn(seen(FACE), [(t, t.dets)]) == 3
+
+
+def test_a_turn_must_show_a_third_as_many_new_faces_as_were_found_upright():
+    """An upright group photo's turn finds the odd tilted face; a sideways photo's right
+    turn finds many."""
+    group = seen(*[Box(50 * i, 10, 30, 30) for i in range(6)])  # six faces upright
+    one = Turn(1, (Box(100, 300, 40, 40), 0.9))
+    two = Turn(1, (Box(100, 300, 40, 40), 0.9), (Box(200, 300, 40, 40), 0.9))
+    assert DOUBT_SHARE == pytest.approx(1 / 3)
+    assert doubted_turn(group, [(one, one.dets)]) is None
+    assert doubted_turn(group, [(two, two.dets)]) == 1
+    # Boxes of one face count once.
+    same = Turn(1, (Box(100, 300, 40, 40), 0.9), (Box(101, 301, 40, 40), 0.8))
+    assert doubted_turn(group, [(same, same.dets)]) is None
 
 
 def test_the_turn_with_most_new_faces_wins_then_the_higher_score():
