@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -38,10 +39,31 @@ from pipeline.redaction import RedactionStyle
 from publishing.check import check as check_photos
 from publishing.cluster import ClientCerts, DaskCluster, check_address
 from publishing.enrolling import recogniser_name
+from publishing.options import FULL_SIZE
 from publishing.publish import publish as publish_photos
 from publishing.report import PhotoResult, PhotoStatus
 from publishing.review.batch import ReviewBatch, create_batch
 from publishing.review.contact_sheet import write_contact_sheet
+
+
+class _MaxSide(click.ParamType):
+    """``--max-side``: a number of pixels (64 or more) or ``full`` (the photo's own size)."""
+
+    name = "max-side"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "full":
+            return FULL_SIZE
+        try:
+            side = int(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of pixels or 'full'.", param, ctx)
+        if side < 64:
+            self.fail(f"{side} px is too small; give 64 or more, or 'full'.", param, ctx)
+        return side
 
 
 def _progress_bar() -> Any:
@@ -140,6 +162,15 @@ def _progress_bar() -> Any:
     help="With --cluster: the photos sit on storage every worker reads under the same "
     "path; send workers each photo's path instead of its bytes.",
 )
+@click.option(
+    "--max-side",
+    type=_MaxSide(),
+    default=None,
+    metavar="PIXELS|full",
+    help="Long side of the published photos, or 'full' for their own size (default: 2560 "
+    "for website and social media, full size for press, prospectus and internal display). "
+    "Faces are found on the photo at this size.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on a terminal.")
 @click.argument(
     "photos",
@@ -172,6 +203,7 @@ def publish(
     cluster_address: str | None,
     cluster_certs: Path | None,
     shared_storage: bool,
+    max_side: int | None,
     quiet: bool,
     photos: tuple[Path, ...],
 ) -> None:
@@ -228,6 +260,10 @@ def publish(
         raise click.UsageError(
             "With --review, give --captions/--caption to `photoconsent review publish`."
         )
+    if review and max_side is not None:
+        raise click.UsageError(
+            "--max-side goes with publishing; a reviewed batch is published at its purpose's size."
+        )
     captioning = caption_settings(captions_file, batch_caption, embedded_captions)
     with open_data_store(data_dir) as store:
         options = publish_options(
@@ -246,6 +282,8 @@ def publish(
             workers=workers,
             captioning=captioning,
         )
+        if max_side is not None:
+            options = dataclasses.replace(options, max_side=max_side)
         if review:
             batch = create_batch(store, list(photos), options, biometrics=not no_biometrics)
             sheet = write_contact_sheet(store, batch)

@@ -9,8 +9,9 @@ The rule (measured in docs/detection.md with ``bench/detection_recall.py``): can
 come from a low threshold; a face 20 px or larger is accepted from a modest score, since
 that is where missing a face matters and false alarms are rare; a smaller candidate, where
 textures (hands, instruments, patterns) fool the model most, must either score high or be
-confirmed by a second look at a zoomed crop. A photo with no orientation tag is searched
-again turned 90, 180 and 270 degrees.
+confirmed by a second look at a zoomed crop. The 2x pass for small faces looks only
+where the 1x and mirrored passes saw a weak candidate. A photo with no orientation tag is
+searched again turned 90, 180 and 270 degrees.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.detectors import (
     Detection,
     Detector,
     Flipped,
+    InRegions,
     ModelMismatch,
     ModelMissing,
     Rotated,
@@ -46,17 +48,20 @@ __all__ = [
     "DetectionStage",
     "Detector",
     "Flipped",
+    "InRegions",
     "ModelMismatch",
     "ModelMissing",
     "Rotated",
     "Thoroughness",
     "ZoomCheck",
     "build_passes",
+    "doubted_turn",
     "centerface_model_path",
     "decode_centerface",
     "inference_threads",
     "merge_detections",
     "opencv_threads",
+    "second_look_regions",
     "unrotate_box",
 ]
 
@@ -86,8 +91,30 @@ SMALL_SURE_SCORE = 0.5
 ZOOM_CONFIRM = 0.4
 # The 2x pass only looks for faces up to this size, in the original's pixels.
 UPSCALED_MAX_FACE_PX = 48
+# ...and (standard) only around seeds: 1x or mirrored candidates up to that size from
+# SEED_SCORE (half the candidate threshold: a face the 2x pass finds stirs the 1x
+# heatmap), each looked at within max(SEED_MIN_HALF, SEED_CONTEXT x its size) of its
+# centre, on a SEED_CELL px grid. When those regions' crops would take more than
+# WHOLE_SECOND_LOOK of the photo (a crowd), the whole photo is run: cheaper than crops.
+SEED_SCORE = 0.1
+SEED_CONTEXT = 3.0
+SEED_MIN_HALF = 32
+SEED_CELL = 32
+WHOLE_SECOND_LOOK = 0.6
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
+# An untagged photo is doubted when one turn finds faces (from TURNED_ONLY_SCORE) that
+# the upright search did not: at least DOUBT_NEW_FACES, and at least DOUBT_SHARE of the
+# number the upright search found (an upright group photo's turns find the odd tilted
+# face; a sideways photo's right turn finds many). The upright search then runs on it
+# turned that way, 2x second looks and zoomed checks included.
+DOUBT_NEW_FACES = 1
+DOUBT_SHARE = 1 / 3
+# A candidate under SMALL_FACE_PX that at least AGREED_PASSES different passes (plain,
+# mirrored, 2x, turned) saw is accepted from AGREED_SCORE: a texture that fools one view
+# of the photo seldom fools another (standard only).
+AGREED_PASSES = 2
+AGREED_SCORE = 0.35
 _TURNED = "+rot"
 
 
@@ -102,12 +129,20 @@ class DetectionSettings:
     (docs/detection.md), so it is not the default.
     ``backend`` runs the network: onnxruntime (default; OpenCV automatically when it
     cannot load) or OpenCV's DNN module. Both give the same boxes within float rounding.
+    ``upscale_everywhere`` runs standard's 2x pass on the whole photo instead of only
+    around the first passes' candidates (the default, about a third of the cost on the
+    evaluation photos, same recall: docs/detection.md); paranoid always runs it whole.
+    ``doubted_turn_search`` runs the whole upright search again on an untagged photo
+    turned the way a turned pass found faces the upright search did not
+    (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
     """
 
     thoroughness: Thoroughness = Thoroughness.STANDARD
     max_side: int = 4096
     mirror_max_side: int | None = None
     backend: Backend = Backend.ONNXRUNTIME
+    upscale_everywhere: bool = False
+    doubted_turn_search: bool = True
 
     def describe(self) -> dict[str, object]:
         return {
@@ -121,6 +156,11 @@ class DetectionSettings:
             "small_face_px": SMALL_FACE_PX,
             "small_sure_score": SMALL_SURE_SCORE,
             "zoom_confirm": ZOOM_CONFIRM,
+            "agreed_passes": AGREED_PASSES,
+            "agreed_score": AGREED_SCORE,
+            "upscale_everywhere": self.upscale_everywhere,
+            "seed_score": SEED_SCORE,
+            "doubted_turn_search": self.doubted_turn_search,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -133,9 +173,14 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     ``max_side``) for the 2x pass; on larger photos small faces already have pixels.
     """
     ms, be = settings.max_side, settings.backend
-    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=ms, backend=be)
+    level = settings.thoroughness
+    # Standard's 2x pass on a small photo runs around seeds, which the first passes
+    # report from SEED_SCORE; the stage keeps only their boxes from CANDIDATE_THRESHOLD.
+    seeded = level is Thoroughness.STANDARD and small_image and not settings.upscale_everywhere
+    first = SEED_SCORE if seeded else CANDIDATE_THRESHOLD
+    base = CenterFace(threshold=first, max_side=ms, backend=be)
     passes: list[Detector] = [base]
-    if settings.thoroughness is Thoroughness.FAST:
+    if level is Thoroughness.FAST:
         return passes
     up = CenterFace(
         threshold=CANDIDATE_THRESHOLD,
@@ -144,7 +189,9 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
         max_face_px=UPSCALED_MAX_FACE_PX,
         backend=be,
     )
-    if small_image or settings.thoroughness is Thoroughness.PARANOID:
+    if seeded:
+        passes.append(InRegions(up))
+    elif small_image or level is Thoroughness.PARANOID:
         passes.append(up)
     side = settings.mirror_max_side
     if settings.thoroughness is Thoroughness.PARANOID or side is None or side >= ms:
@@ -176,6 +223,78 @@ def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
         side //= 2
     base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side, backend=settings.backend)
     return [Rotated(base, k) for k in (1, 2, 3)]
+
+
+def doubted_turn(
+    upright: Sequence[Detection], turned: Sequence[tuple[Detector, Sequence[Detection]]]
+) -> int | None:
+    """The quarter turns (1, 2 or 3) at which an untagged photo may be the right way up,
+    or None: the turn whose pass found the most faces the upright search did not, from
+    ``TURNED_ONLY_SCORE`` (at least ``DOUBT_NEW_FACES`` and ``DOUBT_SHARE`` of the
+    faces found upright; boxes of one face count once); ties go to the higher total
+    score.
+
+    Why "faces the upright search missed", not "faces upright at all": a sideways crowd
+    photo showed CenterFace 7 of its 16 faces upright, at scores up to 0.74, so finding
+    some is no proof of the orientation; a turn that shows faces nobody saw upright is
+    reason to doubt it. An upright group photo's turns find the odd tilted face too (on
+    the evaluation photos as they are, 4 of 42 showed 1 or 2 new faces beside 3 to 24
+    upright ones), hence the share.
+    """
+    best: tuple[int, float, int] | None = None
+    for p, dets in turned:
+        k = getattr(p, "quarter_turns", None)
+        if k is None:
+            continue
+        new = merge_detections(
+            [d for d in dets if d.score >= TURNED_ONLY_SCORE and not _same_face(d, upright)]
+        )
+        if len(new) >= max(DOUBT_NEW_FACES, DOUBT_SHARE * len(upright)):
+            key = (len(new), sum(d.score for d in new), k)
+            if best is None or key[:2] > best[:2]:
+                best = key
+    return None if best is None else best[2]
+
+
+def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
+    """``det`` would merge with one of ``faces`` (the merge rule's IoU or containment)."""
+    b = det.box
+    for f in faces:
+        inter = b.intersection(f.box)
+        if inter <= 0:
+            continue
+        if b.iou(f.box) >= 0.3 or inter >= 0.7 * min(b.area, f.box.area):
+            return True
+    return False
+
+
+def second_look_regions(height: int, width: int, seeds: Sequence[Box]) -> list[Box]:
+    """Where standard's 2x pass looks: rectangles (photo pixels, on a ``SEED_CELL`` grid)
+    covering every seed's surroundings, ``max(SEED_MIN_HALF, SEED_CONTEXT x size)`` from
+    its centre each way; one rectangle per group of touching cells.
+
+    Why around weak candidates: a face small enough to need the 2x pass still raises the
+    1x heatmap near it (on the evaluation photos every face the 2x pass added had a 1x or
+    mirrored candidate from 0.2 within 2 sizes; the rule asks half that score and 3 sizes).
+    """
+    import cv2
+
+    cell = SEED_CELL
+    rows, cols = -(-height // cell), -(-width // cell)
+    mask = np.zeros((rows, cols), np.uint8)
+    for b in seeds:
+        cx, cy = b.center
+        half = max(SEED_MIN_HALF, SEED_CONTEXT * b.size)
+        r0, r1 = max(0, int((cy - half) // cell)), min(rows, int((cy + half) // cell) + 1)
+        c0, c1 = max(0, int((cx - half) // cell)), min(cols, int((cx + half) // cell) + 1)
+        if r0 < r1 and c0 < c1:
+            mask[r0:r1, c0:c1] = 1
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    out = []
+    for x, y, w, h, _area in stats[1:n].tolist():  # label 0 is the background
+        x1, y1 = x * cell, y * cell
+        out.append(Box(x1, y1, min(width, (x + w) * cell) - x1, min(height, (y + h) * cell) - y1))
+    return out
 
 
 def merge_detections(
@@ -273,23 +392,63 @@ class DetectionStage:
         """Every face in ``pixels``; boxes clipped to the image.
 
         ``orientation_known`` is False for photos without an EXIF orientation tag; the
-        turned passes then run too.
+        turned passes then run too, and when one of them finds faces the upright passes
+        did not (:meth:`doubted_turn`), the whole upright search runs once more on the
+        photo turned that way.
         """
         h, w = pixels.shape[:2]
-        small = max(h, w) * 2 <= self.settings.max_side
-        passes = self._small if small else self._large
-        found = [d for p in passes for d in p.detect(pixels)]
+        found = self._candidates(pixels)
         faces = self._accept(pixels, merge_detections(found))
         paranoid = self.settings.thoroughness is Thoroughness.PARANOID
         if not orientation_known and not paranoid and self._turned:
             # A sideways crowd photo still shows CenterFace a few faces upright, so "found
             # some faces" is no proof of the right way up: search every turn.
-            found += [d for p in self._turned for d in p.detect(pixels)]
+            turned = [(p, p.detect(pixels)) for p in self._turned]
+            upright = faces
+            found += [d for _, dets in turned for d in dets]
             faces = self._accept(pixels, merge_detections(found))
+            k = doubted_turn(upright, turned) if self.settings.doubted_turn_search else None
+            if k is not None:
+                faces = merge_detections(faces + self._turned_search(pixels, k))
         return [
             Detection(d.box.clipped(w, h), d.score, d.source)
             for d in faces
             if d.box.clipped(w, h).area > 0
+        ]
+
+    def _candidates(self, pixels: np.ndarray) -> list[Detection]:
+        """The upright passes' candidates: the first passes, then the 2x second look
+        around their weak candidates (standard) or on the whole photo."""
+        h, w = pixels.shape[:2]
+        small = max(h, w) * 2 <= self.settings.max_side
+        passes = self._small if small else self._large
+        found = [d for p in passes if not isinstance(p, InRegions) for d in p.detect(pixels)]
+        second = [p for p in passes if isinstance(p, InRegions)]
+        if second:
+            regions = second_look_regions(
+                h, w, [d.box for d in found if d.box.size <= UPSCALED_MAX_FACE_PX]
+            )
+            found = [d for d in found if d.score >= CANDIDATE_THRESHOLD]
+            if second[0].pixels_run(h, w, regions) > WHOLE_SECOND_LOOK:
+                regions = None
+            found += [d for p in second for d in p.detect(pixels, regions)]
+        return found
+
+    def _turned_search(self, pixels: np.ndarray, k: int) -> list[Detection]:
+        """The upright search (every upright pass, second looks and the acceptance rule,
+        zoomed checks included) on the photo turned ``k`` quarter turns, its faces mapped
+        back: what the photo gets when it is the right way up that way."""
+        h, w = pixels.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(pixels, k))
+        faces = self._accept(turned, merge_detections(self._candidates(turned)))
+        suffix = f"{_TURNED}{90 * k}"
+        return [
+            Detection(
+                unrotate_box(d.box, k, w, h),
+                d.score,
+                ",".join(f"{s}{suffix}" for s in d.source.split(",")),
+            )
+            for d in faces
         ]
 
     def _accept(self, pixels: np.ndarray, merged: list[Detection]) -> list[Detection]:
@@ -305,6 +464,12 @@ class DetectionStage:
             elif d.box.size >= SMALL_FACE_PX:
                 ok = d.score >= ACCEPT_SCORE
             elif d.score >= SMALL_SURE_SCORE:
+                ok = True
+            elif (
+                level is Thoroughness.STANDARD
+                and d.score >= AGREED_SCORE
+                and len(set(d.source.split(","))) >= AGREED_PASSES
+            ):
                 ok = True
             else:
                 ok = level is Thoroughness.STANDARD and self._zoom.score(pixels, d.box) >= (

@@ -22,7 +22,8 @@ before anything is sent) and nothing else: no data directory, no keys.
 A worker lost mid-task has its photos retried on another by the scheduler (up to its
 ``distributed.scheduler.allowed-failures``, 3 by default); a photo that keeps killing
 workers is withheld with the reason, as is every photo still out when the scheduler is
-lost or every worker holding the batch's gallery is gone. Run the same command again to finish the batch.
+lost or every worker holding the batch's gallery is gone. Run the same command again to
+finish the batch.
 """
 
 from __future__ import annotations

@@ -13,12 +13,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from types import MappingProxyType
 
 from consent.registry import Purpose
 from pipeline.detection import DetectionSettings
 from pipeline.matching import MatchSettings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
+
+# The long side (pixels) a purpose publishes at by default; None: the photo's own size.
+# A face's identifiability depends on its size in the published photo, and websites and
+# social media scale photos down anyway (docs/detection.md, "Resolution by purpose");
+# press and prospectus print, and a noticeboard may too.
+PURPOSE_MAX_SIDE: Mapping[Purpose, int | None] = MappingProxyType(
+    {
+        Purpose.WEBSITE: 2560,
+        Purpose.SOCIAL_MEDIA: 2560,
+        Purpose.PRESS: None,
+        Purpose.PROSPECTUS: None,
+        Purpose.INTERNAL_DISPLAY: None,
+    }
+)
+# ``PublishOptions.max_side`` value for "the photo's own size, whatever the purpose".
+FULL_SIZE = 0
 
 
 def default_operator() -> str:
@@ -35,6 +52,11 @@ class PublishOptions:
 
     ``workers`` is the number of processes (None: one per usable core, as many as the
     available memory allows at about 1.6 GB each, see docs/throughput.md).
+
+    ``max_side`` is the long side of the published photos in pixels: None (default) is
+    the purpose's (:data:`PURPOSE_MAX_SIDE`), :data:`FULL_SIZE` (0) the photo's own; a
+    photo already smaller is never enlarged. Faces are detected on the photo at that size,
+    so detection always runs at least at the size that is published.
     """
 
     purpose: Purpose
@@ -62,3 +84,16 @@ class PublishOptions:
     captions: Mapping[str, str] | None = None
     caption: str | None = None
     embedded_captions: bool = True
+    max_side: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_side is not None and self.max_side < 0:
+            raise ValueError(
+                f"max_side must be 0 (full size) or a number of pixels, not {self.max_side}"
+            )
+
+    @property
+    def output_max_side(self) -> int | None:
+        """The long side photos are published at (None: each photo's own size)."""
+        side = PURPOSE_MAX_SIDE[self.purpose] if self.max_side is None else self.max_side
+        return side or None

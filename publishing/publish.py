@@ -148,6 +148,7 @@ def _fingerprint(options: PublishOptions, decider: Decider | None) -> dict[str, 
         "format": options.output_format.value,
         "thoroughness": options.detection.thoroughness.value,
         "max_side": options.detection.max_side,
+        "output_max_side": options.output_max_side,
         "matching": options.matching.describe(),
         "candidates": None if options.candidates is None else sorted(options.candidates),
         "destination": options.destination,
@@ -470,6 +471,8 @@ def _audit_details(
         "tool_version": __version__,
         "redaction": options.style.value,
         "detection": options.detection.describe(),
+        # The long side the photo was published (and its faces detected) at; None: its own.
+        "output_max_side": options.output_max_side,
         # The recogniser's version too: a template of another version never compares.
         "matching": options.matching.describe()
         | {"recogniser_version": get_recogniser(options.matching.recogniser).version},

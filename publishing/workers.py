@@ -14,6 +14,7 @@ worker, so N workers use N cores without fighting over them.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -28,11 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from pipeline.analysis import Gallery, blurred, kept
+from pipeline.boxes import Box
 from pipeline.detection import opencv_threads
 from pipeline.errors import PipelineError
 from pipeline.formats.embedded import embedded_caption
-from pipeline.loading import decode_image, read_photo_bytes
+from pipeline.loading import LoadedImage, decode_image, read_photo_bytes
 from pipeline.matching import FaceDecision
 from pipeline.redaction import redact_faces
 from pipeline.writing import encode_clean, sha256_bytes
@@ -128,6 +132,10 @@ class PhotoWork:
     def __init__(self, options: PublishOptions, gallery: Gallery, decider: Decider | None) -> None:
         self.options = options
         self.gallery = gallery
+        # Publish's own analysis runs on the photo at its published size; a decider the
+        # caller gives (a review's boxes, the web service's pool) decides on the photo as
+        # loaded, and its boxes are scaled to the published size.
+        self.own_analysis = decider is None
         self.decide: Decider = decider or AnalysingDecider(
             gallery, options.detection, options.matching
         )
@@ -144,7 +152,15 @@ class PhotoWork:
             loaded = decode_image(data, photo.name)
             del data
             out.input_sha256 = loaded.sha256
-            out.faces = self.decide(photo, loaded)
+            side = self.options.output_max_side
+            if self.own_analysis:
+                loaded = reduced(loaded, side)
+                out.faces = self.decide(photo, loaded)
+            else:
+                out.faces = self.decide(photo, loaded)
+                (w0, h0), loaded = loaded.size, reduced(loaded, side)
+                fx, fy = loaded.size[0] / w0, loaded.size[1] / h0
+                out.faces = [dataclasses.replace(f, box=_scaled(f.box, fx, fy)) for f in out.faces]
             hidden, shown = [f.box for f in blurred(out.faces)], [f.box for f in kept(out.faces)]
             safe = redact_faces(loaded.pixels, hidden, shown, self.options.style)
             del loaded  # the full-size decode is not needed once redacted
@@ -154,6 +170,25 @@ class PhotoWork:
             out.data, out.output_sha256, out.error = None, None, withheld_reason(exc)
         out.peak_rss_mb = peak_rss_mb()
         return out
+
+
+def reduced(loaded: LoadedImage, max_side: int | None) -> LoadedImage:
+    """``loaded`` with its long side reduced to ``max_side`` (area-averaged, as a
+    photo is scaled for the web); unchanged when None or already that small. The input's
+    hash stays the original file's."""
+    w, h = loaded.size
+    if max_side is None or max(w, h) <= max_side:
+        return loaded
+    import cv2
+
+    f = max_side / max(w, h)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    pixels = cv2.resize(loaded.pixels, size, interpolation=cv2.INTER_AREA)
+    return dataclasses.replace(loaded, pixels=np.ascontiguousarray(pixels), size=size)
+
+
+def _scaled(box: Box, fx: float, fy: float) -> Box:
+    return Box(box.x * fx, box.y * fy, box.w * fx, box.h * fy)
 
 
 START_METHOD_ENV = "PHOTOCONSENT_START_METHOD"

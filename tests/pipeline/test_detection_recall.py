@@ -23,12 +23,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.eval]
 # Measured 2026-11-29 at thoroughness "standard" (bench/detection_recall.py) on the sets then
 # in ../shared/eval: >=20 px 0.984, <20 px 0.947, head >=20 px 0.976, 0.94 false per photo.
 # Measured again 2026-12-01 once widerface_school/ (26 unseen school crowds) had joined them:
-# >=20 px 0.980 (337 of 344), <20 px 0.919, 1.07 false per photo. The floors guard that
-# level; the issue on detection raises them.
+# >=20 px 0.980 (337 of 344), <20 px 0.919, 1.07 false per photo.
+# Measured 2026-12-02 after issue 18's rules (2x second looks around candidates, the
+# doubted-turn search, small faces two passes agree on from 0.35): >=20 px 0.980, <20 px
+# 0.950 (283 of 298), head 0.974, 1.29 false per photo (the issue allows up to 1.5 for the
+# tiny faces it asked to keep; docs/detection.md, "Tiny faces in crowds").
 FLOOR_20_AND_WIDER = 0.975
-FLOOR_UNDER_20 = 0.91
+FLOOR_UNDER_20 = 0.945
 FLOOR_HEAD = 0.97
-CEILING_FALSE_PER_PHOTO = 1.1
+CEILING_FALSE_PER_PHOTO = 1.35
 
 
 @pytest.fixture(scope="module")

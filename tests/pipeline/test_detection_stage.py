@@ -8,6 +8,8 @@ import pytest
 from pipeline.boxes import Box
 from pipeline.detection import (
     ACCEPT_SCORE,
+    AGREED_PASSES,
+    AGREED_SCORE,
     SMALL_SURE_SCORE,
     TURNED_ONLY_SCORE,
     ZOOM_CONFIRM,
@@ -131,3 +133,31 @@ def test_a_reduced_mirrored_pass_is_a_setting_not_the_default():
     names = [p.name for p in build_passes(settings, small_image=False)]
     assert names == ["centerface@1x", "centerface@2048px+flip"]
     assert settings.describe()["mirror_max_side"] == 2048
+
+
+def two_pass_stage(level, score, second=True, zoom=0.0):
+    s = DetectionStage(DetectionSettings(thoroughness=level))
+    passes = [Fixed("centerface@1x", (TINY, score))]
+    if second:
+        passes.append(Fixed("centerface@1x+flip", (Box(10.5, 10, 12, 14), score)))
+    s._small = s._large = passes
+    s._zoom = FixedZoom(zoom)
+    return s
+
+
+@pytest.mark.parametrize(
+    "score, second, kept",
+    [
+        (AGREED_SCORE, True, True),  # two views agree: a face
+        (AGREED_SCORE - 0.01, True, False),
+        (SMALL_SURE_SCORE - 0.01, False, False),  # one view alone needs 0.5 or the zoom
+    ],
+)
+def test_a_small_face_two_passes_agree_on_is_kept(score, second, kept):
+    assert AGREED_PASSES == 2
+    found = two_pass_stage(Thoroughness.STANDARD, score, second).detect(IMG)
+    assert bool(found) is kept
+
+
+def test_fast_has_no_agreement_rule():
+    assert two_pass_stage(Thoroughness.FAST, AGREED_SCORE).detect(IMG) == []
