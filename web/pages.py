@@ -58,6 +58,8 @@ class AppSettings:
     data_dir: Path
     idle_seconds: float = 20 * 60
     work_dir: Path | None = None
+    # Publish's worker processes (None: publish decides from the cores and memory).
+    workers: int | None = None
 
     @property
     def work(self) -> Path:

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def register_routes(app: FastAPI) -> None:
-    from web.views import accounts, register
+    from web.views import accounts, enrol, publish, register
 
-    for module in (register, accounts):
+    for module in (register, enrol, publish, accounts):
         app.include_router(module.router)
