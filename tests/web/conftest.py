@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from consent.registry import import_pupils_csv
@@ -26,6 +27,15 @@ def make_accounts(data_dir: Path) -> None:
     with open_store(data_dir) as store:
         for name, role in ROLES.items():
             accounts.create_account(store, f"{name}1", PASSWORD, role, operator="test-setup")
+
+
+@pytest.fixture(autouse=True)
+def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 at its cheapest: the tests sign in hundreds of times on a shared machine.
+    The app's own parameters are argon2-cffi's defaults (RFC 9106)."""
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
 
 @pytest.fixture
