@@ -50,7 +50,9 @@ class SecurityHeaders(BaseHTTPMiddleware):
             )
         else:
             response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
+        # A page that sets its own policy keeps it: the medical board preview (inline
+        # styles, data: images, still no script at all).
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "no-referrer"
@@ -84,6 +86,7 @@ def create_app(settings: AppSettings) -> FastAPI:
     app.state.settings = settings
     app.state.sessions = SessionStore(settings.idle_seconds)
     app.state.jobs = {}
+    app.state.replacements = {}
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -40,6 +40,16 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("GET", "/publish/{job_id}"): Permission.PUBLISH,
     ("GET", "/publish/{job_id}/{index}/{which}.jpg"): Permission.PUBLISH,
     ("GET", "/publish/{job_id}/download"): Permission.PUBLISH,
+    ("POST", "/pupils/{pupil_id}/withdraw"): Permission.IMPORT,
+    ("GET", "/takedown"): Permission.TAKEDOWN,
+    ("GET", "/takedown/{pupil_id}"): Permission.TAKEDOWN,
+    ("GET", "/takedown/{pupil_id}/{seq}.jpg"): Permission.TAKEDOWN,
+    ("POST", "/takedown/{pupil_id}/republish"): Permission.TAKEDOWN,
+    ("GET", "/takedown/replacements/{token}/download"): Permission.TAKEDOWN,
+    ("GET", "/board"): Permission.MEDICAL,
+    ("POST", "/board/preview"): Permission.MEDICAL,
+    ("POST", "/board/make"): Permission.MEDICAL,
+    ("GET", "/board/download/{token}"): Permission.MEDICAL,
     ("GET", "/accounts"): Permission.ACCOUNTS,
     ("POST", "/accounts"): Permission.ACCOUNTS,
     ("POST", "/accounts/{username}/password"): Permission.ACCOUNTS,
@@ -48,7 +58,7 @@ ROUTES: dict[tuple[str, str], Permission] = {
 }
 OPEN_ROUTES = {("GET", "/sign-in"), ("POST", "/sign-in")}
 FILL = {"pupil_id": "P0001", "job_id": "0123456789abcdef", "index": "0", "which": "before",
-        "username": "office1"}  # fmt: skip
+        "username": "office1", "seq": "1", "token": "0123456789abcdef"}  # fmt: skip
 
 
 def url(path: str) -> str:

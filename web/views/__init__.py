@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def register_routes(app: FastAPI) -> None:
-    from web.views import accounts, enrol, publish, register
+    from web.views import accounts, board, enrol, publish, register, takedown
 
-    for module in (register, enrol, publish, accounts):
+    for module in (register, enrol, publish, takedown, board, accounts):
         app.include_router(module.router)
