@@ -18,3 +18,9 @@ def purpose_label(value: Purpose | str) -> str:
         return PURPOSE_LABELS[Purpose(value)]
     except ValueError:
         return str(value)
+
+
+def purpose_list(purposes: object, nothing: str = "Nothing") -> str:
+    """Purposes in the consent slip's order, in the office's words (``nothing`` if none)."""
+    chosen = {Purpose(p) for p in purposes}  # type: ignore[attr-defined]
+    return ", ".join(PURPOSE_LABELS[p] for p in Purpose if p in chosen) or nothing

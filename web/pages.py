@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
 from consent.store import Store, open_store
+from web.labels import purpose_list
 from web.permissions import Permission
 from web.sessions import COOKIE, Session, SessionStore
 from web.words import plain_reason, uk_date, uk_datetime
@@ -28,6 +29,7 @@ templates.env.filters["uk_date"] = uk_date
 templates.env.filters["uk_datetime"] = uk_datetime
 templates.env.filters["plain_reason"] = plain_reason
 templates.env.globals["P"] = Permission
+templates.env.filters["purposes"] = purpose_list
 
 # A photo upload carries hundreds of files; a form field is small text.
 MAX_FILES = 2000

@@ -191,7 +191,10 @@ async def enrol_upload(request: Request) -> Response:
             pupil_id = str(form.get("pupil_id", ""))
             for i, upload in enumerate(form.getlist("photos")):
                 if isinstance(upload, UploadFile) and upload.filename:
-                    target = folder / f"{i:04d}-{safe_file_name(upload.filename, 'photo.jpg')}"
+                    # One folder per upload, so two photos of the same name both count
+                    # and each is shown under its own name.
+                    (folder / f"{i:04d}").mkdir()
+                    target = folder / f"{i:04d}" / safe_file_name(upload.filename, "photo.jpg")
                     target.write_bytes(await upload.read(MAX_PHOTO_BYTES))
                     jobs.append((pupil_id, target))
             if not pupil_id:

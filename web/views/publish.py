@@ -149,7 +149,18 @@ async def publish_job(request: Request, job_id: str) -> Response:
         for i, r in enumerate(job.report.results):
             blurred = sum(1 for f in r.faces if f.decision is Decision.BLURRED)
             kept = sum(1 for f in r.faces if f.decision is Decision.KEPT)
-            cards.append({"index": i, "result": r, "blurred": blurred, "kept": kept})
+            source = Path(r.input).name
+            name = Path(r.output).name if r.output else source
+            cards.append(
+                {
+                    "index": i,
+                    "result": r,
+                    "blurred": blurred,
+                    "kept": kept,
+                    "name": name,
+                    "source": source,
+                }  # fmt: skip
+            )
     return render(
         request,
         "publish_results.html",
