@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import io
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import Image
 
 from consent.errors import MedicalError
-from pipeline.loading import load_image
+from pipeline.loading import exif_taken, load_image
 from pipeline.writing import OutputFormat, encode_clean
 
 MAX_SIDE = 800  # px: sharp at 35 mm wide on paper (~580 dpi), small in the database
@@ -43,21 +42,6 @@ class PreparedPhoto:
     taken_on: date
     date_source: DateSource
     source_sha256: str
-
-
-def exif_taken(data: bytes) -> date | None:
-    """EXIF DateTimeOriginal (``YYYY:MM:DD HH:MM:SS``) as a date, None if absent or bad."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            value = im.getexif().get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal)
-    except Exception:  # noqa: BLE001 - load_image has already vetted the file
-        return None
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S").date()
-    except ValueError:
-        return None
 
 
 def _shrink(pixels: np.ndarray) -> np.ndarray:

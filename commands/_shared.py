@@ -20,7 +20,8 @@ from consent.registry import Purpose
 from consent.store import Store, open_store
 from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.errors import PipelineError
-from pipeline.matching import DEFAULT_MARGIN, DEFAULT_TOLERANCE, MatchSettings
+from pipeline.matching import MatchSettings
+from pipeline.recognisers import match_settings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
 from publishing.captions.sources import CaptionCsvError, read_captions_csv
@@ -144,10 +145,10 @@ def tolerance_option(f: F) -> F:
     return click.option(
         "--tolerance",
         type=click.FloatRange(0.1, 0.6),
-        default=DEFAULT_TOLERANCE,
-        show_default=True,
-        help="Largest face distance that counts as a match. Raising it keeps more "
-        "faces and risks keeping the wrong child.",
+        default=None,
+        help="Largest face distance that counts as a match (default: the one the data "
+        "directory's recogniser was calibrated with on children; see docs/matching.md). "
+        "Raising it keeps more faces and risks keeping the wrong child.",
     )(f)
 
 
@@ -219,14 +220,16 @@ def publish_options(
     style: str = RedactionStyle.BLUR.value,
     fmt: str = "jpeg",
     thoroughness: str,
-    tolerance: float,
+    tolerance: float | None,
+    recogniser: str,
     candidates: frozenset[str] | None = None,
     destination: str | None = None,
     workers: int | None = None,
     captioning: Mapping[str, Any] | None = None,
 ) -> PublishOptions:
     """`PublishOptions` from the values of the shared options, as click gives them
-    (``captioning`` is what `caption_settings` returns; ``on`` None means today)."""
+    (``captioning`` is what `caption_settings` returns; ``on`` None means today). The
+    matching rule is ``recogniser``'s own, with ``tolerance`` instead of its when given."""
     return PublishOptions(
         purpose=Purpose(purpose),
         out_dir=out,
@@ -235,13 +238,19 @@ def publish_options(
         style=RedactionStyle(style),
         output_format=OutputFormat[fmt.upper()],
         detection=DetectionSettings(thoroughness=Thoroughness(thoroughness)),
-        matching=MatchSettings(tolerance=tolerance, margin=DEFAULT_MARGIN),
+        matching=matching_settings(recogniser, tolerance),
         on=on or date.today(),
         candidates=candidates,
         destination=destination,
         workers=workers,
         **(captioning or {}),
     )
+
+
+def matching_settings(recogniser: str, tolerance: float | None = None) -> MatchSettings:
+    """``recogniser``'s calibrated rule, with ``tolerance`` replacing its own when given."""
+    overrides = {} if tolerance is None else {"tolerance": tolerance}
+    return match_settings(recogniser, **overrides)
 
 
 def candidate_pupils(

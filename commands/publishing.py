@@ -36,6 +36,7 @@ from pipeline.calibration import plot as plot_calibration
 from pipeline.matching import DEFAULT_TOLERANCE
 from pipeline.redaction import RedactionStyle
 from publishing.check import check as check_photos
+from publishing.enrolling import recogniser_name
 from publishing.publish import publish as publish_photos
 from publishing.report import PhotoResult, PhotoStatus
 from publishing.review.batch import ReviewBatch, create_batch
@@ -139,7 +140,7 @@ def publish(
     embedded_captions: bool,
     on: Any,
     thoroughness: str,
-    tolerance: float,
+    tolerance: float | None,
     class_names: tuple[str, ...],
     pupils_file: Path | None,
     data_dir: Path | None,
@@ -194,6 +195,7 @@ def publish(
             fmt=fmt,
             thoroughness=thoroughness,
             tolerance=tolerance,
+            recogniser=recogniser_name(store),
             candidates=candidate_pupils(store, class_names, pupils_file),
             destination=destination,
             workers=workers,
@@ -249,7 +251,7 @@ def check(
     purpose: str,
     on: Any,
     thoroughness: str,
-    tolerance: float,
+    tolerance: float | None,
     class_names: tuple[str, ...],
     pupils_file: Path | None,
     data_dir: Path | None,
@@ -274,6 +276,7 @@ def check(
             operator="check",
             thoroughness=thoroughness,
             tolerance=tolerance,
+            recogniser=recogniser_name(store),
             candidates=candidate_pupils(store, class_names, pupils_file),
         )
         results = check_photos(store, list(photos), options)
@@ -337,7 +340,7 @@ def calibrate(
         photoconsent calibrate --gallery-size 30 --plot calibration.png
     """
     with open_data_store(data_dir) as store:
-        gallery = enrolment.load_gallery(store)
+        gallery = enrolment.load_gallery(store, recogniser=recogniser_name(store))
         siblings = sibling_links(store.conn)
     cal = calibrate_gallery(gallery, gallery_size=gallery_size, target=target, siblings=siblings)
     if plot_file is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import partial
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,10 @@ from commands._shared import (
 )
 from consent import enrolment, mis, registry
 from consent import retention as leavers
-from consent.errors import ConsentError
 from consent.siblings import link_siblings, unlink_siblings
-from pipeline.errors import PipelineError
-from pipeline.references import encode_reference, references_in_folder
+from pipeline.recognisers import DEFAULT_RECOGNISER, RECOGNISERS
+from pipeline.references import references_in_folder
+from publishing.enrolling import enrol_photos, recogniser_name, reencode
 
 
 @click.group()
@@ -176,7 +176,7 @@ def pupils_mapping_init(csv_file: Path, out: Path | None) -> None:
 @json_option
 @errors_to_exit
 def pupils_list(data_dir: Path | None, as_json: bool) -> None:
-    """List pupils with their current consent and number of face references.
+    """List pupils with their consent and face references, and who needs new references.
 
     \b
     Example:
@@ -184,6 +184,9 @@ def pupils_list(data_dir: Path | None, as_json: bool) -> None:
     """
     with open_data_store(data_dir) as store:
         counts = enrolment.reference_counts(store.conn)
+        matcher = recogniser_name(store)
+        refs = enrolment.pupil_references(store.conn, matcher)
+        today = date.today()
         rows = []
         for p in registry.list_pupils(store.conn):
             rec = registry.current_consent(store.conn, p.pupil_id)
@@ -199,6 +202,12 @@ def pupils_list(data_dir: Path | None, as_json: bool) -> None:
                     "purposes": sorted(x.value for x in rec.purposes) if rec else [],
                     "biometric_consent": bool(rec and rec.biometric_consent),
                     "references": counts.get(p.pupil_id, 0),
+                    "references_for_matching": refs[p.pupil_id].matching
+                    if p.pupil_id in refs
+                    else 0,
+                    "references_status": refs[p.pupil_id].status(today)
+                    if p.pupil_id in refs
+                    else ("not enrolled" if rec and rec.biometric_consent else "-"),
                 }
             )
     if as_json:
@@ -214,6 +223,7 @@ def pupils_list(data_dir: Path | None, as_json: bool) -> None:
             f"{safe(r['pupil_id'])}\t{safe(r['first_name'])} {safe(r['last_name'])}{known}\t"
             f"{safe(r['class'])}\t{','.join(r['purposes']) or '-'}\t"  # type: ignore[arg-type]
             f"biometric={'yes' if r['biometric_consent'] else 'no'}\trefs={r['references']}"
+            + (f" ({safe(r['references_status'])})" if r["references"] else "")
         )
 
 
@@ -250,26 +260,54 @@ def pupils_siblings(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Enrol every <pupil_id>.jpg or <pupil_id>/*.jpg in this folder.",
 )
+@click.option(
+    "--reencode",
+    is_flag=True,
+    help="Re-encode every stored face crop with --recogniser (default: the recommended "
+    "one), then match with it. No new photos are needed, except for pupils enrolled "
+    "before face crops were kept.",
+)
+@click.option(
+    "--recogniser",
+    type=click.Choice(sorted(RECOGNISERS)),
+    default=None,
+    help=f"With --reencode: the recogniser to move to (default: {DEFAULT_RECOGNISER}).",
+)
 @data_dir_option
 @operator_option
+@json_option
 @errors_to_exit
 def enroll(
     pupil_id: str | None,
     photos: tuple[Path, ...],
     folder: Path | None,
+    reencode: bool,
+    recogniser: str | None,
     data_dir: Path | None,
     operator: str,
+    as_json: bool,
 ) -> None:
     """Enrol reference photos of a pupil (needs separate biometric consent).
 
-    Each photo must show exactly one clear face. Only the face encoding is stored,
-    encrypted; the photo is not kept. Exits 1 if any photo was rejected.
+    Each photo must show exactly one clear, sharp, front-on face. What is kept, encrypted:
+    the face's template for matching and the face itself (a crop with a margin), so a
+    new recogniser can re-encode it and a reviewer can see it; the rest of the photo is
+    not kept. Three photos from the last year per pupil are asked for: the report says
+    per pupil how many usable ones they have. Exits 1 if any photo was rejected.
 
     \b
     Examples:
-        photoconsent enroll P0001 ref/p0001-a.jpg ref/p0001-b.jpg
+        photoconsent enroll P0001 ref/p0001-a.jpg ref/p0001-b.jpg ref/p0001-c.jpg
         photoconsent enroll --folder reference-photos/
+        photoconsent enroll --reencode
     """
+    if reencode:
+        if folder is not None or pupil_id or photos:
+            raise click.UsageError("--reencode takes no photos.")
+        _reencode(data_dir, recogniser, operator, as_json)
+        return
+    if recogniser is not None:
+        raise click.UsageError("--recogniser goes with --reencode.")
     if folder is not None and (pupil_id or photos):
         raise click.UsageError("Give either PUPIL_ID PHOTO... or --folder DIR, not both.")
     if folder is None and (not pupil_id or not photos):
@@ -277,18 +315,57 @@ def enroll(
     jobs = list(references_in_folder(folder)) if folder else [(pupil_id or "", p) for p in photos]
     if not jobs:
         raise click.ClickException(f"No <pupil_id>.jpg or <pupil_id>/*.jpg photos in {folder}.")
-    rejected = 0
     with open_data_store(data_dir) as store:
-        for pid, photo in jobs:
-            try:
-                enrolment.enrol(store, pid, partial(encode_reference, photo), operator=operator)
-                click.echo(f"enrolled {safe(pid)} from {safe(photo.name)}", err=True)
-            except (ConsentError, PipelineError) as exc:
-                rejected += 1
-                click.echo(f"rejected {safe(photo)}: {safe(exc)}", err=True)
-    click.echo(f"{len(jobs) - rejected} enrolled, {rejected} rejected.", err=True)
-    if rejected:
+        report = enrol_photos(store, jobs, operator=operator)
+    today = date.today()
+    if as_json:
+        click.echo(json.dumps(report.to_json(today), indent=2, ensure_ascii=False))
+    for o in report.outcomes:
+        if o.problem is None:
+            grade = (o.quality or {}).get("grade", "?")
+            click.echo(f"enrolled {safe(o.pupil_id)} from {safe(o.photo.name)} ({grade})", err=True)
+        else:
+            click.echo(f"rejected {safe(o.photo)}: {safe(o.problem)}", err=True)
+            if o.preview is not None:
+                click.echo(f"  the faces found, boxed: {safe(o.preview)}", err=True)
+    for pid, refs in report.pupils.items():
+        click.echo(
+            f"{safe(pid)}: {refs.matching} usable reference(s), {refs.current(today)} from the "
+            f"last year: {safe(refs.status(today))}",
+            err=True,
+        )
+    click.echo(f"{report.enrolled} enrolled, {report.rejected} rejected.", err=True)
+    if report.rejected:
         sys.exit(1)
+
+
+def _reencode(data_dir: Path | None, recogniser: str | None, operator: str, as_json: bool) -> None:
+    with open_data_store(data_dir) as store:
+        report = reencode(store, recogniser, operator=operator, progress=_progress())
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    click.echo(
+        f"Re-encoded with {report.recogniser} (was {report.was}): {report.encoded} template(s) "
+        f"made, {report.already} already there, {len(report.failed)} crop(s) would not encode.",
+        err=True,
+    )
+    if report.need_new_photos:
+        click.echo(
+            f"{len(report.need_new_photos)} pupil(s) need new reference photos (enrolled "
+            "before face crops were kept): " + ", ".join(safe(p) for p in report.need_new_photos),
+            err=True,
+        )
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    """A one-line counter on a terminal, nothing otherwise."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        click.echo(f"\rre-encoding pupils: {done}/{total}", nl=done == total, err=True)
+
+    return show
 
 
 @pupils.command("leave")

@@ -13,6 +13,7 @@ from commands._shared import (
     data_dir_option,
     errors_to_exit,
     json_option,
+    matching_settings,
     open_data_store,
     operator_option,
     safe,
@@ -20,7 +21,8 @@ from commands._shared import (
     tolerance_option,
 )
 from pipeline.detection import DetectionSettings, Thoroughness
-from pipeline.matching import DEFAULT_MARGIN, MatchSettings
+from pipeline.matching import MatchSettings
+from publishing.enrolling import recogniser_name
 from service import tokens
 from service.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
 from service.limits import (
@@ -132,7 +134,7 @@ def serve(
     max_connections: int,
     rate_limit: int,
     thoroughness: str,
-    tolerance: float,
+    tolerance: float | None,
     data_dir: Path | None,
 ) -> None:
     """Run the upload pre-check web service (POST /check, POST /publish) for a school
@@ -178,10 +180,17 @@ def serve(
         workers=workers,
         queue=queue,
         detection=DetectionSettings(thoroughness=Thoroughness(thoroughness)),
-        matching=MatchSettings(tolerance=tolerance, margin=DEFAULT_MARGIN),
+        matching=_matching(data_dir, tolerance),
     )
     click.echo("Loading the face models...", err=True)
     run(settings, host, port)
+
+
+def _matching(data_dir: Path | None, tolerance: float | None) -> MatchSettings:
+    """The data directory's recogniser's rule, read once at start-up (restart the service
+    after `enroll --reencode` moves the data directory to another recogniser)."""
+    with open_data_store(data_dir) as store:
+        return matching_settings(recogniser_name(store), tolerance)
 
 
 def _is_loopback(host: str) -> bool:

@@ -7,10 +7,14 @@
     consent-history.json    every version of the consent record and what changed
     published-photos.json   every published photo the child's face was kept in
     photos/                 copies of those published (redacted) files, where found
-    biometrics.json         whether face encodings are held, how many, since when
+    biometrics.json         whether face references are held, how many, since when, and
+                            which recognisers' templates each has
+    reference-faces/        the face crops kept of the child's reference photos
 
 Only published outputs are copied, never originals: they are what the world could see,
-with everyone else blurred. The encodings themselves are never exported, only the fact.
+with everyone else blurred. The reference face crops are the child's own face as the
+school holds it, so they are included. The templates (numbers) are never exported, only
+the fact that they are held.
 
 ``transfer=True`` makes the file for a receiving school: pupil and consent history only.
 Biometric data is never transferred (a new school needs its own consent under the
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consent import audit, changes, registry
+from consent import audit, changes, enrolment, registry
 from consent.errors import ExportExists, UnknownPupil
 from consent.files import PRIVATE, create_exclusive
 from consent.retention import CATEGORIES
@@ -96,6 +100,7 @@ def _biometrics(store: Store, pupil_id: str) -> dict[str, Any]:
     rows = store.conn.execute(
         "SELECT enrolled_at FROM face_references WHERE pupil_id = ? ORDER BY id", (pupil_id,)
     ).fetchall()
+    infos = enrolment.pupil_references(store.conn, "", [pupil_id]).get(pupil_id)
     record = registry.current_consent(store.conn, pupil_id)
     held = {
         name: cat.count(store.conn, pupil_id)
@@ -106,14 +111,42 @@ def _biometrics(store: Store, pupil_id: str) -> dict[str, Any]:
         "biometric_consent": bool(record and record.biometric_consent),
         "face_encodings_held": len(rows),
         "enrolled_at": [r[0] for r in rows],
+        "references": [
+            {
+                "enrolled_at": r.enrolled_at,
+                "taken_on": r.taken_on,
+                "face_crop_kept": r.has_crop,
+                "templates_of": list(r.recognisers),
+            }
+            for r in (infos.references if infos else ())
+        ],
         "what_an_encoding_is": (
-            "128 numbers computed from a reference photo, stored encrypted, used only to "
-            "recognise the child in event photos so their face can be kept or blurred as "
-            "the consent slip says. The reference photo itself is not kept. The numbers are "
-            "not included here."
+            "Numbers (a template) computed from the face in a reference photo by a face "
+            "recogniser, stored encrypted, used only to recognise the child in event photos "
+            "so their face can be kept or blurred as the consent slip says. Of the reference "
+            "photo only the face, with a margin, is kept (encrypted): it is included in "
+            "reference-faces/. The numbers are not included here."
         ),
         "other_data_held": held,
     }
+
+
+def _reference_faces(store: Store, pupil_id: str, folder: Path) -> int:
+    """Write the pupil's reference face crops (PNG, 0600) into ``folder``; how many."""
+    ids = [
+        int(r[0])
+        for r in store.conn.execute(
+            "SELECT id FROM face_references WHERE pupil_id = ? AND crop IS NOT NULL ORDER BY id",
+            (pupil_id,),
+        )
+    ]
+    if not ids:
+        return 0
+    folder.mkdir(mode=0o700)
+    for n, ref_id in enumerate(ids, 1):
+        png = enrolment.reference_crop_png(store, pupil_id, ref_id)
+        create_exclusive(folder / f"reference-{n}.png", png, mode=PRIVATE)
+    return len(ids)
 
 
 def _readme(pupil_id: str, transfer: bool, published: int, copied: int) -> str:
@@ -136,8 +169,10 @@ def _readme(pupil_id: str, transfer: bool, published: int, copied: int) -> str:
         "shown (face_shown) or blurred.\n"
         f"photos/: {copied} of those published photos (everyone else is blurred in them). "
         "Originals are not included.\n"
-        "biometrics.json: whether face encodings of the child are held (the fact, not the "
-        "data).\n"
+        "biometrics.json: whether face references of the child are held, since when, and "
+        "which recognisers' templates (the fact, not the numbers).\n"
+        "reference-faces/ (when any are held): the face crops kept of the child's reference "
+        "photos.\n"
     )
 
 
@@ -203,6 +238,9 @@ def export_pupil(
             _write_json(dest / "published-photos.json", published)
             _write_json(dest / "biometrics.json", _biometrics(store, pupil_id))
             files += ["published-photos.json", "biometrics.json", "photos/"]
+            faces = _reference_faces(store, pupil_id, dest / "reference-faces")
+            if faces:
+                files.append("reference-faces/")
         _write_private(dest / "README.txt", _readme(pupil_id, transfer, len(published), copied))
         with store.transaction() as conn:
             audit.append(

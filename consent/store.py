@@ -192,7 +192,48 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE pupils ADD COLUMN preferred_last_name TEXT",
         "ALTER TABLE pupils ADD COLUMN other_names TEXT",
     ),
-    # The school office app's staff accounts (issue 16, web/accounts.py): a named account
+    # 8: recognisers (issue 13). A reference photo keeps its aligned face crop (encrypted,
+    # so a new recogniser can re-encode everyone without new photos, and a reviewer can see
+    # who the system thinks it is), its quality and the day it was taken; its templates move
+    # to face_templates, one per recogniser, each with the recogniser's name and version.
+    # Existing encodings are dlib's, and the data directory keeps matching with dlib until
+    # `enroll --reencode` moves it (their references have no crop: those pupils need new
+    # photos). The old table is rebuilt because its `encoding` column is NOT NULL; the
+    # templates are created after the rename, so dropping the old table cascades nothing.
+    (
+        """CREATE TABLE face_references_v8 (
+            id INTEGER PRIMARY KEY,
+            pupil_id TEXT NOT NULL REFERENCES pupils(pupil_id),
+            source_sha256 TEXT NOT NULL,
+            enrolled_at TEXT NOT NULL,
+            enrolled_by TEXT NOT NULL,
+            crop BLOB,
+            quality TEXT,
+            taken_on TEXT,
+            UNIQUE (pupil_id, source_sha256)
+        )""",
+        "INSERT INTO face_references_v8 (id, pupil_id, source_sha256, enrolled_at, enrolled_by)"
+        " SELECT id, pupil_id, source_sha256, enrolled_at, enrolled_by FROM face_references",
+        "CREATE TEMP TABLE legacy_templates AS"
+        " SELECT id, encoding, enrolled_at FROM face_references",
+        "INSERT OR IGNORE INTO meta (key, value)"
+        " SELECT 'recogniser', 'dlib' WHERE EXISTS (SELECT 1 FROM face_references)",
+        "DROP TABLE face_references",
+        "ALTER TABLE face_references_v8 RENAME TO face_references",
+        """CREATE TABLE face_templates (
+            reference_id INTEGER NOT NULL REFERENCES face_references(id) ON DELETE CASCADE,
+            recogniser TEXT NOT NULL,
+            version TEXT NOT NULL,
+            template BLOB NOT NULL,
+            encoded_at TEXT NOT NULL,
+            PRIMARY KEY (reference_id, recogniser)
+        )""",
+        "INSERT INTO face_templates (reference_id, recogniser, version, template, encoded_at)"
+        " SELECT id, 'dlib', 'dlib_face_recognition_resnet_model_v1', encoding, enrolled_at"
+        " FROM temp.legacy_templates",
+        "DROP TABLE temp.legacy_templates",
+    ),
+    # 9: the school office app's staff accounts (issue 16, web/accounts.py): a named account
     # per person, so every action is audited under who did it. Only the argon2 hash of a
     # password is kept; failed sign-ins and the lock-out survive a restart of the app.
     (

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.detection import DetectionStage
-from pipeline.matching import Decision, FaceDecision, MatchSettings, decide, encode_faces, sharpness
+from pipeline.errors import InvalidOptions
+from pipeline.matching import Decision, FaceDecision, MatchSettings, decide, sharpness
+from pipeline.recognisers import get_recogniser
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,15 @@ class Gallery:
 
     ``encodings`` holds every enrolled pupil (consented or not) so the margin rule can
     guard against a non-consented look-alike; ``permitted`` maps the pupils whose
-    consent allows the purpose to the consent record ID that allowed it.
+    consent allows the purpose to the consent record ID that allowed it. ``recogniser``
+    names what made the encodings: matching refuses settings of another recogniser, since
+    its thresholds would mean nothing on these distances.
     """
 
     encodings: Mapping[str, np.ndarray]
     permitted: Mapping[str, int]
     siblings: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    recogniser: str = "dlib"
 
 
 def analyse(
@@ -42,6 +47,11 @@ def analyse(
 
     ``orientation_known`` is False for a photo without an EXIF orientation tag, which
     lets detection also search it turned (see :class:`DetectionStage`)."""
+    if gallery.encodings and gallery.recogniser != settings.recogniser:
+        raise InvalidOptions(
+            f"The gallery holds {gallery.recogniser} templates but matching was set up for "
+            f"{settings.recogniser}; read the batch's data again with the same recogniser."
+        )
     boxes = [d.box for d in detector.detect(pixels, orientation_known=orientation_known)]
     # Encode only faces that could be kept: large and sharp enough, with someone who may
     # be kept for this purpose. Every other face is blurred whoever it is, so computing
@@ -49,7 +59,10 @@ def analyse(
     sharp = [sharpness(pixels, b) if b.size >= settings.min_face_px else None for b in boxes]
     can_keep = bool(gallery.permitted)
     wanted = [can_keep and sh is not None and sh >= settings.min_sharpness for sh in sharp]
-    encoded = iter(encode_faces(pixels, [b for b, w in zip(boxes, wanted, strict=True) if w]))
+    to_encode = [b for b, w in zip(boxes, wanted, strict=True) if w]
+    encoded = iter(
+        get_recogniser(settings.recogniser).encode(pixels, to_encode) if to_encode else []
+    )
     encodings = [next(encoded) if w else None for w in wanted]
     return decide(
         boxes,

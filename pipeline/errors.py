@@ -16,6 +16,11 @@ class UnsafeOutput(PipelineError):
 class EnrolmentRejected(PipelineError):
     """A reference photo cannot be enrolled (no face, several faces, face too small...)."""
 
+    # For "several faces": every face found (the pupil's first) and the upright photo,
+    # so the caller can save a preview with the boxes drawn. None otherwise.
+    boxes: list | None = None
+    pixels: object | None = None
+
 
 class OutputConflict(PipelineError):
     """The output path is unusable: it is an input, or it would overwrite a file."""

@@ -18,10 +18,11 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps
+from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps
 
 from pipeline.errors import UnreadableImage
 from pipeline.formats import heif
@@ -387,3 +388,18 @@ def _apply_icc(im: Image.Image, icc: bytes) -> Image.Image:
     elif space != expected:
         raise UnreadableImage(f"ICC profile is for {space} but the pixels are {im.mode}")
     return ImageCms.profileToProfile(im, src, _srgb(), outputMode="RGB")
+
+
+def exif_taken(data: bytes) -> date | None:
+    """EXIF DateTimeOriginal (``YYYY:MM:DD HH:MM:SS``) as a date, None if absent or bad."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            value = im.getexif().get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal)
+    except Exception:  # noqa: BLE001 - load_image has already vetted the file
+        return None
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S").date()
+    except ValueError:
+        return None

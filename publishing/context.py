@@ -72,19 +72,23 @@ def load_context(store: Store, options: PublishOptions, *, encodings: bool = Tru
 
     ``options.candidates`` restricts matching to the pupils expected in the photos (a
     class, a team): every pupil left out is one fewer stranger's look-alike to keep by
-    mistake. With ``encodings=False`` no template is decrypted and the gallery's
-    ``permitted`` lists every candidate whose consent allows the purpose (a reviewer, not
-    a matcher, names who is who).
+    mistake. The gallery holds the templates of ``options.matching.recogniser`` only
+    (`publishing.enrolling.recogniser_name` says which one the data directory uses);
+    pupils without one are not recognised, so blurred. With ``encodings=False`` no
+    template is decrypted and the gallery's ``permitted`` lists every candidate whose
+    consent allows the purpose (a reviewer, not a matcher, names who is who).
     """
     consented = registry.pupils_with_consent(store.conn, options.purpose, options.on)
     permitted = {p: rec.record_id for p, rec in consented.items()}
     candidates = options.candidates
     if encodings:
-        refs = enrolment.load_gallery(store, candidates)
+        recogniser = options.matching.recogniser
+        refs = enrolment.load_gallery(store, candidates, recogniser=recogniser)
         gallery = Gallery(
             encodings=refs,
             permitted={p: r for p, r in permitted.items() if p in refs},
             siblings=siblings(store.conn),
+            recogniser=recogniser,
         )
     else:
         wanted = permitted

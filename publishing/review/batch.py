@@ -31,7 +31,8 @@ from pipeline.boxes import Box
 from pipeline.detection import DetectionSettings, DetectionStage, Thoroughness
 from pipeline.errors import PipelineError
 from pipeline.loading import LoadedImage, load_image
-from pipeline.matching import DEFAULT_TOLERANCE, Decision, FaceDecision, MatchSettings, Reason
+from pipeline.matching import DEFAULT_TOLERANCE, Decision, FaceDecision, Reason
+from pipeline.recognisers import match_settings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
 from publishing.context import load_context
@@ -140,6 +141,8 @@ class ReviewBatchOptions:
     (and by its contact sheet): the same tolerance, detection, redaction and format."""
 
     tolerance: float = DEFAULT_TOLERANCE
+    # Batches saved before recognisers existed were analysed with dlib.
+    recogniser: str = "dlib"
     thoroughness: Thoroughness = Thoroughness.STANDARD
     style: RedactionStyle = RedactionStyle.BLUR
     output_format: OutputFormat = OutputFormat.JPEG
@@ -149,6 +152,7 @@ class ReviewBatchOptions:
     def of(cls, options: PublishOptions) -> ReviewBatchOptions:
         return cls(
             tolerance=options.matching.tolerance,
+            recogniser=options.matching.recogniser,
             thoroughness=options.detection.thoroughness,
             style=options.style,
             output_format=options.output_format,
@@ -158,6 +162,7 @@ class ReviewBatchOptions:
     def to_json(self) -> dict[str, object]:
         return {
             "tolerance": self.tolerance,
+            "recogniser": self.recogniser,
             "thoroughness": self.thoroughness.value,
             "style": self.style.value,
             "format": self.output_format.value,
@@ -169,6 +174,7 @@ class ReviewBatchOptions:
         candidates = raw["candidates"]
         return cls(
             tolerance=float(raw["tolerance"]),
+            recogniser=str(raw.get("recogniser", "dlib")),
             thoroughness=Thoroughness(raw["thoroughness"]),
             style=RedactionStyle(raw["style"]),
             output_format=OutputFormat(raw["format"]),
@@ -198,7 +204,7 @@ class ReviewBatchOptions:
             style=self.style,
             output_format=self.output_format,
             detection=DetectionSettings(thoroughness=self.thoroughness),
-            matching=MatchSettings(tolerance=self.tolerance),
+            matching=match_settings(self.recogniser, tolerance=self.tolerance),
             on=on,
             destination=destination,
             captions=captions,

@@ -278,15 +278,20 @@ def test_enroll_computes_no_face_encoding_without_biometric_consent(
 ) -> None:
     # Computing the encoding is already biometric processing: the consent check must come
     # before it, not only before the encoding is stored.
+    import pipeline.recognisers
     import pipeline.references
 
     encoded: list[object] = []
 
-    def spy(pixels: np.ndarray, boxes: list[object]) -> list[np.ndarray]:
+    def spy(*args: object) -> list[np.ndarray]:
+        boxes = args[-1]
         encoded.append(boxes)
-        return [np.full(128, 0.05) for _ in boxes]
+        return [np.full(128, 0.05) for _ in boxes]  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(pipeline.references, "encode_faces", spy)
+    # Landmarks (face geometry) and templates are both biometric processing.
+    monkeypatch.setattr(pipeline.references, "dlib_landmarks", spy)
+    for cls in pipeline.recognisers.RECOGNISERS.values():
+        monkeypatch.setattr(cls, "encode", spy)
     invoke(
         runner,
         data_dir,

@@ -275,7 +275,9 @@ def enrol(store: Store, pupil_id: str, seed: int) -> tuple[bytes, bytes]:
     vec = np.random.default_rng(seed).normal(size=128)
     enrolment.add_reference(store, pupil_id, vec, source_sha256=f"{seed:064x}", operator="office")
     (blob,) = store.conn.execute(
-        "SELECT encoding FROM face_references WHERE pupil_id = ?", (pupil_id,)
+        "SELECT t.template FROM face_templates AS t JOIN face_references AS f"
+        " ON f.id = t.reference_id WHERE f.pupil_id = ?",
+        (pupil_id,),
     ).fetchone()
     return vec.astype("<f8").tobytes(), bytes(blob)
 

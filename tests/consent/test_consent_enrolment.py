@@ -77,6 +77,9 @@ def test_audit_entry_holds_no_vector(imported: Store) -> None:
         "pupil_id": "P001",
         "reference_id": reference_id,
         "source_sha256": sha("P001-1"),
+        "recogniser": "dlib",
+        "recogniser_version": "dlib_face_recognition_resnet_model_v1",
+        "crop_kept": False,
     }
 
 
@@ -103,9 +106,9 @@ def test_ciphertext_moved_to_another_pupil_fails(imported: Store) -> None:
     enrol(imported, "P002", 2)
     with sqlite3.connect(imported.db_path) as plain:
         plain.execute(
-            "UPDATE face_references SET encoding ="
-            " (SELECT encoding FROM face_references WHERE pupil_id = 'P001')"
-            " WHERE pupil_id = 'P002'"
+            "UPDATE face_templates SET template = (SELECT t.template FROM face_templates AS t"
+            " JOIN face_references AS f ON f.id = t.reference_id WHERE f.pupil_id = 'P001')"
+            " WHERE reference_id = (SELECT id FROM face_references WHERE pupil_id = 'P002')"
         )
     plain.close()
     with pytest.raises(TamperedData, match="copied from another row"):

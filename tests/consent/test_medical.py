@@ -440,8 +440,8 @@ def test_enrolment_photo_needs_the_recorded_setting(school: Path, tmp_path: Path
     with open_store(school) as store:
         with store.transaction() as conn:
             conn.execute(
-                "INSERT INTO face_references (pupil_id, encoding, source_sha256, enrolled_at,"
-                " enrolled_by) VALUES ('P1', x'00', ?, 'now', 'office')",
+                "INSERT INTO face_references (pupil_id, source_sha256, enrolled_at,"
+                " enrolled_by) VALUES ('P1', ?, 'now', 'office')",
                 (photo.source_sha256,),
             )
         args = {

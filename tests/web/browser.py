@@ -68,10 +68,10 @@ def make_screenshot(dest: Path) -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from consent import changes, enrolment
+    from consent import changes
     from consent.registry import Purpose, import_pupils_csv
     from consent.store import init_data_dir, open_store
-    from pipeline.references import encode_reference
+    from publishing.enrolling import enrol_photos
     from publishing.options import PublishOptions
     from publishing.publish import publish
     from web import accounts
@@ -83,12 +83,7 @@ def make_screenshot(dest: Path) -> None:
         init_data_dir(data, key_dir=Path(tmp) / "keys")
         with open_store(data) as store:
             import_pupils_csv(store, samples / "pupils.csv", operator="demo")
-            enrolment.enrol(
-                store,
-                "P001",
-                lambda: encode_reference(samples / "references" / "P001.jpg"),
-                operator="demo",
-            )
+            enrol_photos(store, [("P001", samples / "references" / "P001.jpg")], operator="demo")
             options = PublishOptions(
                 purpose=Purpose.WEBSITE,
                 out_dir=Path(tmp) / "out",

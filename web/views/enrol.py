@@ -1,8 +1,9 @@
 """Enrol: reference photos of one pupil, or a zip named by pupil ID; each photo shown with
 the faces found boxed, accepted or rejected with the reason in plain words.
 
-Only the face encoding is stored (encrypted, by `consent.enrolment`); the photo itself is
-written to a private temporary folder for the time it takes to read, then removed.
+What is kept is `publishing.enrolling`'s: the encrypted face crop and its template (and,
+for a rejected photo, a preview kept a week); the uploaded photo itself is written to a
+private temporary folder for the time it takes to read, then removed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path, PurePosixPath
 
 from fastapi import APIRouter, Request
@@ -20,12 +20,12 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from consent import enrolment, registry
-from consent.errors import ConsentError
+from consent import registry
 from pipeline.detection import DetectionSettings, DetectionStage
 from pipeline.errors import PipelineError
 from pipeline.loading import load_image
-from pipeline.references import REFERENCE_SUFFIXES, reference_from_photo, references_in_folder
+from pipeline.references import REFERENCE_SUFFIXES, references_in_folder
+from publishing.enrolling import enrol_photos
 from web.pages import posted, render, require, settings_of, store_for
 from web.permissions import Permission
 from web.thumbnails import thumbnail_uri
@@ -92,11 +92,11 @@ async def enrol_page(request: Request) -> Response:
     )
 
 
-def _plain(exc: Exception, photo: str) -> str:
-    text = str(exc)
+def _plain(problem: str, photo: str) -> str:
+    text = problem
     if text.startswith(f"{photo}: "):
         text = text[len(photo) + 2 :]
-    if isinstance(exc, ConsentError) and "biometric" in text:
+    if "biometric consent" in text:
         return (
             "no biometric consent on this pupil's slip, so their face may not be stored; "
             "update the slip and import the register again"
@@ -107,19 +107,21 @@ def _plain(exc: Exception, photo: str) -> str:
 
 
 def _enrol_one(request: Request, pupil_id: str, path: Path, operator: str) -> EnrolOutcome:
+    """`publishing.enrolling.enrol_photos` for one photo (the data directory's recogniser,
+    its quality checks and audit), remembering the faces found to box them."""
     remembering = _Remembering(detection_stage())
-    preview = None
-    try:
-        with store_for(request) as store:
-            enrolment.enrol(
-                store,
-                pupil_id,
-                partial(_encode, path, remembering),
-                operator=operator,
-            )
+    with store_for(request) as store:
+        report = enrol_photos(
+            store,
+            [(pupil_id, path)],
+            operator=operator,
+            detector=remembering,  # type: ignore[arg-type]
+        )
+    outcome = report.outcomes[0]
+    if outcome.problem is None:
         accepted, words = True, "accepted: one clear face, stored as an encrypted reference"
-    except (ConsentError, PipelineError) as exc:
-        accepted, words = False, "rejected: " + _plain(exc, path.name)
+    else:
+        accepted, words = False, "rejected: " + _plain(outcome.problem, path.name)
     try:
         pixels = load_image(path).pixels
         colour = "#0a7d00" if accepted else "#b00020"
@@ -127,11 +129,6 @@ def _enrol_one(request: Request, pupil_id: str, path: Path, operator: str) -> En
     except PipelineError:
         preview = None
     return EnrolOutcome(pupil_id, path.name, accepted, words, preview)
-
-
-def _encode(path: Path, detector: _Remembering):  # type: ignore[no-untyped-def]
-    ref = reference_from_photo(path, detector)  # type: ignore[arg-type]
-    return ref.encoding, ref.sha256
 
 
 def _unzip(archive: Path, into: Path) -> list[str]:

@@ -7,6 +7,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from consent import audit, registry
@@ -16,7 +17,8 @@ from consent.store import Store
 from pipeline import analysis
 from pipeline.errors import PipelineError
 from pipeline.matching import Decision, Reason
-from pipeline.references import encode_reference
+from pipeline.recognisers import get_recogniser
+from pipeline.references import reference_from_photo
 from publishing.options import PublishOptions
 from publishing.report import PhotoStatus
 from publishing.review.batch import (
@@ -41,10 +43,16 @@ def store(store: Store) -> Store:
     enrol(
         store,
         "P001",
-        lambda: encode_reference(SAMPLES / "references" / "P001.jpg"),
+        lambda: dlib_reference(SAMPLES / "references" / "P001.jpg"),
         operator="office",
     )
     return store
+
+
+def dlib_reference(path: Path) -> tuple[np.ndarray, str]:
+    """A dlib template and the photo's hash (these tests publish with dlib's rule)."""
+    ref = reference_from_photo(path, recogniser=get_recogniser("dlib"))
+    return ref.encoding, ref.sha256
 
 
 @pytest.fixture
