@@ -71,7 +71,8 @@ def make_screenshot(dest: Path) -> None:
     from consent import changes
     from consent.registry import Purpose, import_pupils_csv
     from consent.store import init_data_dir, open_store
-    from publishing.enrolling import enrol_photos
+    from pipeline.recognisers import match_settings
+    from publishing.enrolling import enrol_photos, recogniser_name
     from publishing.options import PublishOptions
     from publishing.publish import publish
     from web import accounts
@@ -86,6 +87,7 @@ def make_screenshot(dest: Path) -> None:
             enrol_photos(store, [("P001", samples / "references" / "P001.jpg")], operator="demo")
             options = PublishOptions(
                 purpose=Purpose.WEBSITE,
+                matching=match_settings(recogniser_name(store)),
                 out_dir=Path(tmp) / "out",
                 event="Sports day",
                 operator="j.smith",

@@ -139,6 +139,8 @@ def test_the_office_does_the_whole_job_in_the_browser(
     page.get_by_role("button", name="Publish").click()
     page.get_by_text("2 published, 0 withheld").wait_for(timeout=300_000)
     page.locator("img[alt^='After']").first.wait_for()
+    # P001 (enrolled, website consent) is kept with the data directory's recogniser.
+    assert "1 face kept, 1 blurred" in page.content()
     shot("publish-results")
     with page.expect_download() as caught:
         page.get_by_role("link", name="Download for upload (zip)").click()

@@ -17,12 +17,14 @@ from consent.registry import Purpose
 from pipeline.errors import PipelineError
 from pipeline.loading import load_image
 from pipeline.matching import Decision
+from pipeline.recognisers import match_settings
 from publishing.captions.sources import CaptionCsvError, parse_captions_csv
+from publishing.enrolling import recogniser_name
 from publishing.options import PublishOptions
 from publishing.publish import slug
 from web import jobs
 from web.labels import PURPOSE_LABELS
-from web.pages import posted, render, require, settings_of
+from web.pages import posted, render, require, settings_of, store_for
 from web.permissions import Permission
 from web.thumbnails import thumbnail_jpeg
 from web.views.register import safe_file_name
@@ -99,8 +101,12 @@ async def publish_start(request: Request) -> Response:
         return _form_page(
             request, session, 400, problem="Choose the photos, or give the folder they are in."
         )
+    with store_for(request) as store:
+        # The data directory's recogniser and the keep rule it was calibrated with.
+        matching = match_settings(recogniser_name(store))
     options = PublishOptions(
         purpose=purpose,
+        matching=matching,
         out_dir=folder / "out",
         event=event,
         operator=session.operator,
