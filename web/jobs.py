@@ -12,15 +12,17 @@ from __future__ import annotations
 import secrets
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from consent.errors import ConsentError
-from consent.store import open_store
+from consent.store import Store, open_store
 from pipeline.errors import PipelineError
 from publishing.options import PublishOptions
 from publishing.publish import publish
 from publishing.report import CAPTIONS_NAME, PhotoResult, PhotoStatus, PublishReport
+from publishing.review.batch import ReviewBatch
 
 
 @dataclass
@@ -35,6 +37,7 @@ class PublishJob:
     finished: bool = False
     error: str | None = None
     report: PublishReport | None = None
+    review_batch: str | None = None  # set when the job analysed photos for review
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -44,6 +47,8 @@ class PublishJob:
     def words(self) -> str:
         if self.error:
             return f"The publish stopped: {self.error}"
+        if self.finished and self.review_batch is not None:
+            return "Finished: the faces are ready to review."
         if self.finished and self.report is not None:
             return (
                 f"Finished: {len(self.report.published)} published, "
@@ -84,22 +89,35 @@ def new_job_folder(work: Path) -> tuple[str, Path]:
     return job_id, folder
 
 
-def start(job: PublishJob, data_dir: Path) -> threading.Thread:
-    def progress(done: int, total: int, _: PhotoResult) -> None:
+# What a job runs: given the thread's own store and a progress callback, a publish
+# report, or the review batch it saved (then the page goes on to the review screen).
+Work = Callable[[Store, Callable[[int, int, object], None]], "PublishReport | ReviewBatch"]
+
+
+def run_publish(job: PublishJob) -> Work:
+    return lambda store, progress: publish(store, job.inputs, job.options, progress=progress)
+
+
+def start(job: PublishJob, data_dir: Path, work: Work) -> threading.Thread:
+    def progress(done: int, total: int, _: object) -> None:
         with job.lock:
             job.done, job.total = done, total
 
     def run() -> None:
         try:
             with open_store(data_dir) as store:
-                report = publish(store, job.inputs, job.options, progress=progress)
+                made = work(store, progress)
             with job.lock:
-                job.report = report
-                job.done = job.total = len(report.results)
+                if isinstance(made, ReviewBatch):
+                    job.review_batch = made.batch_id
+                    job.done = job.total = len(made.photos)
+                else:
+                    job.report = made
+                    job.done = job.total = len(made.results)
         except (ConsentError, PipelineError, OSError) as exc:
             with job.lock:
                 job.error = str(exc)
-        except Exception:  # noqa: BLE001 - the page must say it stopped, not spin forever
+        except Exception:
             with job.lock:
                 job.error = "an unexpected error; nothing unsafe was published (see the log)"
             raise

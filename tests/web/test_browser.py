@@ -233,3 +233,40 @@ def test_every_control_is_reachable_by_keyboard(page: Any) -> None:
             page.evaluate("document.activeElement.id || document.activeElement.textContent")
         )
     assert "username" in focused and "password" in focused and "Sign in" in focused
+
+
+@pytest.mark.slow
+def test_the_office_reviews_a_batch_then_publishes_it(
+    page: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    from consent.registry import import_pupils_csv
+    from publishing.enrolling import enrol_photos
+
+    with open_store(data_dir) as store:
+        import_pupils_csv(store, SAMPLES / "pupils.csv", operator="test-setup")
+        enrol_photos(store, [("P001", SAMPLES / "references" / "P001.jpg")], operator="test-setup")
+    shot = Screens(page, tmp_path / "screens")
+    sign_in(page, "office1")
+    page.get_by_role("link", name="Publish", exact=True).click()
+    page.get_by_label("Or the folder they are in on this computer").fill(str(SAMPLES / "event"))
+    page.get_by_label("Event").fill("Harvest festival")
+    page.get_by_label("Let me check the faces before anything is published").check()
+    page.get_by_role("button", name="Publish").click()
+    page.get_by_role("heading", name="Review: Harvest festival").wait_for(timeout=300_000)
+    assert "1 recognised face waiting for your approval" in page.content()
+    assert "recognised as Alex Example" in page.content()
+    page.locator("img[alt^='Close-up']").first.wait_for()
+    shot("review")
+    # A blurred face's un-blur is a name picker: the datalist lists names, never bare IDs.
+    assert page.locator("datalist#pupil-names option").count() >= 1
+    page.get_by_role("button", name="Approve every recognised face").click()
+    page.get_by_text("0 recognised faces waiting").wait_for()
+    shot("review-approved")
+    page.get_by_role("button", name="Publish as reviewed").click()
+    page.get_by_text("2 published, 0 withheld").wait_for(timeout=300_000)
+    assert "1 face kept, 1 blurred" in page.content()
+    with open_store(data_dir) as store:
+        verdicts = [e for e in audit.entries(store) if e.action.startswith("review")]
+    assert verdicts and {e.operator for e in verdicts} == {"office1"}
+    page.goto("/review")
+    assert "Nothing waiting" in page.content()

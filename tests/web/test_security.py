@@ -40,6 +40,13 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("GET", "/publish/{job_id}"): Permission.PUBLISH,
     ("GET", "/publish/{job_id}/{index}/{which}.jpg"): Permission.PUBLISH,
     ("GET", "/publish/{job_id}/download"): Permission.PUBLISH,
+    ("GET", "/review"): Permission.REVIEW,
+    ("GET", "/review/{batch_id}"): Permission.REVIEW,
+    ("GET", "/review/{batch_id}/face/{face_id}.jpg"): Permission.REVIEW,
+    ("POST", "/review/{batch_id}/approve-all"): Permission.REVIEW,
+    ("POST", "/review/{batch_id}/verdict"): Permission.REVIEW,
+    ("POST", "/review/{batch_id}/unblur"): Permission.REVIEW,
+    ("POST", "/review/{batch_id}/publish"): Permission.PUBLISH,
     ("POST", "/pupils/{pupil_id}/withdraw"): Permission.IMPORT,
     ("GET", "/takedown"): Permission.TAKEDOWN,
     ("GET", "/takedown/{pupil_id}"): Permission.TAKEDOWN,
@@ -58,7 +65,8 @@ ROUTES: dict[tuple[str, str], Permission] = {
 }
 OPEN_ROUTES = {("GET", "/sign-in"), ("POST", "/sign-in")}
 FILL = {"pupil_id": "P0001", "job_id": "0123456789abcdef", "index": "0", "which": "before",
-        "username": "office1", "seq": "1", "token": "0123456789abcdef"}  # fmt: skip
+        "username": "office1", "seq": "1", "token": "0123456789abcdef",
+        "batch_id": "20261202-120000-abcd", "face_id": "F0001"}  # fmt: skip
 
 
 def url(path: str) -> str:

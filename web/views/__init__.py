@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def register_routes(app: FastAPI) -> None:
-    from web.views import accounts, board, enrol, publish, register, takedown
+    from web.views import accounts, board, enrol, publish, register, review, takedown
 
-    for module in (register, enrol, publish, takedown, board, accounts):
+    for module in (register, enrol, publish, review, takedown, board, accounts):
         app.include_router(module.router)

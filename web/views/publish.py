@@ -22,6 +22,7 @@ from publishing.captions.sources import CaptionCsvError, parse_captions_csv
 from publishing.enrolling import recogniser_name
 from publishing.options import PublishOptions
 from publishing.publish import slug
+from publishing.review.batch import create_batch
 from web import jobs
 from web.labels import PURPOSE_LABELS
 from web.pages import posted, render, require, settings_of, store_for
@@ -117,7 +118,12 @@ async def publish_start(request: Request) -> Response:
     )
     job = jobs.PublishJob(job_id, session.username, folder, inputs, options)
     request.app.state.jobs[job_id] = job
-    jobs.start(job, settings.data_dir)
+    if form.get("review") == "1":
+        # Analyse only: kept faces wait for a reviewer's approval (the review screen).
+        jobs.start(job, settings.data_dir, lambda store, progress: create_batch(
+            store, inputs, options, progress=progress))  # fmt: skip
+    else:
+        jobs.start(job, settings.data_dir, jobs.run_publish(job))
     return RedirectResponse(f"/publish/{job_id}", status_code=303)
 
 
@@ -150,6 +156,8 @@ async def publish_job(request: Request, job_id: str) -> Response:
         )
     if not job.finished:
         return render(request, "publish_progress.html", session, title="Publishing", job=job)
+    if job.review_batch is not None:
+        return RedirectResponse(f"/review/{job.review_batch}", status_code=303)
     cards = []
     if job.report is not None:
         for i, r in enumerate(job.report.results):
