@@ -151,10 +151,11 @@ def _unzip(archive: Path, into: Path) -> list[str]:
             ):
                 skipped.append(safe_file_name(info.filename, "a file"))
                 continue
-            parent = parts[-2] if len(parts) >= 2 else None
+            # The folder a photo is in names the pupil; "..", "/" and the like name nobody.
+            parent = safe_file_name(parts[-2], "") if len(parts) >= 2 else ""
             target = into / safe_file_name(name, "photo.jpg")
-            if parent is not None:
-                folder = into / safe_file_name(parent, "pupil")
+            if parent:
+                folder = into / parent
                 folder.mkdir(exist_ok=True)
                 target = folder / safe_file_name(name, "photo.jpg")
             with z.open(info) as src, target.open("wb") as dst:
