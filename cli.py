@@ -18,6 +18,7 @@ from commands._shared import data_dir_option
 from commands.app import app
 from commands.audit_log import audit_group
 from commands.board import board_group
+from commands.cluster import cluster_group
 from commands.consent_changes import consent_group, takedown
 from commands.medical import medical_group
 from commands.names import names_group
@@ -71,6 +72,7 @@ main.add_command(token_group)
 main.add_command(serve)
 main.add_command(medical_group)
 main.add_command(board_group)
+main.add_command(cluster_group)
 main.add_command(where)
 main.add_command(keys)
 main.add_command(app)

@@ -33,9 +33,10 @@ from consent.siblings import siblings as sibling_links
 from pipeline.calibration import DEFAULT_TARGET
 from pipeline.calibration import calibrate as calibrate_gallery
 from pipeline.calibration import plot as plot_calibration
-from pipeline.matching import DEFAULT_TOLERANCE
+from pipeline.recognisers import match_settings
 from pipeline.redaction import RedactionStyle
 from publishing.check import check as check_photos
+from publishing.cluster import ClientCerts, DaskCluster, check_address
 from publishing.enrolling import recogniser_name
 from publishing.publish import publish as publish_photos
 from publishing.report import PhotoResult, PhotoStatus
@@ -118,6 +119,27 @@ def _progress_bar() -> Any:
     help="Photos processed at once, one process each (default: one per usable core, as "
     "many as free memory allows; each needs about 1.1 GB, 1.6 GB is set aside).",
 )
+@click.option(
+    "--cluster",
+    "cluster_address",
+    default=None,
+    metavar="tls://HOST:PORT",
+    help="Process the photos on a Dask cluster's workers instead of this computer's cores "
+    "(tls:// only; see docs/cluster.md). Outputs, report and audit stay on this computer.",
+)
+@click.option(
+    "--cluster-certs",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="With --cluster: the folder with ca.pem, client.pem and client-key.pem made by "
+    "`photoconsent cluster certs`.",
+)
+@click.option(
+    "--shared-storage",
+    is_flag=True,
+    help="With --cluster: the photos sit on storage every worker reads under the same "
+    "path; send workers each photo's path instead of its bytes.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar on a terminal.")
 @click.argument(
     "photos",
@@ -147,6 +169,9 @@ def publish(
     operator: str,
     as_json: bool,
     workers: int | None,
+    cluster_address: str | None,
+    cluster_certs: Path | None,
+    shared_storage: bool,
     quiet: bool,
     photos: tuple[Path, ...],
 ) -> None:
@@ -167,6 +192,10 @@ def publish(
 
     With --review nothing is published yet: see `photoconsent review --help`.
 
+    With --cluster the per-photo work runs on a Dask cluster's workers over TLS (see
+    `photoconsent cluster certs --help` and docs/cluster.md); the same command resumes
+    a batch begun with or without it.
+
     \b
     Examples:
         photoconsent publish --purpose website --event "Sports day 2026" \\
@@ -174,11 +203,27 @@ def publish(
         photoconsent publish --purpose press --captions captions.csv \\
             --out to-press/ camera-card/
         photoconsent publish --purpose press --review --class 3B camera-card/
+        photoconsent publish --purpose website --class 3B --out to-upload/ \\
+            --cluster tls://photo-server:8786 --cluster-certs certs/ camera-card/
     """
     if no_biometrics and not review:
         raise click.UsageError("--no-biometrics goes with --review.")
     if out is None and not review:
         raise click.UsageError("Missing option '--out' (needed unless --review).")
+    if cluster_address is None and (cluster_certs is not None or shared_storage):
+        raise click.UsageError("--cluster-certs and --shared-storage go with --cluster.")
+    if cluster_address is not None:
+        if review:
+            raise click.UsageError("--cluster publishes; a --review batch is made here.")
+        if workers is not None:
+            raise click.UsageError(
+                "--workers is for this computer; with --cluster the workers are the cluster's."
+            )
+        if cluster_certs is None:
+            raise click.UsageError(
+                "--cluster needs --cluster-certs DIR (see `photoconsent cluster certs --help`)."
+            )
+        check_address(cluster_address)  # refused before anything is read or connected
     if review and (captions_file is not None or batch_caption is not None):
         raise click.UsageError(
             "With --review, give --captions/--caption to `photoconsent review publish`."
@@ -206,9 +251,21 @@ def publish(
             sheet = write_contact_sheet(store, batch)
             _print_batch(batch, sheet, as_json)
             return
-        report = publish_photos(
-            store, list(photos), options, progress=None if quiet else _progress_bar()
-        )
+        bar = None if quiet else _progress_bar()
+        if cluster_address is None:
+            report = publish_photos(store, list(photos), options, progress=bar)
+        else:
+            assert cluster_certs is not None
+            certs = ClientCerts.in_folder(cluster_certs)
+            click.echo(f"Connecting to the cluster at {safe(cluster_address)}...", err=True)
+            with DaskCluster(
+                cluster_address,
+                certs,
+                detection=options.detection,
+                shared_storage=shared_storage,
+            ) as cluster:
+                click.echo(f"Cluster ready: {cluster.workers} worker(s).", err=True)
+                report = publish_photos(store, list(photos), options, progress=bar, mapper=cluster)
     print_publish_report(report, as_json)
 
 
@@ -294,9 +351,8 @@ def check(
 @click.option(
     "--tolerance",
     type=click.FloatRange(0.1, 0.6),
-    default=DEFAULT_TOLERANCE,
-    show_default=True,
-    help="The tolerance to mark on the plot and report on.",
+    default=None,
+    help="The tolerance to mark on the plot and report on (default: the recogniser's own).",
 )
 @click.option(
     "--target",
@@ -322,7 +378,7 @@ def check(
 @json_option
 @errors_to_exit
 def calibrate(
-    tolerance: float,
+    tolerance: float | None,
     target: float,
     gallery_size: int | None,
     plot_file: Path | None,
@@ -332,23 +388,38 @@ def calibrate(
     """Measure matching on the school's own references and recommend a tolerance.
 
     Genuine distances (two references of one pupil) and impostor distances (references
-    of different pupils, siblings apart) give, per tolerance, the share of pupils' own
-    faces kept and the estimated false keeps per unenrolled face for the gallery size.
+    of different pupils, siblings apart), by the data directory's recogniser, give, per
+    tolerance, the share of pupils' own faces kept and the estimated false keeps per
+    unenrolled face for the gallery size. The defaults' own rule (keep at a false match
+    rate of 1 in 10,000 pairs, review at 1 in 1,000) is applied to the school's pupils too,
+    with a warning when it comes out stricter than the default.
 
     \b
     Example:
         photoconsent calibrate --gallery-size 30 --plot calibration.png
     """
     with open_data_store(data_dir) as store:
-        gallery = enrolment.load_gallery(store, recogniser=recogniser_name(store))
+        recogniser = recogniser_name(store)
+        gallery = enrolment.load_gallery(store, recogniser=recogniser)
         siblings = sibling_links(store.conn)
-    cal = calibrate_gallery(gallery, gallery_size=gallery_size, target=target, siblings=siblings)
+    default = match_settings(recogniser)
+    tolerance = default.tolerance if tolerance is None else tolerance
+    cal = calibrate_gallery(
+        gallery,
+        gallery_size=gallery_size,
+        target=target,
+        siblings=siblings,
+        recogniser=recogniser,
+        default_tolerance=default.tolerance,
+    )
     if plot_file is not None:
         plot_calibration(cal, str(plot_file), tolerance)
     if as_json:
         click.echo(json.dumps(cal.to_json(), indent=2))
     else:
         click.echo(
+            f"Recogniser {recogniser} (default tolerance {default.tolerance:.2f}, "
+            f"review band {default.review:.2f}). "
             f"{cal.pupils} pupils enrolled, {cal.references} references; "
             f"{len(cal.genuine)} genuine, {len(cal.impostor)} impostor and "
             f"{len(cal.sibling)} sibling pairs; gallery size {cal.gallery_size}."
@@ -369,6 +440,12 @@ def calibrate(
             )
         rec = "none" if cal.recommended is None else f"{cal.recommended:.2f}"
         click.echo(f"Recommended tolerance for at most {target:g} per face: {rec}")
+        if cal.rule_tolerance is not None and cal.rule_review is not None:
+            click.echo(
+                f"The defaults' rule on your pupils: tolerance {cal.rule_tolerance:.3f} "
+                f"(1 in 10,000 pairs of different pupils within it), review band "
+                f"{cal.rule_review:.3f} (1 in 1,000)."
+            )
     for w in cal.warnings:
         click.echo(f"Warning: {w}", err=True)
     if plot_file is not None:

@@ -14,8 +14,15 @@ import numpy as np
 
 from pipeline.detection import DetectionStage
 from pipeline.errors import InvalidOptions
-from pipeline.matching import Decision, FaceDecision, MatchSettings, decide, sharpness
-from pipeline.recognisers import get_recogniser
+from pipeline.matching import (
+    Decision,
+    FaceDecision,
+    MatchSettings,
+    decide,
+    sharpness,
+    yaw_from_landmarks,
+)
+from pipeline.recognisers import dlib_landmarks, five_points, get_recogniser
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,17 @@ def analyse(
     sharp = [sharpness(pixels, b) if b.size >= settings.min_face_px else None for b in boxes]
     can_keep = bool(gallery.permitted)
     wanted = [can_keep and sh is not None and sh >= settings.min_sharpness for sh in sharp]
+    # Pose from the landmarks (cheap beside the template): a face turned past the limit is
+    # blurred without computing its template.
+    marks = iter(dlib_landmarks(pixels, [b for b, w in zip(boxes, wanted, strict=True) if w]))
+    yaw: list[float | None] = []
+    for w in wanted:
+        points = next(marks) if w else None
+        yaw.append(None if points is None else yaw_from_landmarks(five_points(points)))
+    wanted = [
+        w and (t is None or settings.max_yaw is None or abs(t) <= settings.max_yaw)
+        for w, t in zip(wanted, yaw, strict=True)
+    ]
     to_encode = [b for b, w in zip(boxes, wanted, strict=True) if w]
     encoded = iter(
         get_recogniser(settings.recogniser).encode(pixels, to_encode) if to_encode else []
@@ -71,6 +89,7 @@ def analyse(
         set(gallery.permitted),
         settings,
         sharpness=sharp,
+        yaw=yaw,
         siblings=gallery.siblings,
     )
 

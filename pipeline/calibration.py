@@ -22,12 +22,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
+
+from pipeline.distances import distance_function
 
 DEFAULT_TARGET = 1e-4  # at most one false keep per 10,000 unenrolled faces
 TOLERANCE_GRID = tuple(round(0.20 + 0.01 * i, 2) for i in range(41))  # 0.20 .. 0.60
 TABLE_TOLERANCES = (0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60)
+# The rule behind every recogniser's defaults: keep within the distance that at most 1 in
+# 10,000 pairs of different children come, review within 1 in 1,000 (conservative
+# estimates, threshold_at). A gallery of G pupils with R references offers G*R such pairs
+# per stranger; the margin rule removes most of what remains (bench/matching.py).
+KEEP_FMR = 1e-4
+REVIEW_FMR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,10 @@ class Calibration:
     rows: list[CalibrationRow]
     recommended: float | None
     warnings: list[str] = field(default_factory=list)
+    recogniser: str = "dlib"
+    # The defaults' rule on these references: tolerance at KEEP_FMR, review at REVIEW_FMR.
+    rule_tolerance: float | None = None
+    rule_review: float | None = None
 
     def to_json(self) -> dict[str, object]:
         def summary(d: np.ndarray) -> dict[str, object]:
@@ -68,6 +81,7 @@ class Calibration:
             }
 
         return {
+            "recogniser": self.recogniser,
             "pupils": self.pupils,
             "references": self.references,
             "gallery_size": self.gallery_size,
@@ -77,24 +91,41 @@ class Calibration:
             "sibling": summary(self.sibling),
             "rows": [r.__dict__ for r in self.rows],
             "recommended_tolerance": self.recommended,
+            "rule": {
+                "keep_false_match_rate": KEEP_FMR,
+                "tolerance": _round(self.rule_tolerance),
+                "review_false_match_rate": REVIEW_FMR,
+                "review": _round(self.rule_review),
+            },
             "warnings": self.warnings,
         }
 
 
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
+
+
 def pair_distances(
-    gallery: Mapping[str, np.ndarray], siblings: Mapping[str, frozenset[str]] | None = None
+    gallery: Mapping[str, np.ndarray],
+    siblings: Mapping[str, frozenset[str]] | None = None,
+    recogniser: str = "dlib",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(genuine, impostor, sibling) distances between all pairs of references."""
+    """(genuine, impostor, sibling) distances between all pairs of references, by the
+    recogniser's own distance."""
+    distance = distance_function(recogniser)
     sibs = siblings or {}
     ids = sorted(gallery)
-    genuine, impostor, sibling = [], [], []
+    genuine: list[float] = []
+    impostor: list[float] = []
+    sibling: list[float] = []
     for i, a in enumerate(ids):
         ra = np.asarray(gallery[a], np.float64)
         if len(ra) > 1:
-            d = np.linalg.norm(ra[:, None] - ra[None], axis=2)
+            d = np.array([distance(ra, r) for r in ra])
             genuine.extend(d[np.triu_indices(len(ra), 1)])
         for b in ids[i + 1 :]:
-            d = np.linalg.norm(ra[:, None] - np.asarray(gallery[b], np.float64)[None], axis=2)
+            rb = np.asarray(gallery[b], np.float64)
+            d = np.array([distance(rb, r) for r in ra])
             (sibling if b in sibs.get(a, frozenset()) else impostor).extend(d.ravel())
     return np.array(genuine), np.array(impostor), np.array(sibling)
 
@@ -105,6 +136,20 @@ def tail_fit(impostor: np.ndarray) -> tuple[float, float]:
     z01, z10 = -2.3263, -1.2816  # standard normal quantiles
     sd = max(float(q10 - q01) / (z10 - z01), 1e-3)
     return float(q01) - z01 * sd, sd
+
+
+def threshold_at(impostor: np.ndarray, fmr: float) -> float:
+    """The distance within which at most ``fmr`` of impostor pairs fall, estimated on the
+    safe side: the lower of the observed quantile and the tail fit's (:func:`tail_fit`).
+    The observed quantile alone cannot see below 1 / len(impostor); on FG-NET children
+    the fit at 1e-4 sat 0.05 below the observed (bench/matching.py)."""
+    d = np.asarray(impostor, np.float64)
+    if len(d) < 2:
+        raise ValueError("at least two impostor distances are needed")
+    mean, sd = tail_fit(d)
+    fitted = NormalDist(mean, sd).inv_cdf(fmr)
+    observed = float(np.quantile(d, fmr, method="lower"))
+    return min(fitted, observed)
 
 
 def _normal_tail(t: float, mean: float, sd: float) -> float:
@@ -118,25 +163,30 @@ def calibrate(
     gallery_size: int | None = None,
     target: float = DEFAULT_TARGET,
     siblings: Mapping[str, frozenset[str]] | None = None,
+    recogniser: str = "dlib",
+    default_tolerance: float | None = None,
 ) -> Calibration:
     """Estimate genuine keep rates and false keeps per unenrolled face by tolerance.
 
-    ``gallery_size`` defaults to the number of enrolled pupils (a restricted --class
-    gallery is smaller, so safer). The recommendation is the largest tolerance on a 0.01
-    grid whose conservative false-keep estimate is within ``target``.
+    ``gallery`` holds templates of ``recogniser`` (distances are its own). ``gallery_size``
+    defaults to the number of enrolled pupils (a restricted --class gallery is smaller,
+    so safer). The recommendation is the largest tolerance on a 0.01 grid whose
+    conservative false-keep estimate is within ``target``. ``default_tolerance`` (the
+    recogniser's default) is compared with the defaults' rule applied to these pupils.
     """
     pupils = len(gallery)
     refs = sum(len(v) for v in gallery.values())
     size = gallery_size or pupils
-    genuine, impostor, sibling = pair_distances(gallery, siblings)
+    genuine, impostor, sibling = pair_distances(gallery, siblings, recogniser)
     per_pupil = refs / pupils if pupils else 1.0
     warnings: list[str] = []
     if len(impostor) < 2:
         warnings.append("Fewer than two pupils are enrolled: nothing can be estimated.")
         return Calibration(
-            pupils, refs, size, target, genuine, impostor, sibling, [], None, warnings
+            pupils, refs, size, target, genuine, impostor, sibling, [], None, warnings, recogniser
         )
     mean, sd = tail_fit(impostor)
+    rule_tol, rule_review = threshold_at(impostor, KEEP_FMR), threshold_at(impostor, REVIEW_FMR)
 
     def row(t: float) -> CalibrationRow:
         k = int((impostor < t).sum())
@@ -171,9 +221,29 @@ def calibrate(
             f"Named siblings come as close as {float(sibling.min()):.3f}: within the "
             "recommended tolerance. They are only told apart by the sibling margin."
         )
+    if default_tolerance is not None and rule_tol < default_tolerance:
+        warnings.append(
+            f"Your pupils' references are closer to each other than the children the "
+            f"defaults were set on: at a false match rate of {KEEP_FMR:g} per pair the "
+            f"tolerance would be {rule_tol:.3f}, below the default {default_tolerance:.2f}. "
+            f"Publish with --tolerance {math.floor(rule_tol * 100) / 100:.2f}, or restrict the "
+            "gallery with --class."
+        )
     rows = [r for r in grid if r.tolerance in TABLE_TOLERANCES or r.tolerance == recommended]
     return Calibration(
-        pupils, refs, size, target, genuine, impostor, sibling, rows, recommended, warnings
+        pupils,
+        refs,
+        size,
+        target,
+        genuine,
+        impostor,
+        sibling,
+        rows,
+        recommended,
+        warnings,
+        recogniser,
+        rule_tol,
+        rule_review,
     )
 
 

@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.boxes import Box
+from pipeline.distances import distance_function
 
 # face_recognition's default tolerance is 0.6; at 0.6, 1.6% of different-person pairs
 # matched in our measurements (LFW + deepface photos), at 0.45 still 0.06%. Keeping a
@@ -37,6 +38,13 @@ DEFAULT_MIN_SHARPNESS = 30.0
 DEFAULT_AGREEMENT = 0.10
 # Siblings look alike; between a pupil and a named sibling the margin is wider.
 DEFAULT_SIBLING_MARGIN = 0.15
+# Head turn (yaw, degrees from frontal, see yaw_from_landmarks) beyond which a face is not
+# compared: alignment to a frontal template distorts a turned face, and its template drifts.
+DEFAULT_MAX_YAW = 50.0
+# How far the nose tip stands in front of the eyes and mouth corners (mean depth), per half
+# the distance between the eye centres, in a frontal face: 0.75 (adult head models give
+# about 0.8; children's flatter noses less, which makes the estimate err low for them).
+NOSE_DEPTH_RATIO = 0.75
 
 
 class Decision(enum.Enum):
@@ -50,6 +58,7 @@ class Reason(enum.Enum):
     MATCHED_WITH_CONSENT = "matched a pupil whose consent allows this purpose"
     TOO_SMALL = "face too small to recognise reliably"
     TOO_BLURRED = "face too blurred to recognise reliably"
+    TURNED_AWAY = "face turned too far from the camera to recognise reliably"
     NOT_ENCODABLE = "face could not be encoded"
     NO_GALLERY = "no enrolled pupil may be kept for this purpose"
     NO_MATCH = "no enrolled pupil within tolerance"
@@ -84,6 +93,8 @@ class MatchSettings:
     # The review band: a face not kept whose nearest pupil is permitted and within this
     # distance is UNCERTAIN (goes to review) rather than a plain no. None: no band.
     review: float | None = None
+    # Faces turned further than this (degrees of yaw) are blurred uncompared. None: no limit.
+    max_yaw: float | None = DEFAULT_MAX_YAW
 
     def describe(self) -> dict[str, object]:
         return {
@@ -95,6 +106,7 @@ class MatchSettings:
             "min_sharpness": self.min_sharpness,
             "agreement": self.agreement,
             "sibling_margin": self.sibling_margin,
+            "max_yaw": self.max_yaw,
         }
 
 
@@ -180,6 +192,31 @@ def sharpness(pixels: np.ndarray, box: Box) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+def yaw_from_landmarks(points5: np.ndarray) -> float:
+    """How far a face is turned left or right, in degrees (0 frontal, 90 profile).
+
+    ``points5`` are (x, y) pixels in this order: eye centre on the image's left, eye
+    centre on the image's right, nose tip, left and right mouth corners (as
+    ``pipeline.recognisers.five_points`` gives them). Positive when the nose points to
+    the image's right. Head roll and size do not matter: the offset of the nose from the
+    centre of the eyes and mouth corners is measured along the line between the eyes.
+    For a head turned by yaw t, seen from afar, that offset is ``NOSE_DEPTH_RATIO *
+    tan(t)`` half eye-distances; the estimate inverts it. A degenerate shape (both eyes
+    on one point) counts as profile.
+    """
+    p = np.asarray(points5, np.float64)
+    if p.shape != (5, 2) or not np.isfinite(p).all():
+        raise ValueError("five (x, y) landmarks are needed")
+    eye_l, eye_r, nose, mouth_l, mouth_r = p
+    axis = eye_r - eye_l
+    half = float(np.linalg.norm(axis)) / 2
+    if half < 1e-9:
+        return 90.0
+    centre = (eye_l + eye_r + mouth_l + mouth_r) / 4
+    offset = float((nose - centre) @ (axis / (2 * half)))
+    return float(np.degrees(np.arctan2(offset, NOSE_DEPTH_RATIO * half)))
+
+
 @dataclass(frozen=True)
 class PupilDistance:
     """How far a face is from one pupil: to the nearest reference, and on average."""
@@ -198,21 +235,10 @@ def pupil_distances(
     A pupil's distance is to their nearest reference (the references are several photos
     of the same face); the mean over references is kept for the agreement rule.
     """
-    # Each recogniser's distance (pipeline.recognisers defines them; it imports this module,
-    # so the two are repeated here rather than imported back).
-    if recogniser == "dlib":
-        distance = lambda refs: np.linalg.norm(np.asarray(refs, np.float64) - encoding, axis=1)  # noqa: E731
-    elif recogniser == "sface":
-        probe = np.asarray(encoding, np.float64) / np.linalg.norm(encoding)
-
-        def distance(refs: np.ndarray) -> np.ndarray:
-            r = np.asarray(refs, np.float64)
-            return 1.0 - (r / np.linalg.norm(r, axis=1, keepdims=True)) @ probe
-    else:
-        raise ValueError(f"unknown recogniser {recogniser!r}")
+    distance = distance_function(recogniser)
     result = []
     for pupil_id, refs in gallery.items():
-        d = distance(refs)
+        d = distance(refs, encoding)
         result.append(PupilDistance(float(d.min()), float(d.mean()), len(d), pupil_id))
     result.sort(key=lambda p: (p.nearest, p.pupil_id))
     return result
@@ -226,6 +252,7 @@ def decide(
     settings: MatchSettings,
     *,
     sharpness: Sequence[float | None] | None = None,
+    yaw: Sequence[float | None] | None = None,
     siblings: Mapping[str, frozenset[str]] | None = None,
 ) -> list[FaceDecision]:
     """Keep or blur each face.
@@ -233,17 +260,19 @@ def decide(
     ``gallery`` holds the candidate pupils (consented or not), so that the margin rule
     also guards against a non-consented look-alike. ``permitted`` is the pupil IDs whose
     consent allows this purpose on the publish date. ``sharpness`` (see :func:`sharpness`)
-    is per face, None where not measured. ``siblings`` maps a pupil to the pupils named
+    is per face, None where not measured; so is ``yaw`` (degrees, see
+    :func:`yaw_from_landmarks`). ``siblings`` maps a pupil to the pupils named
     as their siblings; between them the wider ``sibling_margin`` applies. A pupil can be
     kept at most once per photo: if two faces match the same pupil, only the nearer is.
     """
     if len(boxes) != len(encodings):
         raise ValueError("one encoding (or None) per box")
     sharp = list(sharpness) if sharpness is not None else [None] * len(boxes)
+    turn = list(yaw) if yaw is not None else [None] * len(boxes)
     sibs = siblings or {}
     decisions = [
-        _decide_one(box, enc, sh, gallery, permitted, settings, sibs)
-        for box, enc, sh in zip(boxes, encodings, sharp, strict=True)
+        _decide_one(box, enc, sh, yw, gallery, permitted, settings, sibs)
+        for box, enc, sh, yw in zip(boxes, encodings, sharp, turn, strict=True)
     ]
     # One face per pupil: the nearer keeps, the others are blurred.
     best: dict[str, int] = {}
@@ -264,6 +293,7 @@ def _decide_one(
     box: Box,
     enc: np.ndarray | None,
     sharp: float | None,
+    yaw: float | None,
     gallery: Mapping[str, np.ndarray],
     permitted: set[str],
     s: MatchSettings,
@@ -274,6 +304,8 @@ def _decide_one(
         return FaceDecision(box, blur, Reason.TOO_SMALL)
     if sharp is not None and sharp < s.min_sharpness:
         return FaceDecision(box, blur, Reason.TOO_BLURRED)
+    if yaw is not None and s.max_yaw is not None and abs(yaw) > s.max_yaw:
+        return FaceDecision(box, blur, Reason.TURNED_AWAY)
     if not gallery:
         return FaceDecision(box, blur, Reason.NO_GALLERY)
     if enc is None:

@@ -229,9 +229,7 @@ def _save_preview(store: Store, pupil_id: str, photo: Path, exc: EnrolmentReject
         x2, y2 = round(box.x2 * scale), round(box.y2 * scale)
         cv2.rectangle(img, (x1, y1), (x2, y2), colour, thick)
         label = "pupil?" if i == 0 else str(i + 1)
-        cv2.putText(
-            img, label, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2
-        )
+        cv2.putText(img, label, (x1, max(y1 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
     folder = store.data_dir / PREVIEW_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
     safe_id = "".join(c for c in pupil_id if c.isalnum() or c in "-_") or "pupil"

@@ -39,6 +39,7 @@ from pipeline.errors import InvalidOptions, OutputConflict
 from pipeline.formats.embedded import embedded_caption
 from pipeline.loading import read_photo_bytes
 from pipeline.matching import FaceDecision
+from pipeline.recognisers import get_recogniser
 from pipeline.writing import OutputFormat
 from publishing import journal
 from publishing.captions.boilerplate import real_caption
@@ -70,7 +71,7 @@ from publishing.report import (
     remove_report_temps,
     write_report,
 )
-from publishing.workers import PhotoWork, Processed, default_workers, process_all, withheld_reason
+from publishing.workers import LocalPool, PhotoMapper, PhotoWork, Processed, withheld_reason
 
 ProgressCallback = Callable[[int, int, PhotoResult], None]
 
@@ -97,6 +98,7 @@ def publish(
     progress: ProgressCallback | None = None,
     decider: Decider | None = None,
     context: BatchContext | None = None,
+    mapper: PhotoMapper | None = None,
 ) -> PublishReport:
     """Publish ``inputs`` (files or folders) for ``options.purpose`` into ``options.out_dir``.
 
@@ -107,6 +109,9 @@ def publish(
     from the registry. ``context`` is the batch's data read once by the caller (the web
     service reads it for its decider too); by default it is read here, after the folder
     lock is taken. A context read for another purpose, date or candidates is refused.
+    ``mapper`` is where the per-photo work runs (default: this computer's process pool
+    with ``options.workers``; `publishing.cluster.DaskCluster` for a cluster); it does
+    not change the batch, so a batch begun on one finishes on the other.
 
     Running the same publish again (same purpose, options, folder and inputs) resumes the
     batch: photos already published, whose input and output are unchanged, are not
@@ -126,7 +131,7 @@ def publish(
         _recover(store, options.out_dir)
         if context is None:
             context = load_context(store, options, encodings=decider is None)
-        run = _BatchRun(store, options, context, batch)
+        run = _BatchRun(store, options, context, batch, mapper or LocalPool(options.workers))
         work = PhotoWork(options, context.gallery, decider)
         results = run.process(photos, work, progress)
         report = PublishReport(options, results, batch, peak_worker_mb=run.peak_mb)
@@ -195,8 +200,16 @@ NOT_PROCESSED_DISK_FULL = (
 class _BatchRun:
     """One run of a batch: the parent's side, the only writer of files, journal and audit."""
 
-    def __init__(self, store: Store, options: PublishOptions, context: BatchContext, batch: str):
+    def __init__(
+        self,
+        store: Store,
+        options: PublishOptions,
+        context: BatchContext,
+        batch: str,
+        mapper: PhotoMapper,
+    ):
         self.store, self.options, self.context, self.batch = store, options, context, batch
+        self.mapper = mapper
         self.out_dir = options.out_dir
         self.namer = _OutputNamer(
             self.out_dir,
@@ -217,8 +230,7 @@ class _BatchRun:
             if row is not None and self._still_published(row, photo.path):
                 resumed[i] = PhotoResult.from_report(row.result, resumed=True)
         todo = [p.path for i, p in enumerate(photos) if i not in resumed and p.refusal is None]
-        workers = self.options.workers or default_workers()
-        outcomes: Iterator[Processed] = process_all(work, todo, workers)
+        outcomes: Iterator[Processed] = self.mapper.map(work, todo)
         results: list[PhotoResult] = []
         try:
             for i, photo in enumerate(photos, start=0):
@@ -381,6 +393,9 @@ class _BatchRun:
     def _details(self, result: PhotoResult) -> dict[str, object]:
         details = _audit_details(result, self.options, self.context)
         details["batch"] = self.batch
+        where = self.mapper.describe()  # a cluster: its scheduler and workers
+        if where:
+            details["detection"] = {**details["detection"], **where}  # type: ignore[dict-item]
         return details
 
 
@@ -455,5 +470,7 @@ def _audit_details(
         "tool_version": __version__,
         "redaction": options.style.value,
         "detection": options.detection.describe(),
-        "matching": options.matching.describe(),
+        # The recogniser's version too: a template of another version never compares.
+        "matching": options.matching.describe()
+        | {"recogniser_version": get_recogniser(options.matching.recogniser).version},
     }

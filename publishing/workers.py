@@ -1,5 +1,9 @@
 """The per-photo work of a publish (load, decide, redact, encode) and the process pool.
 
+`publish` hands its photos to a `PhotoMapper`: this computer's process pool
+(`LocalPool`, the default) or a Dask cluster (`publishing.cluster.DaskCluster`). Both
+take a `PhotoWork` and the photos and yield one `Processed` per photo, in input order.
+
 Workers only compute: each returns the encoded bytes and the face decisions of one photo.
 The parent alone writes files, the journal and the audit log (SQLite wants one writer),
 taking results strictly in input order so output names are handed out deterministically.
@@ -22,7 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.analysis import Gallery, blurred, kept
 from pipeline.detection import opencv_threads
@@ -128,10 +132,13 @@ class PhotoWork:
             gallery, options.detection, options.matching
         )
 
-    def process(self, photo: Path) -> Processed:
+    def process(self, photo: Path, data: bytes | None = None) -> Processed:
+        """``photo``'s outcome; ``data`` is its bytes when the caller read them (a cluster
+        worker gets them with the task), else they are read from ``photo``."""
         out = Processed()
         try:
-            data = read_photo_bytes(photo)
+            if data is None:
+                data = read_photo_bytes(photo)
             if self.options.embedded_captions:
                 out.embedded_caption = embedded_caption(data)
             loaded = decode_image(data, photo.name)
@@ -252,6 +259,30 @@ def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterat
             for f in in_flight:
                 f.cancel()
             pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+class PhotoMapper(Protocol):
+    """Where a batch's per-photo work runs: `map` yields one `Processed` per photo, in
+    the order of ``photos``, whatever order they finish in; `describe` is what the audit
+    records of it beside the detection settings (nothing for this computer's pool)."""
+
+    def map(self, work: PhotoWork, photos: Sequence[Path]) -> Iterator[Processed]: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class LocalPool:
+    """This computer's cores: `process_all` with ``workers`` processes (None: one per
+    usable core, as many as free memory allows, see `default_workers`)."""
+
+    workers: int | None = None
+
+    def map(self, work: PhotoWork, photos: Sequence[Path]) -> Iterator[Processed]:
+        return process_all(work, photos, self.workers or default_workers())
+
+    def describe(self) -> dict[str, object]:
+        return {}
 
 
 def _picklable(work: PhotoWork) -> bool:

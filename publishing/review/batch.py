@@ -2,10 +2,12 @@
 
 ``publish --review`` does not publish. It analyses the photos and saves a *review batch*
 (``DATA_DIR/reviews/<batch>.json``, 0600: it holds pupil IDs and decisions, no pixels)
-and a contact sheet beside it. A reviewer then approves or rejects each kept face, or, in
-no-biometrics mode, un-blurs a face as a named pupil; every verdict is audited with the
-reviewer's name. ``review publish`` finally publishes the batch: only approved keeps stay
-clear, and consent is checked again on the day.
+and a contact sheet beside it. A reviewer then approves or rejects each face matching
+kept, and each *uncertain* face (plausibly a permitted pupil, below the keep rule: its
+``candidate_id``), or un-blurs any face as a named pupil; every verdict is audited with
+the reviewer's name. ``review publish`` finally publishes the batch: only approved faces
+stay clear (an approved uncertain face as its candidate), and consent is checked again
+on the day.
 
 In no-biometrics mode no face is ever encoded: every face starts blurred, and only a
 reviewer can name one.
@@ -55,8 +57,8 @@ class ReviewError(PipelineError):
 class Verdict(enum.Enum):
     """A reviewer's verdict on one face."""
 
-    APPROVED = "approved"  # keep a face matching kept
-    REJECTED = "rejected"  # blur a face matching kept
+    APPROVED = "approved"  # keep a face matching kept, or an uncertain one as its candidate
+    REJECTED = "rejected"  # blur a face matching kept or uncertain
     UNBLURRED = "unblurred"  # keep any face, as the pupil the reviewer names
 
 
@@ -82,6 +84,32 @@ class ReviewFace:
     verdict: Verdict | None = None
     as_pupil: str | None = None  # for UNBLURRED: who the reviewer says it is
     reviewer: str | None = None
+    # For an UNCERTAIN face: the permitted pupil it plausibly is (matching's candidate_id).
+    # Batches saved before review by pupil have no such field: None, blurred as before.
+    candidate_id: str | None = None
+
+    @property
+    def proposed_pupil(self) -> str | None:
+        """Who the machine proposes this face is: the matched pupil of a kept face, the
+        candidate of an uncertain one; None for any other face."""
+        if self.decision is Decision.KEPT:
+            return self.pupil_id
+        if self.reason is Reason.UNCERTAIN:
+            return self.candidate_id
+        return None
+
+    @property
+    def approvable(self) -> bool:
+        """Whether approve/reject apply: a kept face, or an uncertain one with a candidate."""
+        return self.proposed_pupil is not None
+
+    @property
+    def shown_as(self) -> str | None:
+        """The pupil this face is published as if its verdict stands: the reviewer's name
+        for an un-blurred face, else the proposed pupil (None: nobody)."""
+        if self.verdict is Verdict.UNBLURRED:
+            return self.as_pupil
+        return self.proposed_pupil
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -95,6 +123,7 @@ class ReviewFace:
             "verdict": None if self.verdict is None else self.verdict.value,
             "as_pupil": self.as_pupil,
             "reviewer": self.reviewer,
+            "candidate_id": self.candidate_id,
         }
 
     @classmethod
@@ -111,6 +140,7 @@ class ReviewFace:
             verdict=None if verdict is None else parse_verdict(verdict),
             as_pupil=raw["as_pupil"],
             reviewer=raw["reviewer"],
+            candidate_id=raw.get("candidate_id"),
         )
 
 
@@ -254,8 +284,8 @@ class ReviewBatch:
         )
 
     def awaiting_approval(self) -> int:
-        """Faces matching kept that no reviewer has given a verdict on yet."""
-        return sum(1 for _, f in self.faces() if f.decision is Decision.KEPT and not f.verdict)
+        """Faces matching kept or uncertain that no reviewer has given a verdict on yet."""
+        return sum(1 for _, f in self.faces() if f.approvable and not f.verdict)
 
     def faces(self) -> Iterable[tuple[ReviewPhoto, ReviewFace]]:
         for photo in self.photos:
@@ -364,6 +394,7 @@ def create_batch(
                     pupil_id=d.pupil_id,
                     distance=None if d.distance is None else round(d.distance, 4),
                     needs_person=_near(d, options.matching.tolerance),
+                    candidate_id=d.candidate_id if d.reason is Reason.UNCERTAIN else None,
                 )
             )
         photos.append(photo)
@@ -394,6 +425,7 @@ def create_batch(
                 "photos": len(photos),
                 "faces": n,
                 "pending_keeps": sum(1 for _, f in batch.faces() if f.decision is Decision.KEPT),
+                "uncertain": sum(1 for _, f in batch.faces() if f.reason is Reason.UNCERTAIN),
             },
         )
     return batch
@@ -418,28 +450,61 @@ def record_verdict(
     reviewer: str,
     as_pupil: str | None = None,
 ) -> ReviewBatch:
-    """Approve or reject matched faces, or un-blur faces as ``as_pupil``; audited.
+    """Approve or reject matched or uncertain faces, or un-blur faces as ``as_pupil``; audited.
 
-    ``APPROVED`` and ``REJECTED`` apply to faces matching kept; ``UNBLURRED`` applies to
-    any face and names the pupil the reviewer recognises (whose consent must allow the
-    purpose when the batch is published). A verdict can be changed until publishing.
+    ``APPROVED`` and ``REJECTED`` apply to faces matching kept and to uncertain faces (an
+    approved uncertain face is kept as its candidate); ``UNBLURRED`` applies to any face
+    and names the pupil the reviewer recognises. Whoever the face is kept as, their
+    consent must allow the purpose when the batch is published. A verdict can be changed
+    until publishing.
     """
     check_operator(reviewer)
     if (verdict is Verdict.UNBLURRED) != (as_pupil is not None):
-        raise ReviewError("Un-blurring a face needs --as PUPIL_ID (and only un-blurring does).")
+        raise ReviewError(
+            "Un-blurring a face needs the pupil it shows (--name, or --as PUPIL_ID in "
+            "scripts); only un-blurring does."
+        )
     if as_pupil is not None:
         registry.get_pupil(store.conn, as_pupil)  # UnknownPupil for a typo, before recording
     batch = load_batch(store, batch_id)
-    if batch.published_to is not None:
-        raise ReviewError(f"Batch {batch_id} is already published; start a new review.")
     faces = [batch.face(f) for f in face_ids]
     for face in faces:
-        if verdict is not Verdict.UNBLURRED and face.decision is not Decision.KEPT:
+        if verdict is not Verdict.UNBLURRED and not face.approvable:
             raise ReviewError(
                 f"{face.face_id} was blurred by matching; to show it, un-blur it as a named "
-                "pupil (`photoconsent review unblur BATCH FACE --as PUPIL_ID`)."
+                'pupil (`photoconsent review unblur BATCH FACE --name "first letters"`).'
             )
+    return save_verdicts(store, batch, faces, verdict, reviewer=reviewer, as_pupil=as_pupil)
+
+
+def save_verdicts(
+    store: Store,
+    batch: ReviewBatch,
+    faces: Sequence[ReviewFace],
+    verdict: Verdict,
+    *,
+    reviewer: str,
+    as_pupil: str | None = None,
+    details: Mapping[str, object] | None = None,
+) -> ReviewBatch:
+    """Give ``faces`` (of ``batch``, already checked to take ``verdict``) the verdict and
+    save the batch, with its audit row in the same transaction (``details`` added to it)."""
+    check_operator(reviewer)
+    if batch.published_to is not None:
+        raise ReviewError(f"Batch {batch.batch_id} is already published; start a new review.")
+    before = [(f, f.verdict, f.as_pupil, f.reviewer) for f in faces]
+    for face in faces:
         face.verdict, face.as_pupil, face.reviewer = verdict, as_pupil, reviewer
+    clash = _kept_twice(batch)
+    if clash:
+        for face, *old in before:
+            face.verdict, face.as_pupil, face.reviewer = old
+        raise ReviewError(
+            f"{' and '.join(clash)} are in the same photo and would both be kept as the same "
+            "pupil, but a child is in a photo once: reject the face that is not them (or "
+            "leave it out), then approve again. Nothing was recorded."
+        )
+    pupils = {p for f in faces for p in (f.pupil_id, f.candidate_id, f.as_pupil) if p}
     with store.transaction() as conn:
         save_batch(store, batch)
         audit.append(
@@ -448,12 +513,36 @@ def record_verdict(
             action=f"review_{verdict.value}",
             operator=reviewer,
             details={
-                "batch": batch_id,
+                "batch": batch.batch_id,
                 "faces": [f.face_id for f in faces],
-                "pupils": sorted({p for f in faces for p in (f.pupil_id, f.as_pupil) if p}),
+                "pupils": sorted(pupils),
+                **(details or {}),
             },
         )
     return batch
+
+
+def _kept_as(face: ReviewFace) -> str | None:
+    """Who ``face`` is published as under its verdict (before the consent check)."""
+    if face.verdict is Verdict.UNBLURRED:
+        return face.as_pupil
+    if face.verdict is Verdict.APPROVED:
+        return face.proposed_pupil
+    return None
+
+
+def _kept_twice(batch: ReviewBatch) -> list[str]:
+    """The face IDs of the first photo with two faces kept as one pupil, or []."""
+    for photo in batch.photos:
+        seen: dict[str, list[str]] = {}
+        for face in photo.faces:
+            pupil = _kept_as(face)
+            if pupil is not None:
+                seen.setdefault(pupil, []).append(face.face_id)
+        for ids in seen.values():
+            if len(ids) > 1:
+                return ids
+    return []
 
 
 def reviewed_decider(batch: ReviewBatch, permitted: Collection[str]):  # type: ignore[no-untyped-def]
@@ -466,7 +555,17 @@ def reviewed_decider(batch: ReviewBatch, permitted: Collection[str]):  # type: i
         photo = by_input.get(str(path))
         if photo is None or photo.sha256 != loaded.sha256:
             raise ReviewError(f"{path.name} changed since it was reviewed; review it again.")
-        return [_final(f, permitted) for f in photo.faces]
+        decisions = [_final(f, permitted) for f in photo.faces]
+        # A child is in a photo once: if verdicts ever keep two faces as one pupil (a
+        # batch edited by hand), neither is kept.
+        kept = [d.pupil_id for d in decisions if d.decision is Decision.KEPT]
+        twice = {p for p in kept if kept.count(p) > 1}
+        return [
+            FaceDecision(d.box, Decision.BLURRED, Reason.DUPLICATE, d.pupil_id, d.distance)
+            if d.decision is Decision.KEPT and d.pupil_id in twice
+            else d
+            for d in decisions
+        ]
 
     return decide_photo
 
@@ -478,14 +577,21 @@ def _final(face: ReviewFace, permitted: Collection[str]) -> FaceDecision:
         if face.as_pupil in permitted:
             return FaceDecision(box, Decision.KEPT, Reason.REVIEWER_UNBLURRED, face.as_pupil)
         return FaceDecision(box, blur, Reason.NO_CONSENT, face.as_pupil)
-    if face.decision is Decision.KEPT:
+    if face.approvable:
+        # A kept face is its match; an uncertain one, once approved, is kept as its
+        # candidate (until then it stays what matching said: blurred, "uncertain").
+        pupil = face.proposed_pupil
+        matched = face.pupil_id  # None for an uncertain face: nobody was recognised
         if face.verdict is Verdict.REJECTED:
-            return FaceDecision(box, blur, Reason.REJECTED, face.pupil_id, face.distance)
+            return FaceDecision(
+                box, blur, Reason.REJECTED, matched, face.distance, face.candidate_id
+            )
         if face.verdict is not Verdict.APPROVED:
-            return FaceDecision(box, blur, Reason.NOT_APPROVED, face.pupil_id, face.distance)
-        if face.pupil_id not in permitted:
-            return FaceDecision(box, blur, Reason.NO_CONSENT, face.pupil_id, face.distance)
-        return FaceDecision(box, Decision.KEPT, Reason.APPROVED, face.pupil_id, face.distance)
+            reason = Reason.NOT_APPROVED if face.decision is Decision.KEPT else face.reason
+            return FaceDecision(box, blur, reason, matched, face.distance, face.candidate_id)
+        if pupil not in permitted:
+            return FaceDecision(box, blur, Reason.NO_CONSENT, pupil, face.distance)
+        return FaceDecision(box, Decision.KEPT, Reason.APPROVED, pupil, face.distance)
     return FaceDecision(box, blur, face.reason, face.pupil_id, face.distance)
 
 

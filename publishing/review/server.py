@@ -1,12 +1,16 @@
-"""A local web page for reviewing a batch: the contact sheet with Approve / Reject /
-Un-blur buttons, served on the loopback interface only.
+"""A local web page for reviewing a batch, served on the loopback interface only: the
+"by pupil" view (each pupil's faces beside their reference photo, "Approve all", "Reject"
+per face, the name picker for un-blurring, a close-up of any face, and "Publish the
+batch"), and the contact sheet of all photos with Approve / Reject / Un-blur buttons.
 
 The page shows children's faces and names, so it is never served beyond this machine:
 a non-loopback host is refused, and a request whose ``Host`` header is not this server's
 own address is refused too (a web page on another site could otherwise point its own
 domain at 127.0.0.1 and read the sheet: DNS rebinding). Every POST must carry a random
-per-run token (a CSRF guard: another site cannot learn it). Requests are handled one at
-a time in the serving thread, because the store's SQLite connection is not thread-safe.
+per-run token (a CSRF guard: another site cannot learn it), and every page the same token
+as its key (``?t=``); an error page's Back link carries the key only to a request that
+already had it. Requests are handled one at a time in the serving thread, because the
+store's SQLite connection is not thread-safe.
 """
 
 from __future__ import annotations
@@ -21,15 +25,27 @@ import sys
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 from consent.errors import UnknownPupil
-from consent.registry import get_pupil
 from consent.store import Store
 from pipeline.errors import PipelineError
+from publishing.options import PublishOptions
 from publishing.publish import check_operator
-from publishing.review.batch import load_batch, parse_verdict, record_verdict
+from publishing.review.batch import (
+    ReviewError,
+    Verdict,
+    load_batch,
+    parse_verdict,
+    publish_batch,
+    record_verdict,
+)
+from publishing.review.by_pupil import ReferenceImage, approve_pupil
 from publishing.review.contact_sheet import ImageCache, render_contact_sheet
+from publishing.review.page import e
+from publishing.review.picker import pick_from_register
+from publishing.review.pupil_sheet import render_by_pupil, render_close_up
 
 MAX_BODY = 10 * 1024
 DRAIN_LIMIT = 1024 * 1024
@@ -44,7 +60,9 @@ SECURITY_HEADERS = {
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'"
     ),
 }
-FORM_FIELDS = ("token", "face_id", "verdict", "as_pupil")
+FORM_FIELDS = ("token", "face_id", "verdict", "name", "pupil_id", "back")
+# Where a POST returns to: the view its form was on.
+VIEWS = {"sheet": "/", "pupils": "/pupils"}
 
 
 def loopback_host(host: str) -> str:
@@ -71,12 +89,18 @@ def serve_review(
     port: int = 8765,
     ready: Callable[[str], None] | None = None,
     max_requests: int | None = None,
+    reference_image: ReferenceImage | None = None,
+    publish_options: Callable[[], PublishOptions] | None = None,
 ) -> None:
-    """Serve batch ``batch_id``'s contact sheet with verdict buttons until interrupted.
+    """Serve batch ``batch_id``'s review page with verdict buttons until interrupted.
 
     Verdicts are recorded (and audited) as ``reviewer``. ``port=0`` picks a free port;
-    ``ready(url)`` is called once the socket is bound. ``max_requests`` stops the server
-    after that many requests (for tests); ``None`` serves until KeyboardInterrupt.
+    ``ready(url)`` is called once the socket is bound, with the by-pupil view's address
+    (it carries the key). ``max_requests`` stops the server after that many requests (for
+    tests); ``None`` serves until KeyboardInterrupt. ``reference_image`` gives each
+    pupil's reference photo (held in memory only; None: the grids show none).
+    ``publish_options`` (called when the reviewer presses "Publish the batch", so the
+    consent date is that day) enables publishing from the page; None: no button.
     Raises ValueError for a non-loopback host, InvalidOptions for an unusable reviewer
     name and ReviewError for an unknown batch.
     """
@@ -101,13 +125,15 @@ def serve_review(
         pass
 
     Handler.context = _Context(store, batch_id, reviewer, token, images)
+    Handler.context.reference_image = reference_image
+    Handler.context.publish_options = publish_options
     server = Server((address, port), Handler)
     try:
         bound = server.server_address[1]
         netloc = f"[{address}]:{bound}" if family == socket.AF_INET6 else f"{address}:{bound}"
         Handler.context.allowed_hosts = {netloc, f"localhost:{bound}"}
         if ready is not None:
-            ready(f"http://{netloc}/?t={token}")
+            ready(f"http://{netloc}/pupils?t={token}")
         if max_requests is None:
             server.serve_forever()
         else:
@@ -124,6 +150,8 @@ class _Context:
         self.store, self.batch_id, self.reviewer = store, batch_id, reviewer
         self.token, self.images = token, images
         self.allowed_hosts: set[str] = set()
+        self.reference_image: ReferenceImage | None = None
+        self.publish_options: Callable[[], PublishOptions] | None = None
 
 
 class _ReviewHandler(BaseHTTPRequestHandler):
@@ -153,13 +181,15 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             )
 
     def _get(self) -> None:
-        if urlsplit(self.path).path != "/":
+        path = urlsplit(self.path).path
+        if path not in ("/", "/pupils", "/face"):
             self._page(HTTPStatus.NOT_FOUND, "Not found", "There is nothing here.")
             return
         c = self.context
+        query = parse_qs(urlsplit(self.path).query)
         # The page shows children's faces: only whoever holds the printed address (with
         # its per-run key) may see it, not any other user of this computer.
-        given = parse_qs(urlsplit(self.path).query).get("t", [""])[0].encode("utf-8")
+        given = query.get("t", [""])[0].encode("utf-8")
         if not hmac.compare_digest(given, c.token.encode("ascii")):
             self._page(
                 HTTPStatus.FORBIDDEN,
@@ -168,47 +198,105 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             )
             return
         batch = load_batch(c.store, c.batch_id)
-        body = render_contact_sheet(
-            c.store, batch, token=c.token, reviewer=c.reviewer, images=c.images
-        )
+        if path == "/pupils":
+            body = render_by_pupil(
+                c.store,
+                batch,
+                token=c.token,
+                reviewer=c.reviewer,
+                images=c.images,
+                reference_image=c.reference_image,
+                can_publish=c.publish_options is not None,
+            )
+        elif path == "/face":
+            try:
+                body = render_close_up(c.store, batch, query.get("id", [""])[0], token=c.token)
+            except ReviewError as exc:
+                self._page(HTTPStatus.NOT_FOUND, "No such face", str(exc), keyed=True)
+                return
+        else:
+            body = render_contact_sheet(
+                c.store, batch, token=c.token, reviewer=c.reviewer, images=c.images
+            )
         self._send(HTTPStatus.OK, body)
 
     def _post(self) -> None:
-        if urlsplit(self.path).path != "/verdict":
+        path = urlsplit(self.path).path
+        handlers = {
+            "/verdict": self._post_verdict,
+            "/approve-pupil": self._post_approve_pupil,
+            "/publish": self._post_publish,
+        }
+        if path not in handlers:
             self._page(HTTPStatus.NOT_FOUND, "Not found", "There is nothing here.")
             return
         form = self._read_form()
         if form is None:
             return
-        c = self.context
         given = form.get("token", "").encode("utf-8")
-        if not hmac.compare_digest(given, c.token.encode("ascii")):
+        if not hmac.compare_digest(given, self.context.token.encode("ascii")):
             self._page(
                 HTTPStatus.FORBIDDEN,
                 "Not allowed",
                 "This form is not from the current review page. Reload the page and try again.",
             )
             return
-        face_id = form.get("face_id", "")
-        as_pupil = form.get("as_pupil", "").strip() or None
         try:
-            verdict = parse_verdict(form.get("verdict", ""))
-            if as_pupil is not None:
-                get_pupil(c.store.conn, as_pupil)  # a typo must not be recorded as a name
-            record_verdict(
-                c.store,
-                c.batch_id,
-                [face_id],
-                verdict,
-                reviewer=c.reviewer,
-                as_pupil=as_pupil,
-            )
+            handlers[path](form)
         except (PipelineError, UnknownPupil) as exc:
-            self._page(HTTPStatus.BAD_REQUEST, "Verdict not recorded", str(exc))
-            return
+            title = "Not published" if path == "/publish" else "Verdict not recorded"
+            self._page(HTTPStatus.BAD_REQUEST, title, str(exc), keyed=True)
+
+    def _post_verdict(self, form: dict[str, str]) -> None:
+        c = self.context
+        face_id = form.get("face_id", "")
+        name = form.get("name", "").strip()
+        verdict = parse_verdict(form.get("verdict", ""))
+        if verdict is Verdict.UNBLURRED and not name:
+            raise ReviewError("To un-blur a face, type a few letters of the pupil's name.")
+        if verdict is not Verdict.UNBLURRED and name:
+            raise ReviewError("Only un-blurring takes a pupil's name.")
+        # The name picker: a few letters of a name, one pupil or refused (never an ID).
+        as_pupil = pick_from_register(c.store, name).pupil_id if name else None
+        record_verdict(
+            c.store, c.batch_id, [face_id], verdict, reviewer=c.reviewer, as_pupil=as_pupil
+        )
+        self._redirect(form.get("back", "sheet"), face_id)
+
+    def _post_approve_pupil(self, form: dict[str, str]) -> None:
+        c = self.context
+        pupil_id = form.get("pupil_id", "")
+        approve_pupil(c.store, c.batch_id, pupil_id, reviewer=c.reviewer)
+        self._redirect("pupils", f"pupil-{pupil_id}")
+
+    def _post_publish(self, form: dict[str, str]) -> None:
+        c = self.context
+        if c.publish_options is None:
+            raise ReviewError(
+                "This page was started without a folder to publish to; run "
+                f"`photoconsent review publish {c.batch_id} --out FOLDER`."
+            )
+        report = publish_batch(c.store, c.batch_id, c.publish_options())
+        summary = report.to_json()["summary"]
+        assert isinstance(summary, dict)
+        withheld = "".join(
+            f"<li><b>{e(Path(r.input).name)}</b>: {e(r.reason)}</li>" for r in report.withheld
+        )
+        body = (
+            f"<p>{summary['published']} photos published to <b>{e(report.options.out_dir)}</b>"
+            f" ({summary['faces_kept']} faces kept clear, {summary['faces_blurred']} "
+            f"blurred); {summary['withheld']} withheld.</p>"
+        )
+        if withheld:
+            body += f"<p>Withheld, and why:</p><ul>{withheld}</ul>"
+        self._page_html(HTTPStatus.OK, "Published", body, keyed=True)
+
+    def _redirect(self, view: str, anchor: str) -> None:
+        target = VIEWS.get(view, "/")
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header(
-            "Location", f"/?t={quote(self.context.token, safe='')}#" + quote(face_id, safe="")
+            "Location",
+            f"{target}?t={quote(self.context.token, safe='')}#" + quote(anchor, safe=""),
         )
         self.send_header("Content-Length", "0")
         self._security_headers()
@@ -259,14 +347,20 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 break
             left -= len(chunk)
 
-    def _page(self, status: HTTPStatus, title: str, message: str) -> None:
+    def _page(self, status: HTTPStatus, title: str, message: str, *, keyed: bool = False) -> None:
+        """A plain page; its Back link carries the key only when ``keyed`` (a request that
+        proved it holds the key): a page refused for a missing key must not hand it out."""
+        self._page_html(status, title, f"<p>{html.escape(message)}</p>", keyed=keyed)
+
+    def _page_html(self, status: HTTPStatus, title: str, content: str, *, keyed: bool) -> None:
+        href = f"/pupils?t={quote(self.context.token, safe='')}" if keyed else "/"
         body = (
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title>"
             "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;"
-            "padding:0 1rem}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
-            '<p><a href="/">Back to the review page</a></p></body></html>\n'
+            "padding:0 1rem;word-break:normal;overflow-wrap:normal;hyphens:manual}</style>"
+            f"</head><body><h1>{html.escape(title)}</h1>{content}"
+            f'<p><a href="{href}">Back to the review page</a></p></body></html>\n'
         )
         self._send(status, body)
 

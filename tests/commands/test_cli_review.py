@@ -176,3 +176,76 @@ def test_class_filter_keeps_the_class(data: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     [photo] = json.loads(result.stdout)["photos"]
     assert [f["pupil_id"] for f in photo["faces"] if f["decision"] == "kept"] == ["P001"]
+
+
+def test_review_by_pupil_round_trip_on_a_real_photo(data: Path, tmp_path: Path) -> None:
+    """publish --review -> the pupil's grid -> approve all by name -> review publish."""
+    runner = CliRunner()
+    batch = start_review(runner, data)["batch"]
+    listed = run(runner, data, "review", "pupils", batch, "--json")
+    assert listed.exit_code == 0, listed.output
+    [alex] = json.loads(listed.stdout)
+    assert (alex["pupil_id"], alex["name"], alex["class"]) == ("P001", "Alex Example", "3B")
+    [face] = alex["faces"]
+    assert (face["kind"], face["verdict"], alex["waiting"]) == ("matched", None, 1)
+    text = run(runner, data, "review", "pupils", batch)
+    assert f"Alex Example (3B)\twaiting=1\t{face['face_id']}(matched)" in text.stdout
+
+    # A name is a few letters of it; a pupil ID is not a name.
+    refused = run(
+        runner, data, "review", "approve-pupil", batch, "--name", "P001", "--reviewer", "Mrs Head"
+    )
+    assert refused.exit_code == 1 and "No pupil's name begins" in refused.stderr
+    ok = run(
+        runner, data, "review", "approve-pupil", batch, "--name", "alex ex", "--reviewer", "Mrs H"
+    )
+    assert ok.exit_code == 0, ok.output
+    assert f"approved: {face['face_id']} as Alex Example (3B) (by Mrs H)" in ok.stderr
+
+    out = tmp_path / "out"
+    pub = run(
+        runner, data, "review", "publish", batch, "--out", out, "--json", "--date", "2026-10-01"
+    )
+    assert pub.exit_code == 0, pub.output
+    [photo] = json.loads(pub.stdout)["photos"]
+    kept = [(f["pupil_id"], f["reason"]) for f in photo["faces"] if f["decision"] == "kept"]
+    assert kept == [("P001", "matched a pupil with consent, and a reviewer approved it")]
+    log = json.loads(
+        run(runner, data, "audit", "log", "--json", "--action", "review_approved").stdout
+    )
+    assert log[-1]["operator"] == "Mrs H" and log[-1]["details"]["by_pupil"] == "P001"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--name", "s"], 1, "at least 2 letters"),
+        (["--name", "jo pl"], 0, "as Jo Placeholder (4A)"),
+        ([], 2, "Say who it is with --name"),
+        (["--name", "sam", "--as", "P002"], 2, "Say who it is with --name"),
+    ],
+)
+def test_unblur_by_name(data: Path, args: list[str], code: int, message: str) -> None:
+    runner = CliRunner()
+    batch = start_review(runner, data, "--no-biometrics")["batch"]
+    result = run(runner, data, "review", "unblur", batch, "F0001", *args, "--reviewer", "Mrs H")
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+
+
+def test_the_review_page_is_given_the_pupils_stored_reference_crop(data: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from commands.review import reference_provider
+    from consent.store import open_store
+
+    with open_store(data) as store:
+        reference = reference_provider(store)
+        jpeg = reference("P001")  # enrolled by the fixture, with biometric consent
+        # P002 has no biometric consent, P003 no reference, P999 is not in the register.
+        others = [reference(p) for p in ("P002", "P003", "P999")]
+    assert jpeg is not None and others == [None, None, None]
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert image.format == "JPEG" and 40 <= max(image.size) <= 200

@@ -19,15 +19,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from consent import enrolment, registry
+from consent import registry
 from consent.registry import Purpose
 from consent.store import init_data_dir, open_store
 from pipeline.boxes import Box
 from pipeline.detection import DetectionSettings, DetectionStage, Thoroughness
 from pipeline.loading import load_image
 from pipeline.matching import Decision, FaceDecision, Reason, encode_faces
+from pipeline.recognisers import DEFAULT_RECOGNISER, match_settings
 from pipeline.redaction import RedactionStyle, head_region
-from pipeline.references import reference_from_photo
+from publishing.enrolling import enrol_photos
 from publishing.options import PublishOptions
 from publishing.publish import publish
 from publishing.report import PhotoStatus, PublishReport
@@ -105,17 +106,23 @@ def enrolled_store(root: Path, eval_dir: Path, pupils: list[tuple[str, str, str]
     csv_file = write_registry_csv(root / "pupils.csv", rows)
     with open_store(data_dir) as store:
         registry.import_pupils_csv(store, csv_file, operator="office")
-        for pid, _, photo in pupils:
-            ref = reference_from_photo(eval_dir / photo)
-            enrolment.add_reference(
-                store, pid, ref.encoding, source_sha256=ref.sha256, operator="office"
-            )
+        # As `photoconsent enroll` does: the default recogniser, crop and quality kept.
+        report = enrol_photos(
+            store, [(pid, eval_dir / photo) for pid, _, photo in pupils], operator="office"
+        )
+        assert report.rejected == 0, [o.problem for o in report.outcomes]
     return data_dir
 
 
 def publish_one(data_dir: Path, photo: Path, out: Path, style: RedactionStyle) -> PublishReport:
     options = PublishOptions(
-        purpose=Purpose.WEBSITE, out_dir=out, event="group", operator="test", style=style, on=ON
+        purpose=Purpose.WEBSITE,
+        out_dir=out,
+        event="group",
+        operator="test",
+        style=style,
+        on=ON,
+        matching=match_settings(DEFAULT_RECOGNISER),
     )
     with open_store(data_dir) as store:
         return publish(store, [photo], options)

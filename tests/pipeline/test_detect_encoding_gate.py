@@ -31,11 +31,17 @@ class Found:
 def encoded(monkeypatch):
     calls: list[list[Box]] = []
 
-    def spy(pixels, boxes):
-        calls.append(list(boxes))
-        return [np.zeros(128) for _ in boxes]
+    class Spy:
+        def encode(self, pixels, boxes):
+            calls.append(list(boxes))
+            return [np.zeros(128) for _ in boxes]
 
-    monkeypatch.setattr(analysis, "encode_faces", spy)
+    monkeypatch.setattr(analysis, "get_recogniser", lambda name: Spy())
+    # Frontal landmarks for any box (no real face in the noise), so pose never blurs it.
+    frontal = np.zeros((68, 2), np.float32)
+    frontal[36:42], frontal[42:48], frontal[30] = (40, 50), (80, 50), (60, 70)
+    frontal[48], frontal[54] = (45, 90), (75, 90)
+    monkeypatch.setattr(analysis, "dlib_landmarks", lambda pixels, boxes: [frontal for _ in boxes])
     return calls
 
 

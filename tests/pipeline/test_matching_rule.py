@@ -176,3 +176,69 @@ def test_sface_settings_use_cosine_distance() -> None:
     # Cosine ignores length: a scaled copy of the reference is at distance 0.
     (d,) = decide([BIG], [unit(0) * 7.0], GALLERY, {"P1"}, s)
     assert d.decision is Decision.KEPT and d.pupil_id == "P1" and d.distance == pytest.approx(0)
+
+
+# Pose: a face turned too far is blurred uncompared; yaw comes from five landmarks.
+def projected_points(yaw_deg: float, roll_deg: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """The five points of a head model (nose depth NOSE_DEPTH_RATIO half eye-distances in
+    front of the eyes and mouth) turned by ``yaw_deg``, rolled, scaled, seen from afar."""
+    from pipeline.matching import NOSE_DEPTH_RATIO
+
+    depth = NOSE_DEPTH_RATIO * 30.0  # eyes 30 apart each side of the midline
+    model = np.array(
+        [[-30, -35, -depth], [30, -35, -depth], [0, 0, 0], [-22, 30, -depth], [22, 30, -depth]],
+        np.float64,
+    )
+    t, r = np.radians(yaw_deg), np.radians(roll_deg)
+    # Turn about the vertical axis (nose towards +x for positive yaw), then project.
+    x = model[:, 0] * np.cos(t) + model[:, 2] * np.sin(t)
+    xy = np.stack([x, model[:, 1]], axis=1)
+    rot = np.array([[np.cos(r), -np.sin(r)], [np.sin(r), np.cos(r)]])
+    return scale * xy @ rot.T + np.array([200.0, 150.0])
+
+
+@pytest.mark.parametrize("yaw", [0.0, 10.0, -25.0, 40.0, -60.0, 75.0])
+@pytest.mark.parametrize("roll, scale", [(0.0, 1.0), (20.0, 3.0), (-35.0, 0.5)])
+def test_yaw_from_landmarks_inverts_a_turned_head(yaw, roll, scale) -> None:
+    from pipeline.matching import yaw_from_landmarks
+
+    assert yaw_from_landmarks(projected_points(yaw, roll, scale)) == pytest.approx(yaw, abs=1e-6)
+
+
+def test_yaw_of_a_degenerate_or_malformed_shape() -> None:
+    from pipeline.matching import yaw_from_landmarks
+
+    assert yaw_from_landmarks(np.full((5, 2), 10.0)) == 90.0
+    with pytest.raises(ValueError):
+        yaw_from_landmarks(np.zeros((4, 2)))
+    with pytest.raises(ValueError):
+        yaw_from_landmarks(np.full((5, 2), np.nan))
+
+
+@pytest.mark.parametrize(
+    "yaw, reason",
+    [
+        (None, Reason.MATCHED_WITH_CONSENT),
+        (0.0, Reason.MATCHED_WITH_CONSENT),
+        (-S.max_yaw, Reason.MATCHED_WITH_CONSENT),  # the limit itself is allowed
+        (S.max_yaw + 0.5, Reason.TURNED_AWAY),
+        (-(S.max_yaw + 0.5), Reason.TURNED_AWAY),
+    ],
+)
+def test_a_face_turned_too_far_is_never_kept(yaw, reason) -> None:
+    [d] = decide([BIG], [near(unit(0), 0.1)], GALLERY, {"P1"}, S, yaw=[yaw])
+    assert d.reason is reason
+    if reason is Reason.TURNED_AWAY:
+        assert d.decision is Decision.BLURRED and d.distance is None and d.pupil_id is None
+
+
+def test_no_yaw_limit_compares_every_pose() -> None:
+    free = MatchSettings(tolerance=0.4, margin=0.08, max_yaw=None)
+    [d] = decide([BIG], [near(unit(0), 0.1)], GALLERY, {"P1"}, free, yaw=[89.0])
+    assert d.decision is Decision.KEPT
+    assert free.describe()["max_yaw"] is None and S.describe()["max_yaw"] == S.max_yaw
+
+
+def test_yaw_needs_one_value_per_face() -> None:
+    with pytest.raises(ValueError):
+        decide([BIG, BIG], [None, None], GALLERY, {"P1"}, S, yaw=[0.0])

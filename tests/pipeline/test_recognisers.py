@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.boxes import Box
 from pipeline.engines import ModelMismatch
 from pipeline.recognisers import (
     ARCFACE_TEMPLATE,
@@ -84,3 +85,100 @@ def test_sface_same_person_nearer_than_different() -> None:
             if a[0] == b[0] and a != b:
                 others = [rec.distances(embs[c][None], embs[a])[0] for c in keys if c[0] != a[0]]
                 assert rec.distances(embs[b][None], embs[a])[0] < min(others)
+
+
+CHILDREN = EVAL.parent / "fgnet_children"
+
+
+def test_each_recogniser_has_one_distance() -> None:
+    from pipeline.distances import DISTANCES
+    from pipeline.recognisers import RECOGNISERS
+
+    assert set(RECOGNISERS) == set(DISTANCES)
+    rng = np.random.default_rng(0)
+    refs, probe = rng.normal(size=(4, 128)), rng.normal(size=128)
+    for name, distance in DISTANCES.items():
+        assert np.allclose(get_recogniser(name).distances(refs, probe), distance(refs, probe))
+
+
+def test_default_rules_come_from_the_recognisers() -> None:
+    from pipeline.recognisers import DEFAULT_RECOGNISER, RECOGNISERS, match_settings
+
+    assert DEFAULT_RECOGNISER in RECOGNISERS
+    for name in RECOGNISERS:
+        t, s = get_recogniser(name).thresholds, match_settings(name)
+        assert (s.tolerance, s.margin, s.review, s.recogniser) == (
+            t.tolerance,
+            t.margin,
+            t.review,
+            name,
+        )
+        # Review only widens the keep rule; siblings need more than anyone else.
+        assert t.review > t.tolerance and t.sibling_margin > t.margin
+
+
+@pytest.fixture(scope="module")
+def children_sface() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SFace templates of every photo at ages 3-16 of the first 10 FG-NET children with
+    four or more such photos: (templates, child, age)."""
+    import csv
+
+    from PIL import Image
+
+    from pipeline.matching import face_recognition_module
+
+    with (CHILDREN / "identities.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if 3 <= int(r["age"]) <= 16]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["person"]] = counts.get(r["person"], 0) + 1
+    chosen = sorted(p for p, n in counts.items() if n >= 4)[:10]
+    fr, rec = face_recognition_module(), SFaceRecogniser()
+    embs, who, ages = [], [], []
+    for r in rows:
+        if r["person"] not in chosen:
+            continue
+        px = np.asarray(Image.open(CHILDREN / r["file"]).convert("RGB"))
+        locs = fr.face_locations(px, number_of_times_to_upsample=1)
+        if not locs:
+            continue
+        t, right, b, left = max(locs, key=lambda q: (q[2] - q[0]) * (q[1] - q[3]))
+        emb = rec.encode(px, [Box(left, t, right - left, b - t)])[0]
+        if emb is not None:
+            embs.append(emb)
+            who.append(r["person"])
+            ages.append(int(r["age"]))
+    return np.array(embs), np.array(who), np.array(ages)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHILDREN.is_dir(), reason="eval photos absent")
+def test_sface_defaults_on_children(children_sface) -> None:  # type: ignore[no-untyped-def]
+    """The calibrated rule on real children (bench/matching.py has the full figures):
+    different children hardly ever within the tolerance, most of a child's photos within
+    2 years are, and nobody left out is kept as one of the others."""
+    from pipeline.matching import Decision, decide
+    from pipeline.recognisers import match_settings
+
+    embs, who, ages = children_sface
+    assert len(set(who)) == 10 and len(embs) >= 50
+    rule = match_settings("sface")
+    d = (
+        1.0
+        - (embs / np.linalg.norm(embs, axis=1, keepdims=True))
+        @ (embs / np.linalg.norm(embs, axis=1, keepdims=True)).T
+    )
+    iu = np.triu_indices(len(embs), 1)
+    same = (who[:, None] == who[None])[iu]
+    near = same & (np.abs(ages[:, None] - ages[None])[iu] <= 2)
+    assert np.mean(d[iu][~same] <= rule.tolerance) <= 2e-3
+    assert np.mean(d[iu][near] <= rule.tolerance) >= 0.45
+    assert np.mean(d[iu][near] <= rule.review) >= 0.7
+    # Leave one child out as the stranger; the others enrolled with their first photo.
+    box = Box(0, 0, 200, 200)
+    for stranger in sorted(set(who)):
+        first = {p: int(np.flatnonzero(who == p)[0]) for p in set(who) if p != stranger}
+        gallery = {p: embs[[i]] for p, i in first.items()}
+        probes = np.flatnonzero(who == stranger)
+        faces = decide([box] * len(probes), list(embs[probes]), gallery, set(gallery), rule)
+        assert not any(f.decision is Decision.KEPT for f in faces), stranger

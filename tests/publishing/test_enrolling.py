@@ -132,3 +132,21 @@ def test_small_reference_is_rejected_in_plain_words(school: Store, stage, tmp_pa
         outcome.problem
     )
     assert enrolment.reference_counts(school.conn) == {}
+
+
+def test_publish_audit_names_the_recogniser_and_its_version(school: Store, stage, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.recognisers import get_recogniser
+    from publishing.publish import publish
+
+    enrol_photos(school, [("P001", REFERENCE)], operator="office", detector=stage)
+    options = PublishOptions(
+        purpose=enrolment_purpose(),
+        out_dir=tmp_path / "out",
+        matching=match_settings(DEFAULT_RECOGNISER),
+    )
+    publish(school, [EVENT], options)
+    (entry,) = audit.entries(school, action="publish")
+    matching = entry.details["matching"]
+    assert matching["recogniser"] == DEFAULT_RECOGNISER
+    assert matching["recogniser_version"] == get_recogniser(DEFAULT_RECOGNISER).version
+    assert entry.details["pupils_kept"] == ["P001"]

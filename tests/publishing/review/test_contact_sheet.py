@@ -18,7 +18,7 @@ from skimage import data
 from consent.store import Store
 from pipeline.boxes import Box
 from pipeline.redaction import RedactionStyle, head_region
-from publishing.review import contact_sheet
+from publishing.review import images
 from publishing.review.batch import (
     ReviewBatchOptions,
     ReviewError,
@@ -80,7 +80,7 @@ def test_page_shows_the_batch_and_escapes_what_came_from_files(store: Store) -> 
         assert face_id in page
     assert "Distance 0.410 (tolerance 0.550)" in page
     assert "photoconsent review approve 20250601-093000-ab12 F0001" in page
-    assert "No reference photos are stored" in page
+    assert "Reference photos are shown only on the served review page" in page
 
 
 def test_page_is_self_contained(store: Store) -> None:
@@ -95,7 +95,7 @@ def test_sections_come_in_order_and_near_faces_need_a_person(store: Store) -> No
     page = render(store)
     titles = [
         "Needs a person",
-        "Kept by matching, awaiting approval",
+        "Kept by matching or uncertain, awaiting approval",
         "Reviewed",
         "Photos as they would be published now",
     ]
@@ -109,7 +109,8 @@ def test_sections_come_in_order_and_near_faces_need_a_person(store: Store) -> No
 def test_crops_only_of_faces_a_person_must_see(store: Store) -> None:
     page = render(store)
     crops = re.findall(r'<img class="crop" src="[^"]+" alt="Face (F\d+)"', page)
-    assert sorted(crops) == ["F0001", "F0002"]
+    # F0001 twice: on its card and in its pupil's grid.
+    assert sorted(crops) == ["F0001", "F0001", "F0002"]
 
 
 def test_preview_blurs_what_would_be_blurred_and_shows_pending_keeps(store: Store) -> None:
@@ -219,10 +220,8 @@ def test_cache_renders_a_photo_again_only_when_it_changes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = contact_sheet.render_photo
-    monkeypatch.setattr(
-        contact_sheet, "render_photo", lambda p, s: calls.append(p.input) or real(p, s)
-    )
+    real = images.render_photo
+    monkeypatch.setattr(images, "render_photo", lambda p, s: calls.append(p.input) or real(p, s))
     cache = ImageCache()
     first = render(store, images=cache)
     assert render(store, images=cache) == first and len(calls) == 1

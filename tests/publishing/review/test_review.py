@@ -14,10 +14,9 @@ from consent import audit, registry
 from consent.enrolment import enrol
 from consent.registry import Purpose
 from consent.store import Store
-from pipeline import analysis
 from pipeline.errors import PipelineError
 from pipeline.matching import Decision, Reason
-from pipeline.recognisers import get_recogniser
+from pipeline.recognisers import RECOGNISERS, get_recogniser
 from pipeline.references import reference_from_photo
 from publishing.options import PublishOptions
 from publishing.report import PhotoStatus
@@ -155,7 +154,8 @@ def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names
     def no_encoding(*args, **kwargs):
         raise AssertionError("a face was encoded in no-biometrics mode")
 
-    monkeypatch.setattr(analysis, "encode_faces", no_encoding)
+    for recogniser in RECOGNISERS.values():
+        monkeypatch.setattr(recogniser, "encode", no_encoding)
     batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
     faces = sorted((f for _, f in batch.faces()), key=lambda f: f.box[0])
     assert [f.reason for f in faces] == [Reason.NO_BIOMETRICS] * 2
@@ -183,5 +183,5 @@ def test_no_biometrics_mode_encodes_nothing_and_keeps_only_what_a_reviewer_names
 def test_unblur_needs_a_pupil(store, photo, tmp_path):
     batch = create_batch(store, [photo], options(tmp_path), biometrics=False)
     face = next(f for _, f in batch.faces())
-    with pytest.raises(ReviewError, match="--as"):
+    with pytest.raises(ReviewError, match="needs the pupil it shows"):
         record_verdict(store, batch.batch_id, [face.face_id], Verdict.UNBLURRED, reviewer="A")

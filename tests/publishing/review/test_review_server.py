@@ -52,6 +52,8 @@ class Client:
         parts = urlsplit(self.url)
         self.host, self.port = parts.hostname or "", parts.port or 0
         self.home = f"{parts.path}?{parts.query}"  # the page needs the printed key
+        self.key = parts.query.removeprefix("t=")
+        self.sheet = f"/?{parts.query}"  # the contact sheet view, with the same key
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
@@ -65,8 +67,10 @@ class Client:
         finally:
             conn.close()
 
-    def post(self, fields: dict[str, str]) -> tuple[int, dict[str, str], str]:
-        return self.request("POST", "/verdict", urlencode(fields).encode(), {"Content-Type": FORM})
+    def post(
+        self, fields: dict[str, str], path: str = "/verdict"
+    ) -> tuple[int, dict[str, str], str]:
+        return self.request("POST", path, urlencode(fields).encode(), {"Content-Type": FORM})
 
     def token(self) -> str:
         status, _, page = self.request("GET", self.home)
@@ -88,8 +92,8 @@ def serve(store: Store, data_dir: Path) -> Callable[[int], Client]:
     return lambda requests: Client(data_dir, requests)
 
 
-def verdict(token: str, face_id: str, value: str, as_pupil: str = "") -> dict[str, str]:
-    return {"token": token, "face_id": face_id, "verdict": value, "as_pupil": as_pupil}
+def verdict(token: str, face_id: str, value: str, name: str = "") -> dict[str, str]:
+    return {"token": token, "face_id": face_id, "verdict": value, "name": name, "back": "sheet"}
 
 
 def test_page_has_the_forms_and_safe_headers(serve: Callable[[int], Client]) -> None:
@@ -110,8 +114,8 @@ def test_page_has_the_forms_and_safe_headers(serve: Callable[[int], Client]) -> 
 def test_approve_records_an_audited_verdict(serve: Callable[[int], Client], store: Store) -> None:
     client = serve(3)
     status, headers, _ = client.post(verdict(client.token(), "F0001", "approved"))
-    assert status == 303 and headers["Location"] == f"{client.home}#F0001"
-    _, _, page = client.request("GET", client.home)
+    assert status == 303 and headers["Location"] == f"{client.sheet}#F0001"
+    _, _, page = client.request("GET", client.sheet)
     client.done()
     face = load_batch(store, BATCH_ID).face("F0001")
     assert (face.verdict, face.reviewer) == (Verdict.APPROVED, "Ms Head")
@@ -120,9 +124,11 @@ def test_approve_records_an_audited_verdict(serve: Callable[[int], Client], stor
     assert "<b>approved</b>, by Ms Head" in page
 
 
-def test_unblur_as_a_pupil(serve: Callable[[int], Client], store: Store) -> None:
+def test_unblur_as_a_pupil_by_a_few_letters_of_the_name(
+    serve: Callable[[int], Client], store: Store
+) -> None:
     client = serve(2)
-    status, _, _ = client.post(verdict(client.token(), "F0003", "unblurred", " P002 "))
+    status, _, _ = client.post(verdict(client.token(), "F0003", "unblurred", " firstp00 "))
     client.done()
     assert status == 303
     face = load_batch(store, BATCH_ID).face("F0003")
@@ -135,9 +141,10 @@ def test_unblur_as_a_pupil(serve: Callable[[int], Client], store: Store) -> None
         ({"verdict": "maybe"}, "Unknown verdict"),
         ({"face_id": "F0404"}, "No face"),
         ({"face_id": "F0002"}, "was blurred by matching"),
-        ({"verdict": "unblurred"}, "needs --as"),
-        ({"verdict": "unblurred", "as_pupil": "P404"}, "No pupil &#x27;P404&#x27;"),
-        ({"as_pupil": "P002"}, "only un-blurring"),
+        ({"verdict": "unblurred"}, "type a few letters of the pupil&#x27;s name"),
+        ({"verdict": "unblurred", "name": "P002"}, "No pupil&#x27;s name begins"),
+        ({"verdict": "unblurred", "name": "F"}, "at least 2 letters"),
+        ({"name": "firstp002"}, "Only un-blurring"),
     ],
 )
 def test_bad_verdict_is_400_and_changes_nothing(
@@ -157,7 +164,7 @@ def test_post_without_the_token_is_403(
     serve: Callable[[int], Client], store: Store, token: str | None
 ) -> None:
     client = serve(1)
-    fields = {"face_id": "F0001", "verdict": "approved", "as_pupil": ""}
+    fields = {"face_id": "F0001", "verdict": "approved", "name": ""}
     if token is not None:
         fields["token"] = token
     status, _, _ = client.post(fields)
@@ -210,7 +217,7 @@ def test_requests_are_logged_without_query_or_body(
     client.request("GET", "/?secret=1")
     client.done()
     err = capfd.readouterr().err
-    assert "review: GET / 200" in err
+    assert "review: GET /pupils 200" in err and "review: GET / 403" in err
     assert "secret" not in err and token not in err
 
 
