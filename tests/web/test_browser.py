@@ -259,7 +259,17 @@ def test_the_office_reviews_a_batch_then_publishes_it(
     shot("review")
     # A blurred face's un-blur is a name picker: the datalist lists names, never bare IDs.
     assert page.locator("datalist#pupil-names option").count() >= 1
-    page.get_by_role("button", name="Approve every recognised face").click()
+    # Review by pupil: Alex's faces beside Alex's reference photo, approved in one click.
+    page.get_by_role("link", name="Review by pupil").click()
+    page.get_by_role("heading", name="Alex Example (3B)").wait_for()
+    page.locator("img[alt^='Reference photo of Alex Example']").wait_for()
+    assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)"), (
+        "a reference or face image did not load"
+    )
+    shot("review-by-pupil")
+    page.get_by_role("button", name="Approve 1 face of Alex Example").click()
+    page.get_by_text("Nothing of theirs is waiting").wait_for()
+    page.get_by_role("link", name="Every photo, face by face").click()
     page.get_by_text("0 recognised faces waiting").wait_for()
     shot("review-approved")
     page.get_by_role("button", name="Publish as reviewed").click()

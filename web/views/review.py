@@ -9,14 +9,13 @@ reviewed decisions, never a fresh guess.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from consent import registry
+from consent import enrolment, registry
 from consent.errors import ConsentError
 from pipeline.boxes import Box
 from pipeline.errors import PipelineError
@@ -31,6 +30,15 @@ from publishing.review.batch import (
     publish_batch,
     record_verdict,
 )
+from publishing.review.by_pupil import (
+    approve_pupil,
+    batch_pupils,
+    group_by_pupil,
+    jpeg_thumbnail,
+    reject_face,
+    unblur_as_named,
+)
+from publishing.review.picker import picker_labels
 from web import jobs
 from web.labels import PURPOSE_LABELS
 from web.pages import posted, render, require, settings_of, store_for
@@ -39,18 +47,10 @@ from web.thumbnails import thumbnail_jpeg
 
 router = APIRouter()
 CLOSE_UP_PX = 220
-_PICKED = re.compile(r"\(([^()]+)\)\s*$")
 
 
 def _pupil_names(store_conn) -> dict[str, registry.Pupil]:  # type: ignore[no-untyped-def]
     return {p.pupil_id: p for p in registry.list_pupils(store_conn)}
-
-
-def picker_label(pupil: registry.Pupil) -> str:
-    """What the name picker shows and sends back: "Alex Example, 3B (P001)"."""
-    return (
-        f"{pupil.known_first_name} {pupil.known_last_name}, {pupil.class_name} ({pupil.pupil_id})"
-    )
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -87,7 +87,7 @@ def _batch_page(
         pupils = _pupil_names(store.conn)
         permitted = registry.pupils_with_consent(store.conn, batch.purpose, date.today())
     names = session.can(Permission.NAMES)
-    choices = sorted(picker_label(pupils[p]) for p in permitted if p in pupils) if names else []
+    choices = list(picker_labels(pupils[p] for p in permitted if p in pupils)) if names else []
     return render(
         request,
         "review.html",
@@ -130,13 +130,16 @@ async def face_close_up(request: Request, batch_id: str, face_id: str) -> Respon
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-def _verdict(request: Request, session, batch_id: str, work) -> Response:  # type: ignore[no-untyped-def]
+def _verdict(request: Request, session, batch_id: str, work, back: str = "") -> Response:  # type: ignore[no-untyped-def]
+    """Run ``work`` (a verdict); back to the batch page, or its by-pupil page."""
+    page = _pupils_page if back == "pupils" else _batch_page
     try:
         with store_for(request) as store:
             work(store)
     except (ReviewError, ConsentError) as exc:
-        return _batch_page(request, session, batch_id, 400, problem=str(exc))
-    return RedirectResponse(f"/review/{batch_id}", status_code=303)
+        return page(request, session, batch_id, 400, problem=str(exc))
+    suffix = "/pupils" if back == "pupils" else ""
+    return RedirectResponse(f"/review/{batch_id}{suffix}", status_code=303)
 
 
 @router.post("/review/{batch_id}/approve-all", response_class=HTMLResponse)
@@ -173,30 +176,100 @@ async def verdict(request: Request, batch_id: str) -> Response:
 
 @router.post("/review/{batch_id}/unblur", response_class=HTMLResponse)
 async def unblur(request: Request, batch_id: str) -> Response:
+    """Un-blur a face as the one pupil whose name the letters typed fit (the picker of
+    `publishing.review.picker`: never a typed ID)."""
     session, form = await posted(request, Permission.REVIEW)
     face_id = str(form.get("face_id", ""))
-    picked = _PICKED.search(str(form.get("as_pupil", "")))
-    if picked is None:
-        return _batch_page(
-            request,
-            session,
-            batch_id,
-            400,
-            problem="Pick the pupil from the list that appears as you type their name.",
-        )
-    pupil_id = picked.group(1)
+    typed = str(form.get("as_pupil", ""))
 
     def work(store) -> None:  # type: ignore[no-untyped-def]
-        record_verdict(
-            store,
-            batch_id,
-            [face_id],
-            Verdict.UNBLURRED,
-            reviewer=session.operator,
-            as_pupil=pupil_id,
-        )
+        unblur_as_named(store, batch_id, [face_id], typed, reviewer=session.operator)
 
-    return _verdict(request, session, batch_id, work)
+    return _verdict(request, session, batch_id, work, _back(form))
+
+
+def _back(form) -> str:  # type: ignore[no-untyped-def]
+    return "pupils" if form.get("back") == "pupils" else ""
+
+
+@router.post("/review/{batch_id}/reject", response_class=HTMLResponse)
+async def reject(request: Request, batch_id: str) -> Response:
+    """Blur the odd one out of a pupil's grid."""
+    session, form = await posted(request, Permission.REVIEW)
+    face_id = str(form.get("face_id", ""))
+
+    def work(store) -> None:  # type: ignore[no-untyped-def]
+        reject_face(store, batch_id, face_id, reviewer=session.operator)
+
+    return _verdict(request, session, batch_id, work, _back(form))
+
+
+@router.get("/review/{batch_id}/pupils", response_class=HTMLResponse)
+async def by_pupil(request: Request, batch_id: str) -> Response:
+    """Every face matched to each pupil in one grid beside their reference photo."""
+    session = require(request, Permission.REVIEW)
+    return _pupils_page(request, session, batch_id)
+
+
+def _pupils_page(
+    request: Request, session, batch_id: str, status_code: int = 200, **context
+) -> Response:  # type: ignore[no-untyped-def]
+    with store_for(request) as store:
+        try:
+            batch = load_batch(store, batch_id)
+        except ReviewError:
+            return render(
+                request,
+                "refused.html",
+                session,
+                status_code=404,
+                title="No such review",
+                message="That review batch is not known; see Photos waiting for review.",
+            )
+        groups = group_by_pupil(batch, batch_pupils(store, batch))
+        labels = list(picker_labels(registry.list_pupils(store.conn)))
+    return render(
+        request,
+        "review_pupils.html",
+        session,
+        status_code=status_code,
+        title=f"Review by pupil: {batch.event}",
+        batch=batch,
+        groups=groups,
+        names=session.can(Permission.NAMES),
+        labels=labels if session.can(Permission.NAMES) else [],
+        purpose=PURPOSE_LABELS[batch.purpose],
+        **context,
+    )
+
+
+@router.post("/review/{batch_id}/pupils/{pupil_id}/approve", response_class=HTMLResponse)
+async def approve_pupil_faces(request: Request, batch_id: str, pupil_id: str) -> Response:
+    session, _ = await posted(request, Permission.REVIEW)
+
+    def work(store) -> None:  # type: ignore[no-untyped-def]
+        approve_pupil(store, batch_id, pupil_id, reviewer=session.operator)
+
+    return _verdict(request, session, batch_id, work, "pupils")
+
+
+@router.get("/review/{batch_id}/reference/{pupil_id}.jpg")
+async def reference_thumbnail(request: Request, batch_id: str, pupil_id: str) -> Response:
+    """The pupil's newest reference face, decrypted into memory for this reply only."""
+    require(request, Permission.REVIEW)
+    try:
+        with store_for(request) as store:
+            load_batch(store, batch_id)
+            crops = enrolment.reference_crops(store, pupil_id)
+    except (ReviewError, ConsentError):
+        return Response(status_code=404)
+    if not crops:
+        return Response(status_code=404)
+    return Response(
+        jpeg_thumbnail(crops[-1].pixels),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.post("/review/{batch_id}/publish", response_class=HTMLResponse)
