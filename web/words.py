@@ -16,6 +16,7 @@ PLAIN_REASONS: dict[str, str] = {
     Reason.MATCHED_WITH_CONSENT.value: "recognised as a pupil with consent",
     Reason.TOO_SMALL.value: "face too small to recognise",
     Reason.TOO_BLURRED.value: "face too blurred to recognise",
+    Reason.TURNED_AWAY.value: "face turned too far away to recognise",
     Reason.NOT_ENCODABLE.value: "face could not be read",
     Reason.NO_GALLERY.value: "no pupil with reference photos has consent for this purpose",
     Reason.NO_MATCH.value: "not recognised as a pupil with consent",
