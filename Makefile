@@ -54,16 +54,18 @@ demo: $(STAMP)
 	@echo "Registry + audit:  $(CURDIR)/$(DEMO)/data/"
 
 # Outside programs the tests use as independent second opinions: ExifTool (is any
-# metadata left in an output?) and pdftoppm (does the medical board PDF render?). From
-# Debian's packages; installed here when missing and apt-get is usable (CI runs as root).
-TOOLS_PKGS := libimage-exiftool-perl poppler-utils
+# metadata left in an output?), pdftoppm (does the medical board PDF render?) and
+# Chromium (the office app's browser tests, driven by Playwright: never a downloaded
+# browser). From Debian's packages; installed here when missing and apt-get is usable
+# (CI runs as root).
+TOOLS_PKGS := libimage-exiftool-perl poppler-utils chromium chromium-driver
 tools:
-	@if command -v exiftool >/dev/null && command -v pdftoppm >/dev/null; then :; \
+	@if command -v exiftool >/dev/null && command -v pdftoppm >/dev/null && command -v chromium >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "Installing $(TOOLS_PKGS) for the tests"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS) >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS) >/dev/null; }; \
-	else echo "exiftool/pdftoppm missing: install $(TOOLS_PKGS) (the tests that need them will fail)"; fi
+	else echo "exiftool/pdftoppm/chromium missing: install $(TOOLS_PKGS) (the tests that need them will fail)"; fi
 
 # PHOTOCONSENT_REQUIRE_TOOLS=1 turns a missing exiftool/pdftoppm into a failure instead of
 # a skip, so CI can never pass without the second opinions.

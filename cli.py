@@ -15,6 +15,7 @@ from commands import __version__
 # Shared options and helpers live in commands/_shared.py, so that the command modules
 # never import this module (no import cycle when it runs as a script).
 from commands._shared import data_dir_option
+from commands.app import app
 from commands.audit_log import audit_group
 from commands.board import board_group
 from commands.cluster import cluster_group
@@ -74,6 +75,7 @@ main.add_command(board_group)
 main.add_command(cluster_group)
 main.add_command(where)
 main.add_command(keys)
+main.add_command(app)
 
 
 if __name__ == "__main__":

@@ -233,6 +233,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " FROM temp.legacy_templates",
         "DROP TABLE temp.legacy_templates",
     ),
+    # 9: the school office app's staff accounts (issue 16, web/accounts.py): a named account
+    # per person, so every action is audited under who did it. Only the argon2 hash of a
+    # password is kept; failed sign-ins and the lock-out survive a restart of the app.
+    (
+        """CREATE TABLE staff_accounts (
+            username TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('office', 'dpo', 'medical', 'readonly')),
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            failed_sign_ins INTEGER NOT NULL DEFAULT 0,
+            locked_until TEXT,
+            last_sign_in TEXT,
+            disabled_at TEXT
+        )""",
+    ),
 ]
 
 

@@ -1,0 +1,105 @@
+"""The review screens over a hand-made batch (no face models): by pupil, the odd one out,
+approve the rest, un-blur by typing letters of a name (never an ID), all audited under
+the signed-in person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from consent import audit
+from consent.store import open_store
+from publishing.review.batch import Verdict, load_batch
+from tests.support.consent_factories import RegistryCsv
+from tests.support.pupil_batch import BATCH_ID, add_pupil_batch
+from tests.web.conftest import sign_in
+
+
+@pytest.fixture
+def batch_client(client: TestClient, web_data: Path, tmp_path: Path, registry_csv: RegistryCsv):  # type: ignore[no-untyped-def]
+    with open_store(web_data) as store:
+        add_pupil_batch(store, tmp_path, registry_csv)
+    return client
+
+
+def _face(web_data: Path, face_id: str):  # type: ignore[no-untyped-def]
+    with open_store(web_data) as store:
+        return load_batch(store, BATCH_ID).face(face_id)
+
+
+def test_the_by_pupil_page_groups_each_pupils_faces(batch_client: TestClient) -> None:
+    sign_in(batch_client, "office1")
+    page = batch_client.get(f"/review/{BATCH_ID}/pupils")
+    assert page.status_code == 200
+    assert "Zoe Adams (2A)" in page.text and "Amy Brown" in page.text
+    zoe = page.text.split("Zoe Adams (2A)")[1].split("<section")[0]
+    assert all(f in zoe for f in ("F0001", "F0002", "F0006")) and "F0005" not in zoe
+    # The withheld photo's face is in no grid.
+    assert "F0008" not in page.text
+
+
+def test_reject_the_odd_one_out_then_approve_the_rest(
+    batch_client: TestClient, web_data: Path
+) -> None:
+    csrf = sign_in(batch_client, "office1")
+    # F0001 and F0002 are both proposed as Zoe in one photo: approving both is refused.
+    page = batch_client.post(f"/review/{BATCH_ID}/pupils/P001/approve", data={"csrf": csrf})
+    assert page.status_code == 400 and "Zoe Adams (2A)" in page.text
+    assert _face(web_data, "F0001").verdict is None
+    reply = batch_client.post(
+        f"/review/{BATCH_ID}/reject",
+        data={"csrf": csrf, "face_id": "F0002", "back": "pupils"},
+        follow_redirects=False,
+    )
+    assert reply.headers["location"] == f"/review/{BATCH_ID}/pupils"
+    batch_client.post(f"/review/{BATCH_ID}/pupils/P001/approve", data={"csrf": csrf})
+    assert _face(web_data, "F0002").verdict is Verdict.REJECTED
+    assert _face(web_data, "F0001").verdict is Verdict.APPROVED
+    assert _face(web_data, "F0006").verdict is Verdict.APPROVED
+    with open_store(web_data) as store:
+        mine = [e for e in audit.entries(store) if e.action.startswith("review")]
+    assert mine and {e.operator for e in mine} == {"office1"}
+
+
+def test_unblur_by_typing_letters_of_a_name(batch_client: TestClient, web_data: Path) -> None:
+    csrf = sign_in(batch_client, "office1")
+    batch_client.post(
+        f"/review/{BATCH_ID}/unblur", data={"csrf": csrf, "face_id": "F0004", "as_pupil": "amir"}
+    )
+    face = _face(web_data, "F0004")
+    assert face.verdict is Verdict.UNBLURRED and face.as_pupil == "P003"
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [("P003", "name begins with those letters"), ("zoe ada", "fit 2 pupils"), ("z", "at least")],
+)
+def test_unblur_refuses_an_id_or_letters_that_fit_several(
+    batch_client: TestClient, web_data: Path, typed: str, words: str
+) -> None:
+    csrf = sign_in(batch_client, "office1")
+    page = batch_client.post(
+        f"/review/{BATCH_ID}/unblur", data={"csrf": csrf, "face_id": "F0004", "as_pupil": typed}
+    )
+    assert page.status_code == 400 and words in page.text
+    assert _face(web_data, "F0004").verdict is None
+
+
+def test_the_reference_thumbnail_needs_an_enrolled_crop(batch_client: TestClient) -> None:
+    sign_in(batch_client, "office1")
+    # Nobody in the hand-made register is enrolled: no crop to show, and nothing invented.
+    assert batch_client.get(f"/review/{BATCH_ID}/reference/P001.jpg").status_code == 404
+
+
+def test_a_face_close_up_is_a_jpeg(batch_client: TestClient) -> None:
+    sign_in(batch_client, "office1")
+    reply = batch_client.get(f"/review/{BATCH_ID}/face/F0001.jpg")
+    assert reply.status_code == 200 and reply.content[:2] == b"\xff\xd8"
+
+
+def test_the_review_list_shows_the_waiting_batch(batch_client: TestClient) -> None:
+    sign_in(batch_client, "office1")
+    page = batch_client.get("/review")
+    assert "Sports day" in page.text and BATCH_ID in page.text
