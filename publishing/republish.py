@@ -20,6 +20,8 @@ from consent.registry import Purpose
 from consent.store import Store
 from consent.takedown import REPUBLISH_ACTION, TakedownItem
 from pipeline.matching import Decision
+from pipeline.recognisers import match_settings
+from publishing.enrolling import recogniser_name
 from publishing.options import PublishOptions
 from publishing.publish import publish
 from publishing.report import PhotoStatus
@@ -106,6 +108,8 @@ def republish(
             operator=operator,
             on=on,
             destination=destination,
+            # The data directory's recogniser and its rule, as publish itself uses.
+            matching=match_settings(recogniser_name(store)),
         )
         report = publish(store, paths, options)
         by_input = {r.input: r for r in report.results}
