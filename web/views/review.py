@@ -69,21 +69,31 @@ async def review_list(request: Request) -> Response:
     )
 
 
+def load_batch_or_none(store, batch_id: str):  # type: ignore[no-untyped-def]
+    try:
+        return load_batch(store, batch_id)
+    except ReviewError:
+        return None
+
+
+def _no_such_batch(request: Request, session) -> Response:  # type: ignore[no-untyped-def]
+    return render(
+        request,
+        "refused.html",
+        session,
+        status_code=404,
+        title="No such review",
+        message="That review batch is not known; see Photos waiting for review.",
+    )
+
+
 def _batch_page(
     request: Request, session, batch_id: str, status_code: int = 200, **context
 ) -> Response:  # type: ignore[no-untyped-def]
     with store_for(request) as store:
-        try:
-            batch = load_batch(store, batch_id)
-        except ReviewError:
-            return render(
-                request,
-                "refused.html",
-                session,
-                status_code=404,
-                title="No such review",
-                message="That review batch is not known; see Photos waiting for review.",
-            )
+        batch = load_batch_or_none(store, batch_id)
+        if batch is None:
+            return _no_such_batch(request, session)
         pupils = _pupil_names(store.conn)
         permitted = registry.pupils_with_consent(store.conn, batch.purpose, date.today())
     names = session.can(Permission.NAMES)
@@ -215,17 +225,9 @@ def _pupils_page(
     request: Request, session, batch_id: str, status_code: int = 200, **context
 ) -> Response:  # type: ignore[no-untyped-def]
     with store_for(request) as store:
-        try:
-            batch = load_batch(store, batch_id)
-        except ReviewError:
-            return render(
-                request,
-                "refused.html",
-                session,
-                status_code=404,
-                title="No such review",
-                message="That review batch is not known; see Photos waiting for review.",
-            )
+        batch = load_batch_or_none(store, batch_id)
+        if batch is None:
+            return _no_such_batch(request, session)
         groups = group_by_pupil(batch, batch_pupils(store, batch))
         labels = list(picker_labels(registry.list_pupils(store.conn)))
     return render(

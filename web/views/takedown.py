@@ -114,19 +114,7 @@ async def takedown_pupil(request: Request, pupil_id: str) -> Response:
             title="No such pupil",
             message="That pupil ID is not in the register or the audit log.",
         )
-    return render(
-        request,
-        "takedown.html",
-        session,
-        title=f"Take down: {pupil_id}",
-        pupil_id=pupil_id,
-        pupil=pupil,
-        items=items,
-        waiting=[i for i in items if i.replaced_by is None],
-        names=session.can(Permission.NAMES),
-        purpose_label=purpose_label,
-        outcomes=None,
-    )
+    return _takedown_page(request, session, pupil_id, items, pupil)
 
 
 @router.get("/takedown/{pupil_id}/{seq}.jpg")
@@ -172,6 +160,14 @@ async def takedown_republish(request: Request, pupil_id: str) -> Response:
     replaced = [o.new_output for o in outcomes if o.status is RepublishStatus.REPLACED]
     request.app.state.replacements[token] = (out_dir, [n for n in replaced if n])
     items, pupil = _items(request, pupil_id)
+    return _takedown_page(
+        request, session, pupil_id, items, pupil, outcomes, token if replaced else None
+    )
+
+
+def _takedown_page(  # type: ignore[no-untyped-def]
+    request: Request, session, pupil_id: str, items, pupil, outcomes=None, token=None
+) -> Response:
     return render(
         request,
         "takedown.html",
@@ -184,7 +180,7 @@ async def takedown_republish(request: Request, pupil_id: str) -> Response:
         names=session.can(Permission.NAMES),
         purpose_label=purpose_label,
         outcomes=outcomes,
-        token=token if replaced else None,
+        token=token,
     )
 
 
