@@ -212,17 +212,22 @@ class Draw:
     genuine_any: list[tuple[int, str]]  # every other photo of the enrolled children
 
 
-def _references(rng: random.Random, photos: list[int], ages: np.ndarray, n: int) -> list[int]:
-    """``n`` photos of one child from neighbouring ages (at most all but one photo)."""
+def _references(
+    rng: random.Random, photos: list[int], ages: np.ndarray, n: int, eligible=None
+) -> list[int]:  # type: ignore[no-untyped-def]
+    """``n`` photos of one child from neighbouring ages (at most all but one photo), of
+    those ``eligible`` (a bool per face: enrolment would accept it) when given."""
     n = max(1, min(n, len(photos) - 1))
-    anchor = rng.choice(photos)
-    rest = [p for p in photos if p != anchor]
+    pool = photos if eligible is None else [p for p in photos if eligible[p]] or photos
+    n = min(n, len(pool))
+    anchor = rng.choice(pool)
+    rest = [p for p in pool if p != anchor]
     rng.shuffle(rest)
     rest.sort(key=lambda p: abs(int(ages[p]) - int(ages[anchor])))
     return [anchor, *rest[: n - 1]]
 
 
-def draws(f: Faces, gallery: str, n_refs: int, repeats: int) -> list[Draw]:
+def draws(f: Faces, gallery: str, n_refs: int, repeats: int, eligible=None) -> list[Draw]:  # type: ignore[no-untyped-def]
     child = np.flatnonzero(f.kind == "child")
     by: dict[str, list[int]] = {}
     for i in child:
@@ -239,7 +244,7 @@ def draws(f: Faces, gallery: str, n_refs: int, repeats: int) -> list[Draw]:
             plans.append((order[:10], order[10:]))
     for n, (enrolled, strangers) in enumerate(plans):
         rng = random.Random(7919 * n + n_refs)
-        refs = {p: _references(rng, by[p], f.age, n_refs) for p in enrolled}
+        refs = {p: _references(rng, by[p], f.age, n_refs, eligible) for p in enrolled}
         genuine, genuine_any = [], []
         for p in enrolled:
             ref_ages = f.age[refs[p]]
@@ -385,6 +390,72 @@ def sweep_rows() -> dict[str, list[MatchSettings]]:
     return rows
 
 
+def product_path(f, dist, templates, yaw, plans, args) -> None:  # type: ignore[no-untyped-def]
+    """Section 6: the SFace default open set again, the faces as the product sees them.
+
+    Rows, on the same children and protocol as section 4:
+      bench      section 4's row (dlib HOG boxes, no quality gate, any photo a reference);
+      + gates    the same templates, but a reference only from a photo enrolment accepts
+                 and a probe only compared when the product's gates let it (the detection
+                 stage finds it; size, sharpness and yaw as pipeline.analysis checks them);
+      product    as "+ gates", and every template made as publish and enroll make it (the
+                 detection stage's box, then dlib's landmarks in it, then SFace).
+    """
+    from matching_faces import product_faces
+
+    s = match_settings("sface")
+    child = np.flatnonzero(f.kind == "child")
+    pf = product_faces([f.files[i] for i in child], refresh=args.refresh)
+    n = len(f.files)
+    prod_t = np.zeros_like(templates["sface"])
+    prod_t[child] = pf.sface
+    unit = prod_t / np.maximum(np.linalg.norm(prod_t, axis=1, keepdims=True), 1e-12)
+    prod_m = 1.0 - unit @ unit.T
+    gated = np.zeros(n, bool)
+    gated[child] = pf.gated(s)
+    eligible = np.zeros(n, bool)
+    eligible[child] = pf.reference_ok
+    # A face the gates stop is never compared: the bench marks it turned away (decide
+    # then blurs it uncompared too, so the check against decide still holds).
+    yaw_gated = np.where(gated, 180.0, yaw)
+    print(
+        "\n6. The SFace default through the product's path (detection stage's boxes, quality "
+        "gates, enrolment's reference gate)"
+    )
+    print(
+        f"  children's faces: {len(child)}; the product's gates stop {int(gated[child].sum())} "
+        f"(not found {int((~pf.found).sum())}, under {s.min_face_px} px "
+        f"{int((pf.found & (pf.size_px < s.min_face_px)).sum())}, sharpness under "
+        f"{s.min_sharpness:.0f} {int((pf.found & (pf.sharpness < s.min_sharpness)).sum())}, "
+        f"turned past {s.max_yaw:.0f} {int((np.abs(np.nan_to_num(pf.yaw)) > s.max_yaw).sum())}); "
+        f"enrolment refuses {int((~pf.reference_ok).sum())} as references"
+    )
+    agree = 1.0 - np.sum(unit[child] * templates["sface"][child], axis=1)
+    ok = pf.found
+    print(
+        "  product template vs the bench's, same photo (cosine distance): median "
+        f"{np.median(agree[ok]):.3f}, over 0.1: {int((agree[ok] > 0.1).sum())} of {int(ok.sum())}"
+    )
+    for (g, r), ds in plans.items():
+        gated_ds = draws(f, g, r, args.draws, eligible)
+        for label, m, t, yw, dd in (
+            ("bench", dist["sface"], templates["sface"], yaw, ds),
+            ("+ gates", dist["sface"], templates["sface"], yaw_gated, gated_ds),
+            ("product", prod_m, unit, yaw_gated, gated_ds),
+        ):
+            o = open_set(m, t, yw, dd, s)
+            share = o["grid_other"] / max(o["grid_faces"], 1)
+            print(
+                f"  {label:8s} gallery {g:>3s} refs {r} | fk {1000 * o['fk'] / max(o['str'], 1):5.1f}"
+                f" wrong {o['wrong']:3d} kept {100 * o['kept'] / max(o['gen'], 1):5.1f}%"
+                f" | reach {100 * o['grid'] / max(o['gen'], 1):5.1f}%"
+                f"  str->grid/1000 {1000 * o['str_grid'] / max(o['str'], 1):6.1f}"
+                f"  not-the-pupil {100 * share:4.1f}% ({o['grid_other']} of {o['grid_faces']})"
+                f"  [{o['gen']} genuine, {o['str']} stranger photos]",
+                flush=True,
+            )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("eval_dir", nargs="?", default=str(ROOT.parent / "shared" / "eval"))
@@ -502,6 +573,7 @@ def main() -> int:
             f"kept {100 * on['kept'] / on['gen']:.1f}%; without it fk {1000 * off['fk'] / off['str']:.1f}, "
             f"kept {100 * off['kept'] / off['gen']:.1f}%"
         )
+    product_path(f, dist, templates, yaw, plans, args)
     print(f"\n(run took {time.perf_counter() - t0:.0f} s)")
     return 0
 

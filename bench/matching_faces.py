@@ -89,7 +89,7 @@ def _encode(items: list[tuple[Path, str, str, int]]) -> Faces:
         t0 = time.perf_counter()
         d = dlib_rec.encode(px, [box])[0]
         t1 = time.perf_counter()
-        marks = dlib_landmarks(px, [box])[0]
+        marks = dlib_landmarks(px, [box], hog_boxes=True)[0]
         t2 = time.perf_counter()
         if d is None or marks is None:
             continue
@@ -164,3 +164,72 @@ if __name__ == "__main__":
         f"{len(got.files)} faces of {got.photos} photos; "
         f"{(got.kind == 'child').sum()} children; ms per face {got.ms}"
     )
+
+
+@dataclass
+class ProductFaces:
+    """The same photos (``Faces.files``, in order) through the product's own path, as
+    ``publish`` and ``enroll`` see them: the detection stage's largest face (not dlib's
+    HOG box), the quality gates of pipeline.analysis and the reference gate of enrolment."""
+
+    sface: np.ndarray  # (n, 128) unit length; zeros where no face was found or encoded
+    found: np.ndarray  # bool: the detection stage found a face and SFace encoded it
+    size_px: np.ndarray
+    sharpness: np.ndarray
+    yaw: np.ndarray  # degrees; nan without landmarks
+    reference_ok: np.ndarray  # bool: enrolment would accept the photo as a reference
+
+    def gated(self, settings) -> np.ndarray:  # type: ignore[no-untyped-def]
+        """bool: matching compares this face at all (pipeline.analysis's gates)."""
+        yaw_ok = np.abs(np.nan_to_num(self.yaw, nan=0.0)) <= (settings.max_yaw or 1e9)
+        return ~(
+            self.found
+            & (self.size_px >= settings.min_face_px)
+            & (self.sharpness >= settings.min_sharpness)
+            & yaw_ok
+        )
+
+
+def product_faces(files: list[str], refresh: bool = False) -> ProductFaces:
+    """`ProductFaces` of ``files`` (cached in /tmp like `faces`)."""
+    key = hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
+    cache = Path(f"/tmp/photoconsent-bench-product-faces-{key}.npz")
+    if cache.exists() and not refresh:
+        z = np.load(cache)
+        return ProductFaces(**{k: z[k] for k in z.files})
+    from pipeline.detection import DetectionSettings, DetectionStage
+    from pipeline.errors import EnrolmentRejected
+    from pipeline.loading import load_image
+    from pipeline.matching import sharpness, yaw_from_landmarks
+    from pipeline.references import reference_from_photo
+
+    stage, rec = DetectionStage(DetectionSettings()), SFaceRecogniser()
+    n = len(files)
+    out = ProductFaces(
+        np.zeros((n, 128)),
+        np.zeros(n, bool),
+        np.zeros(n),
+        np.zeros(n),
+        np.full(n, np.nan),
+        np.zeros(n, bool),
+    )
+    for i, path in enumerate(files):
+        loaded = load_image(Path(path))
+        px = loaded.pixels
+        dets = stage.detect(px, orientation_known=loaded.orientation_tagged)
+        if not dets:
+            continue
+        box = max(dets, key=lambda d: d.box.area).box
+        marks = dlib_landmarks(px, [box])[0]
+        out.size_px[i], out.sharpness[i] = box.size, sharpness(px, box)
+        out.yaw[i] = np.nan if marks is None else yaw_from_landmarks(five_points(marks))
+        enc = rec.encode(px, [box])[0]
+        if enc is not None:
+            out.sface[i], out.found[i] = enc, True
+        try:
+            reference_from_photo(Path(path), stage, rec)
+            out.reference_ok[i] = True
+        except EnrolmentRejected:
+            pass
+    np.savez(cache, **{k: getattr(out, k) for k in ProductFaces.__dataclass_fields__})
+    return out

@@ -328,7 +328,8 @@ def _print_batch(batch: ReviewBatch, sheet: Path, as_json: bool) -> None:
     )
     click.echo(f"Contact sheet (confidential): {sheet}", err=True)
     click.echo(
-        f"Next: photoconsent review approve {batch.batch_id} FACE_ID... --reviewer NAME, "
+        f"Next: review it pupil by pupil with photoconsent review serve {batch.batch_id} "
+        f"--reviewer NAME (or photoconsent review pupils {batch.batch_id}), "
         f"then photoconsent review publish {batch.batch_id} --out DIR",
         err=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,24 @@ def test_the_review_page_is_given_the_pupils_stored_reference_crop(data: Path) -
     assert jpeg is not None and others == [None, None, None]
     with Image.open(io.BytesIO(jpeg)) as image:
         assert image.format == "JPEG" and 40 <= max(image.size) <= 200
+
+
+def test_publish_review_points_to_review_by_pupil(data: Path) -> None:
+    """The hint after publish --review names the by-pupil review, not face-by-face IDs."""
+    result = run(
+        CliRunner(),
+        data,
+        "publish",
+        "--purpose",
+        "website",
+        "--review",
+        "--date",
+        "2026-10-01",
+        PHOTO,
+    )
+    assert result.exit_code == 0, result.output
+    batch = re.search(r"Review batch (\S+):", result.stderr)
+    assert batch is not None, result.stderr
+    assert f"photoconsent review serve {batch.group(1)} --reviewer NAME" in result.stderr
+    assert f"photoconsent review pupils {batch.group(1)}" in result.stderr
+    assert "FACE_ID" not in result.stderr

@@ -251,3 +251,33 @@ def test_an_unknown_recogniser_is_refused_not_guessed() -> None:
         pupil_distances(unit(0), GALLERY, "fusion")
     with pytest.raises(ValueError, match="unknown recogniser"):
         decide([BIG], [unit(0)], GALLERY, {"P1"}, MatchSettings(recogniser="nope"))
+
+
+def _cosine_at(a: np.ndarray, b: np.ndarray, da: float, db: float) -> np.ndarray:
+    """A unit vector at cosine distance ``da`` from unit ``a`` and ``db`` from unit ``b``
+    (``a`` and ``b`` orthogonal), found in the plane of the two plus a third axis."""
+    x, y = 1 - da, 1 - db
+    rest = np.sqrt(1 - x * x - y * y)
+    v = x * a + y * b
+    v[127] = rest
+    return v
+
+
+def test_sface_siblings_need_the_wider_margin_and_go_to_review():
+    """SFace's rule (cosine): a gap to the runner-up of 0.15 keeps the nearer pupil when
+    the two are strangers (margin 0.12) but not when they are named siblings (0.18); with
+    the review band on, the sibling case goes to review as the nearer pupil."""
+    from pipeline.recognisers import match_settings
+
+    rule = match_settings("sface")
+    assert rule.margin < 0.15 < rule.sibling_margin
+    gallery = {"P1": np.array([unit(0)]), "P2": np.array([unit(1)])}
+    face = _cosine_at(unit(0), unit(1), 0.30, 0.45)
+    [d] = decide([BIG], [face], gallery, {"P1", "P2"}, rule)
+    assert (d.decision, d.pupil_id) == (Decision.KEPT, "P1")
+    sibs = {"P1": frozenset({"P2"}), "P2": frozenset({"P1"})}
+    no_review = MatchSettings(**{**rule.describe(), "review": None})  # type: ignore[arg-type]
+    [d] = decide([BIG], [face], gallery, {"P1", "P2"}, no_review, siblings=sibs)
+    assert (d.decision, d.reason) == (Decision.BLURRED, Reason.SIBLING_AMBIGUOUS)
+    [d] = decide([BIG], [face], gallery, {"P1", "P2"}, rule, siblings=sibs)
+    assert (d.decision, d.reason, d.candidate_id) == (Decision.BLURRED, Reason.UNCERTAIN, "P1")

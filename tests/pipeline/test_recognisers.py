@@ -14,8 +14,10 @@ from pipeline.recognisers import (
     DlibRecogniser,
     SFaceRecogniser,
     align,
+    dlib_landmarks,
     five_points,
     get_recogniser,
+    landmark_box,
     sface_model_path,
     verified_sface,
 )
@@ -143,9 +145,10 @@ def children_sface() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not locs:
             continue
         t, right, b, left = max(locs, key=lambda q: (q[2] - q[0]) * (q[1] - q[3]))
-        emb = rec.encode(px, [Box(left, t, right - left, b - t)])[0]
-        if emb is not None:
-            embs.append(emb)
+        # dlib's HOG box, as the calibration (bench/matching_faces.py) encodes it.
+        marks = dlib_landmarks(px, [Box(left, t, right - left, b - t)], hog_boxes=True)[0]
+        if marks is not None:
+            embs.append(rec.embed_aligned([align(px, five_points(marks))])[0])
             who.append(r["person"])
             ages.append(int(r["age"]))
     return np.array(embs), np.array(who), np.array(ages)
@@ -182,3 +185,11 @@ def test_sface_defaults_on_children(children_sface) -> None:  # type: ignore[no-
         probes = np.flatnonzero(who == stranger)
         faces = decide([box] * len(probes), list(embs[probes]), gallery, set(gallery), rule)
         assert not any(f.decision is Decision.KEPT for f in faces), stranger
+
+
+def test_landmark_box_is_the_square_dlibs_predictor_was_trained_on() -> None:
+    """A detector's tall box (forehead to chin) becomes a square about as wide as the face,
+    lowered towards the chin, as dlib's HOG boxes are."""
+    b = landmark_box(Box(100, 50, 200, 300))
+    assert (b.w, b.h) == pytest.approx((208, 208))
+    assert b.center == pytest.approx((200, 200 + 0.09 * 300))

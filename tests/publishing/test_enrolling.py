@@ -150,3 +150,27 @@ def test_publish_audit_names_the_recogniser_and_its_version(school: Store, stage
     assert matching["recogniser"] == DEFAULT_RECOGNISER
     assert matching["recogniser_version"] == get_recogniser(DEFAULT_RECOGNISER).version
     assert entry.details["pupils_kept"] == ["P001"]
+
+
+def test_the_gallery_holds_only_the_classes_taking_part(school: Store, stage) -> None:  # type: ignore[no-untyped-def]
+    """publish --class: pupils of other classes are not in the gallery, so never kept."""
+    from publishing.context import pupils_in_classes
+
+    enrol_photos(school, [("P001", REFERENCE)], operator="office", detector=stage)
+    pixels = load_image(EVENT).pixels
+    kept = {}
+    for classes in (["3b"], ["4A"]):
+        options = PublishOptions(
+            purpose=enrolment_purpose(),
+            out_dir=Path("."),
+            matching=match_settings(recogniser_name(school)),
+            candidates=pupils_in_classes(school, classes),
+        )
+        context = load_context(school, options)
+        faces = analyse(pixels, stage, context.gallery, options.matching)
+        kept[classes[0]] = (
+            sorted(context.gallery.encodings),
+            [f.pupil_id for f in faces if f.decision is Decision.KEPT],
+        )
+    assert kept["3b"] == (["P001"], ["P001"])
+    assert kept["4A"] == ([], [])
