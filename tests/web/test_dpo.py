@@ -18,6 +18,7 @@ from consent import retention as leavers
 from consent.registry import Purpose
 from consent.store import open_store
 from tests.web.conftest import FIRST, LAST, sign_in
+from web.words import uk_date
 
 
 def _enrol(data_dir: Path, pupil_id: str) -> None:
@@ -113,6 +114,7 @@ def test_retention_is_shown_changed_and_a_purge_previewed_then_run(
         leavers.leave(store, "P0002", left, operator="office", today=left)
     preview = client.get("/retention")
     assert "P0002" in preview.text and "Purge now" in preview.text
+    assert f"left {uk_date(left)}" in preview.text  # UK dates, not ISO
     with open_store(web_data) as store:
         assert enrolment.reference_counts(store.conn) == {"P0002": 1}  # a preview only
     ran = client.post("/purge", data={"csrf": csrf})

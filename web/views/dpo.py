@@ -7,6 +7,7 @@ typed ID.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import zipfile
@@ -33,6 +34,7 @@ from publishing.review.picker import pick_pupil, picker_labels
 from web.labels import PURPOSE_LABELS
 from web.pages import posted, render, require, settings_of, store_for
 from web.permissions import Permission
+from web.words import uk_date
 
 router = APIRouter()
 
@@ -46,6 +48,12 @@ POLICY_WORDS = {
     NamePolicy.FIRST_ONLY: "First names only",
     NamePolicy.NONE: "No names",
 }
+
+
+def plain_purge_reason(reason: str) -> str:
+    """The library's reason ("left 2025-07-20, kept 0 day(s) after leaving") with its
+    dates as the UK writes them."""
+    return re.sub(r"\d{4}-\d{2}-\d{2}", lambda m: uk_date(m.group(0)), reason)
 
 
 def _labels(request: Request) -> list[str]:
@@ -212,7 +220,7 @@ def _retention_page(request: Request, session, status_code: int = 200, **context
         periods=periods,
         categories=leavers.CATEGORIES,
         words=CATEGORY_WORDS,
-        due=due,
+        due=[(d, plain_purge_reason(d.reason)) for d in due],
         **context,
     )
 
