@@ -19,6 +19,10 @@ class Permission(enum.Enum):
     AUDIT = "read the audit log"
     ACCOUNTS = "manage staff accounts"
     MEDICAL = "make medical boards"
+    EXPORT = "export a pupil's data"
+    ERASE = "erase a pupil"
+    RETENTION = "change how long data is kept, or purge it"
+    SETTINGS = "see or change the settings"
 
 
 P = Permission
@@ -26,7 +30,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OFFICE: frozenset(
         {P.DASHBOARD, P.PUPILS, P.NAMES, P.IMPORT, P.ENROL, P.PUBLISH, P.REVIEW, P.TAKEDOWN}
     ),
-    Role.DPO: frozenset({P.DASHBOARD, P.PUPILS, P.NAMES, P.AUDIT, P.ACCOUNTS}),
+    Role.DPO: frozenset(
+        {P.DASHBOARD, P.PUPILS, P.NAMES, P.AUDIT, P.ACCOUNTS}
+        | {P.EXPORT, P.ERASE, P.RETENTION, P.SETTINGS}
+    ),
     Role.MEDICAL: frozenset({P.DASHBOARD, P.PUPILS, P.NAMES, P.MEDICAL}),
     # Read-only sees counts, pupil IDs, classes and consent, never a name.
     Role.READONLY: frozenset({P.DASHBOARD, P.PUPILS}),

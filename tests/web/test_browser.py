@@ -280,3 +280,67 @@ def test_the_office_reviews_a_batch_then_publishes_it(
     assert verdicts and {e.operator for e in verdicts} == {"office1"}
     page.goto("/review")
     assert "Nothing waiting" in page.content()
+
+
+@pytest.mark.slow
+def test_the_dpo_exports_erases_and_purges_in_the_browser(
+    page: Any, data_dir: Path, tmp_path: Path
+) -> None:
+    from datetime import date, timedelta
+
+    from consent import retention as leavers
+    from consent.registry import import_pupils_csv, list_pupils
+
+    with open_store(data_dir) as store:
+        import_pupils_csv(store, SAMPLES / "pupils.csv", operator="test-setup")
+        pupils = sorted(list_pupils(store.conn), key=lambda p: p.pupil_id)
+        first, leaver = pupils[0], pupils[-1]
+        import_medical_csv(store, SAMPLES / "medical.csv", operator="test-setup")
+        # Left a year ago (recorded the day before, so nothing went then): their medical
+        # records are past the retention period and the purge has work to do.
+        gone = date.today() - timedelta(days=365)
+        leavers.leave(
+            store, leaver.pupil_id, gone, operator="test-setup", today=gone - timedelta(days=1)
+        )
+    shot = Screens(page, tmp_path / "screens")
+    sign_in(page, "dpo1")
+    shot("dpo-dashboard")
+
+    page.get_by_role("link", name="Export", exact=True).click()
+    shot("export")
+    page.get_by_label("Pupil (type").fill(f"{first.known_first_name} {first.last_name}")
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="Download the export").click()
+    names = zipfile.ZipFile(caught.value.path()).namelist()
+    assert {"README.txt", "pupil.json", "consent-history.json", "biometrics.json"} <= set(names)
+
+    page.get_by_role("link", name="Erase", exact=True).click()
+    shot("erase")
+    page.get_by_label("Pupil (type").fill(f"{first.known_first_name} {first.last_name}")
+    page.get_by_role("button", name="Next: check what will be erased").click()
+    page.get_by_role("heading", name="What is kept, and why").wait_for()
+    shot("erase-confirm")
+    page.get_by_label("I have checked this is the right child").check()
+    page.get_by_role("button", name="Erase this pupil").click()
+    page.get_by_text(f"Pupil {first.pupil_id} erased").wait_for()
+    page.get_by_role("link", name="Pupils", exact=True).click()
+    assert first.last_name not in page.content()
+
+    page.goto("/")
+    page.get_by_role("link", name="Leavers due for purge").click()
+    page.get_by_text("A purge now would delete").wait_for()
+    assert leaver.pupil_id in page.content()
+    shot("retention-preview")
+    page.get_by_role("button", name="Purge now").click()
+    page.get_by_text("Purge done:").wait_for()
+    assert "Nothing is due for purge today" in page.content()
+    shot("retention-purged")
+
+    page.get_by_role("link", name="Settings", exact=True).click()
+    shot("settings")
+    page.get_by_label("Names").first.select_option("none")
+    page.get_by_role("button", name="Save").first.click()
+    page.get_by_text("captions: no names").wait_for()
+    with open_store(data_dir) as store:
+        actions = {e.action for e in audit.entries(store) if e.operator == "dpo1"}
+    assert {"subject_access_export", "pupil_erase", "purge", "name_policy_set"} <= actions

@@ -66,11 +66,22 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("POST", "/accounts/{username}/password"): Permission.ACCOUNTS,
     ("POST", "/accounts/{username}/switch"): Permission.ACCOUNTS,
     ("GET", "/audit"): Permission.AUDIT,
+    ("GET", "/export"): Permission.EXPORT,
+    ("POST", "/export"): Permission.EXPORT,
+    ("GET", "/erase"): Permission.ERASE,
+    ("POST", "/erase/check"): Permission.ERASE,
+    ("POST", "/erase"): Permission.ERASE,
+    ("GET", "/retention"): Permission.RETENTION,
+    ("POST", "/retention/{category}"): Permission.RETENTION,
+    ("POST", "/purge"): Permission.RETENTION,
+    ("GET", "/settings"): Permission.SETTINGS,
+    ("POST", "/settings/names"): Permission.SETTINGS,
 }
 OPEN_ROUTES = {("GET", "/sign-in"), ("POST", "/sign-in")}
 FILL = {"pupil_id": "P0001", "job_id": "0123456789abcdef", "index": "0", "which": "before",
         "username": "office1", "seq": "1", "token": "0123456789abcdef",
-        "batch_id": "20261202-120000-abcd", "face_id": "F0001"}  # fmt: skip
+        "batch_id": "20261202-120000-abcd", "face_id": "F0001",
+        "category": "biometrics"}  # fmt: skip
 
 
 def url(path: str) -> str:

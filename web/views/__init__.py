@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 
 def register_routes(app: FastAPI) -> None:
-    from web.views import accounts, board, enrol, publish, register, review, takedown
+    from web.views import accounts, board, dpo, enrol, publish, register, review, takedown
 
-    for module in (register, enrol, publish, review, takedown, board, accounts):
+    for module in (register, enrol, publish, review, takedown, board, accounts, dpo):
         app.include_router(module.router)
