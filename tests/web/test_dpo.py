@@ -5,6 +5,7 @@ installation's facts (never key material). Each audited under the signed-in pers
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from consent import name_policy as policies
 from consent import retention as leavers
 from consent.registry import Purpose
 from consent.store import open_store
+from tests.support.cli_publish import publish_like_the_cli
 from tests.web.conftest import FIRST, LAST, sign_in
 from web.words import uk_date
 
@@ -44,6 +46,28 @@ def test_a_subject_access_export_downloads_as_a_zip(client: TestClient, web_data
     # Nothing of the export is left behind in the app's folder.
     assert not list((web_data / "office-app").glob(".export-*"))
     assert not list((web_data / "office-app").glob(".download-*"))
+
+
+def test_the_export_copies_photos_published_from_the_command_line(
+    client: TestClient, web_data: Path, tmp_path: Path
+) -> None:
+    # `photoconsent publish --out DIR` into a folder of its own, outside the app's work area.
+    with open_store(web_data) as store:
+        outputs = publish_like_the_cli(
+            store, tmp_path / "card", tmp_path / "website-upload", pupil_id="P0001"
+        )
+    outputs[1].unlink()  # deleted from the PC since publishing
+    csrf = sign_in(client, "dpo1")
+    reply = client.post("/export", data={"csrf": csrf, "pupil": FIRST[:5], "transfer": "0"})
+    assert reply.status_code == 200, reply.text
+    archive = zipfile.ZipFile(io.BytesIO(reply.content))
+    photos = [n for n in archive.namelist() if n.startswith("photos/")]
+    assert [archive.read(n) for n in photos] == [outputs[0].read_bytes()]
+    readme = archive.read("README.txt").decode()
+    assert "copies of 1 of those 2 published photo(s)" in readme
+    assert "moved or deleted since it was published cannot be copied" in readme
+    listed = {i["output"]: i for i in json.loads(archive.read("published-photos.json"))}
+    assert listed[outputs[1].name]["not_included_because"].endswith("deleted since publishing")
 
 
 def test_a_transfer_export_holds_no_biometrics(client: TestClient, web_data: Path) -> None:

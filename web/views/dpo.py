@@ -88,7 +88,9 @@ async def export_page(request: Request) -> Response:
 
 
 def _published_folders(work: Path) -> list[Path]:
-    """The folders the app published into, searched for the child's published photos."""
+    """The folders the app published into. The export also searches every output folder
+    the audit log records (`consent.export.find_published`: command-line publishes too);
+    these are for entries written before publish recorded its folder."""
     return sorted(p for p in (work / "publish").glob("*/out") if p.is_dir())
 
 
