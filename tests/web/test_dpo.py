@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from consent import audit, crypto, enrolment, registry
@@ -20,6 +21,8 @@ from consent.registry import Purpose
 from consent.store import open_store
 from tests.support.cli_publish import publish_like_the_cli
 from tests.web.conftest import FIRST, LAST, sign_in
+from web.accounts import Role
+from web.permissions import ROLE_PERMISSIONS, Permission
 from web.words import uk_date
 
 
@@ -114,6 +117,61 @@ def test_erasure_asks_first_then_forgets(client: TestClient, web_data: Path) -> 
     assert entry.operator == "dpo1" and entry.details["source"] == "letter 2 Dec"
     assert FIRST not in client.get("/pupils").text
     assert FIRST not in client.get("/erase").text  # gone from the picker too
+
+
+def _erase(client: TestClient, csrf: str) -> str:
+    reply = client.post(
+        "/erase",
+        data={"csrf": csrf, "pupil_id": "P0001", "source": "letter 2 Dec", "confirm": "1"},
+    )
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
+def test_erasure_says_the_office_takes_the_published_photos_down(
+    client: TestClient, web_data: Path, tmp_path: Path
+) -> None:
+    with open_store(web_data) as store:
+        publish_like_the_cli(store, tmp_path / "card", tmp_path / "web-out", pupil_id="P0001")
+    csrf = sign_in(client, "dpo1")
+    check = client.post("/erase/check", data={"csrf": csrf, "pupil": FIRST}).text
+    assert "2 published photos show their face" in check
+    assert "the school office takes each down" in check
+    # The DPO's account has no takedown (web.permissions): no link it cannot follow.
+    assert 'href="/takedown' not in check and "tell the office" in check
+    done = _erase(client, csrf)
+    assert "2 published photos showed their face" in done
+    assert "now on the Takedown list under pupil P0001" in done
+    assert 'href="/takedown' not in done and "tell the school office" in done
+    # And so they are: the office sees them on its list, under the ID (the name is gone).
+    client.cookies.clear()
+    sign_in(client, "office1")
+    listed = client.get("/takedown").text
+    assert 'href="/takedown/P0001"' in listed and FIRST not in listed
+
+
+def test_erasure_links_to_takedown_for_an_account_that_may_do_it(
+    client: TestClient, web_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        ROLE_PERMISSIONS, Role.DPO, ROLE_PERMISSIONS[Role.DPO] | {Permission.TAKEDOWN}
+    )
+    with open_store(web_data) as store:
+        publish_like_the_cli(store, tmp_path / "card", tmp_path / "out", 1, pupil_id="P0001")
+    csrf = sign_in(client, "dpo1")
+    check = client.post("/erase/check", data={"csrf": csrf, "pupil": FIRST}).text
+    assert "1 published photo shows their face" in check and "it goes" in check
+    assert 'href="/takedown/P0001"' in check
+    assert 'href="/takedown/P0001">See the photos to take down' in _erase(client, csrf)
+
+
+def test_erasure_with_nothing_published_says_nothing_is_to_take_down(
+    client: TestClient,
+) -> None:
+    csrf = sign_in(client, "dpo1")
+    check = client.post("/erase/check", data={"csrf": csrf, "pupil": FIRST}).text
+    assert "None shows their face, so nothing needs taking down" in check
+    assert "No published photo of them is waiting to be taken down" in _erase(client, csrf)
 
 
 def test_retention_is_shown_changed_and_a_purge_previewed_then_run(
