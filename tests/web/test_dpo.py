@@ -170,7 +170,7 @@ def test_erasure_with_nothing_published_says_nothing_is_to_take_down(
 ) -> None:
     csrf = sign_in(client, "dpo1")
     check = client.post("/erase/check", data={"csrf": csrf, "pupil": FIRST}).text
-    assert "None shows their face, so nothing needs taking down" in check
+    assert "No published photo showing their face is waiting to be taken down" in check
     assert "No published photo of them is waiting to be taken down" in _erase(client, csrf)
 
 
