@@ -163,7 +163,8 @@ def forget(
     "photo_dirs",
     multiple=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of published photos to copy the child's from (repeatable).",
+    help="Another folder to look in for the child's published photos (repeatable); the "
+    "folders the audit log says they were published into are always searched.",
 )
 @data_dir_option
 @operator_option
@@ -180,8 +181,9 @@ def export_pupil(
 ) -> None:
     """Write a subject access folder for a parent (or --transfer for a new school).
 
-    Holds the consent history, the published (redacted) photos the child appears in and
-    what biometric data is held (the fact, not the data). Files are readable by you only.
+    Holds the consent history, the published (redacted) photos the child appears in (looked
+    for where the audit log says each was published, and in --photos) and what biometric
+    data is held (the fact, not the data). Files are readable by you only.
 
     \b
     Example:
@@ -197,6 +199,8 @@ def export_pupil(
         "files": result.files,
         "photos_published": result.photos_published,
         "photos_copied": result.photos_copied,
+        "photos_found": result.photos_found,
+        "photos_missing": result.photos_missing,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -204,7 +208,15 @@ def export_pupil(
         click.echo(f"Wrote {safe(summary['folder'])}: {', '.join(result.files)}", err=True)
         if not transfer:
             click.echo(
-                f"{result.photos_copied} of {result.photos_published} published "
-                "photo(s) copied (use --photos DIR to find more).",
+                f"{result.photos_found} of {result.photos_published} published photo(s) "
+                "found and copied, from where the audit log says they were published"
+                + (" and the --photos folders." if photo_dirs else "."),
                 err=True,
             )
+            if result.photos_missing:
+                click.echo(
+                    f"{result.photos_missing} could not be copied: moved or deleted since "
+                    "publishing, or uploaded through the web service (which keeps no copy). "
+                    "If you know where they are now, add --photos DIR.",
+                    err=True,
+                )

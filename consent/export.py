@@ -12,9 +12,15 @@
     reference-faces/        the face crops kept of the child's reference photos
 
 Only published outputs are copied, never originals: they are what the world could see,
-with everyone else blurred. The reference face crops are the child's own face as the
-school holds it, so they are included. The templates (numbers) are never exported, only
-the fact that they are held.
+with everyone else blurred. Each is looked for where its ``publish`` audit entry says it
+was written (the file, then the rest of its output folder, in case it was renamed), and
+in any ``photo_folders`` given; a file is copied only if its sha256 is the one the entry
+recorded, and no file an audit entry records as an input is ever read. Photos moved
+elsewhere or deleted since publishing, and web-service uploads (never kept), cannot be
+copied: published-photos.json still lists them, and says why each was not copied.
+
+The reference face crops are the child's own face as the school holds it, so they are
+included. The templates (numbers) are never exported, only the fact that they are held.
 
 ``transfer=True`` makes the file for a receiving school: pupil and consent history only.
 Biometric data is never transferred (a new school needs its own consent under the
@@ -40,13 +46,29 @@ from consent.store import Store
 
 @dataclass(frozen=True)
 class ExportResult:
-    """The folder written, its files (relative names) and how many photos were copied
-    out of how many published ones."""
+    """The folder written, its files (relative names), how many published photos the
+    child was recognised in, how many files were copied and how many of those photos
+    were found (two entries of one file are one copy)."""
 
     folder: Path
     files: list[str]
     photos_published: int
     photos_copied: int
+    photos_found: int = 0
+
+    @property
+    def photos_missing(self) -> int:
+        """Published photos that could not be found to copy (moved, deleted, or uploaded
+        through the web service, which keeps no copy)."""
+        return self.photos_published - self.photos_found
+
+
+# Why a listed photo is not in photos/, in the words published-photos.json uses.
+NOT_FOUND = (
+    "not found where it was published, nor in the folders searched: moved or deleted "
+    "since publishing"
+)
+VIA_SERVICE = "uploaded through the web service, which keeps no copy"
 
 
 def published_with(store: Store, pupil_id: str) -> list[dict[str, Any]]:
@@ -73,19 +95,99 @@ def published_with(store: Store, pupil_id: str) -> list[dict[str, Any]]:
                 "destination": d.get("destination"),
                 "published_at": e.at,
                 "replaced_by": replaced.get(e.seq),
+                "via_service": bool(d.get("via_service")),
             }
         )
     return found
 
 
-def _index_photos(folders: Iterable[Path]) -> dict[str, Path]:
-    """``sha256 -> path`` of every file below ``folders``."""
-    index: dict[str, Path] = {}
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("*")):
-            if path.is_file():
-                index.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
-    return index
+def _recorded_places(store: Store) -> tuple[list[Path], set[Path], dict[str, Path]]:
+    """From every ``publish`` entry: the output folders (oldest first, each once), the
+    input files of every ``publish`` and ``withhold`` entry (never to be read), and
+    ``output sha256 -> recorded output path``. Web-service entries record none."""
+    folders: dict[Path, None] = {}
+    inputs: set[Path] = set()
+    outputs: dict[str, Path] = {}
+    for action in ("publish", "withhold"):
+        for e in audit.entries(store, action=action):
+            d = e.details
+            if d.get("input_path"):
+                inputs.add(_resolved(Path(str(d["input_path"]))))
+            if action != "publish" or d.get("via_service"):
+                continue
+            if d.get("out_dir"):
+                folders.setdefault(Path(str(d["out_dir"])), None)
+            if d.get("output_path") and d.get("output_sha256"):
+                outputs.setdefault(str(d["output_sha256"]), Path(str(d["output_path"])))
+    return list(folders), inputs, outputs
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def _sha256_of(path: Path) -> str | None:
+    """The file's sha256, or None where it cannot be read (gone, no permission)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def find_published(
+    store: Store, wanted: Iterable[str], photo_folders: Iterable[Path] = ()
+) -> dict[str, Path]:
+    """``output sha256 -> a readable file with those bytes`` for the ``wanted`` hashes.
+
+    Looks first at the path each ``publish`` entry recorded, then through the output
+    folders the entries recorded and ``photo_folders`` (recursively), stopping once all
+    are found. Folders that no longer exist or cannot be read are passed over; a folder
+    holding a recorded input is not searched (it is a camera card or an originals
+    folder, not an output), and a recorded input file is never read.
+    """
+    missing = {w for w in wanted if w}
+    if not missing:
+        return {}
+    recorded_folders, inputs, recorded = _recorded_places(store)
+    found: dict[str, Path] = {}
+    for sha in sorted(missing):
+        path = recorded.get(sha)
+        if path is not None and _resolved(path) not in inputs and _sha256_of(path) == sha:
+            found[sha] = path
+    missing -= set(found)
+    # Each folder once, the recorded ones first; only they are checked for inputs (a
+    # folder given is the caller's choice, but its recorded inputs are still skipped).
+    folders: dict[Path, bool] = {_resolved(f): True for f in recorded_folders}
+    for f in photo_folders:
+        folders.setdefault(_resolved(Path(f)), False)
+    for folder, was_recorded in folders.items():
+        if not missing:
+            break
+        if was_recorded and any(i.is_relative_to(folder) for i in inputs):
+            continue
+        for path in _files_below(folder):
+            if _resolved(path) in inputs:
+                continue
+            sha = _sha256_of(path)
+            if sha in missing:
+                found[sha] = path
+                missing.discard(sha)
+                if not missing:
+                    break
+    return found
+
+
+def _files_below(folder: Path) -> list[Path]:
+    """Every regular file below ``folder``, sorted; [] if it is gone or unreadable."""
+    try:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    except OSError:
+        return []
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -149,7 +251,7 @@ def _reference_faces(store: Store, pupil_id: str, folder: Path) -> int:
     return len(ids)
 
 
-def _readme(pupil_id: str, transfer: bool, published: int, copied: int) -> str:
+def _readme(pupil_id: str, transfer: bool, published: int, found: int) -> str:
     if transfer:
         return (
             f"Transfer record for pupil {pupil_id}.\n\n"
@@ -167,9 +269,17 @@ def _readme(pupil_id: str, transfer: bool, published: int, copied: int) -> str:
         f"published-photos.json: the {published} published photo(s) in which the child was "
         "recognised, with event, purpose, date, where published and whether their face was "
         "shown (face_shown) or blurred.\n"
-        f"photos/: {copied} of those published photos (everyone else is blurred in them). "
-        "Originals are not included.\n"
-        "biometrics.json: whether face references of the child are held, since when, and "
+        f"photos/: copies of {found} of those {published} published photo(s), found "
+        "where they were published (everyone else is blurred in them). Originals are not "
+        "included. A photo moved or deleted since it was published cannot be copied, nor "
+        "one uploaded through the web service (it keeps no copy)"
+        + (
+            f": {published - found} could not be, and published-photos.json says why for "
+            "each (not_included_because).\n"
+            if found < published
+            else ".\n"
+        )
+        + "biometrics.json: whether face references of the child are held, since when, and "
         "which recognisers' templates (the fact, not the numbers).\n"
         "reference-faces/ (when any are held): the face crops kept of the child's reference "
         "photos.\n"
@@ -187,8 +297,9 @@ def export_pupil(
 ) -> ExportResult:
     """Write the subject access folder (or the transfer folder) ``dest``; audited.
 
-    ``photo_folders`` are searched for the published files (by sha256) to copy. Raises
-    `UnknownPupil`, or `ExportExists` if ``dest`` exists.
+    The published files are looked for (by sha256) where the audit log says they were
+    written and in ``photo_folders`` (see `find_published`). Raises `UnknownPupil`, or
+    `ExportExists` if ``dest`` exists.
     """
     pupil = registry.get_pupil(store.conn, pupil_id)
     row = store.conn.execute(
@@ -201,11 +312,11 @@ def export_pupil(
         raise ExportExists(f"{dest} already exists; give a new folder to export into.")
     versions = [changes.version_json(v) for v in changes.history(store.conn, pupil_id)]
     published = [] if transfer else published_with(store, pupil_id)
-    index = _index_photos(photo_folders) if published else {}
+    index = find_published(store, (str(p["output_sha256"]) for p in published), photo_folders)
     dest.mkdir(parents=True, mode=0o700)
     dest.chmod(0o700)
     files = ["README.txt", "pupil.json", "consent-history.json"]
-    copied = 0
+    copied = found = 0
     try:
         _write_json(
             dest / "pupil.json",
@@ -228,7 +339,11 @@ def export_pupil(
             for item in published:
                 source = index.get(str(item["output_sha256"]))
                 item["included_as"] = None
-                if source is not None:
+                item["not_included_because"] = None
+                if source is None:
+                    item["not_included_because"] = VIA_SERVICE if item["via_service"] else NOT_FOUND
+                else:
+                    found += 1
                     target = photos / f"{item['output_sha256'][:12]}{source.suffix.lower()}"
                     if not target.exists():
                         # 0600 from the start: the copy shows the child's face.
@@ -241,7 +356,7 @@ def export_pupil(
             faces = _reference_faces(store, pupil_id, dest / "reference-faces")
             if faces:
                 files.append("reference-faces/")
-        _write_private(dest / "README.txt", _readme(pupil_id, transfer, len(published), copied))
+        _write_private(dest / "README.txt", _readme(pupil_id, transfer, len(published), found))
         with store.transaction() as conn:
             audit.append(
                 conn,
@@ -253,9 +368,10 @@ def export_pupil(
                     "files": files,
                     "photos_published": len(published),
                     "photos_copied": copied,
+                    "photos_found": found,
                 },
             )
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)  # no half-written folder of personal data
         raise
-    return ExportResult(dest, files, len(published), copied)
+    return ExportResult(dest, files, len(published), copied, found)

@@ -207,13 +207,53 @@ def reject_face(store: Store, batch_id: str, face_id: str, *, reviewer: str) -> 
 def unblur_as_named(
     store: Store, batch_id: str, face_ids: Iterable[str], name: str, *, reviewer: str
 ) -> tuple[ReviewBatch, Pupil]:
-    """Un-blur faces as the one pupil whose name begins with the letters ``name`` (see
-    `publishing.review.picker`); refused when they fit no pupil or several."""
+    """Un-blur faces (any number, from any photos of the batch) as the one pupil whose
+    name begins with the letters ``name`` (see `publishing.review.picker`); one audit row
+    for them all. A face ID given twice counts once.
+
+    Refused, with nothing recorded, when no face is given, when the letters fit no pupil
+    or several, or when two faces of one photo would be that pupil: two of the faces
+    given, or one given and one already kept as them (approved or un-blurred). A child
+    is in a photo once, so one of the two is someone else.
+    """
+    ids = list(dict.fromkeys(face_ids))
+    if not ids:
+        raise ReviewError("Tick at least one face to un-blur. Nothing was recorded.")
     pupil = pick_from_register(store, name)
+    batch = load_batch(store, batch_id)
+    for face_id in ids:
+        batch.face(face_id)  # ReviewError for an ID not in the batch, before anything else
+    wanted = set(ids)
+    for photo in batch.photos:
+        ticked = [f.face_id for f in photo.faces if f.face_id in wanted]
+        if len(ticked) > 1:
+            raise ReviewError(
+                f"{', '.join(ticked[:-1])} and {ticked[-1]} are in the same photo, and a "
+                "child is in a photo only once, so they cannot all be un-blurred as the same "
+                "pupil. Untick the faces that are not them (un-blur those separately, as "
+                "whoever they are), then un-blur again. Nothing was recorded."
+            )
+        if not ticked:
+            continue
+        kept = [
+            f.face_id
+            for f in photo.faces
+            if f.face_id not in wanted
+            and (
+                (f.verdict is Verdict.UNBLURRED and f.as_pupil == pupil.pupil_id)
+                or (f.verdict is Verdict.APPROVED and f.proposed_pupil == pupil.pupil_id)
+            )
+        ]
+        if kept:
+            raise ReviewError(
+                f"{ticked[0]} is in the same photo as {kept[0]}, which is already kept as "
+                "that pupil, and a child is in a photo only once. Blur the face that is not "
+                "them first (or leave it unticked). Nothing was recorded."
+            )
     batch = record_verdict(
         store,
         batch_id,
-        list(face_ids),
+        ids,
         Verdict.UNBLURRED,
         reviewer=reviewer,
         as_pupil=pupil.pupil_id,

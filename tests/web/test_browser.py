@@ -283,6 +283,47 @@ def test_the_office_reviews_a_batch_then_publishes_it(
 
 
 @pytest.mark.slow
+def test_the_office_unblurs_several_ticked_faces_as_one_pupil(
+    page: Any, data_dir: Path, tmp_path: Path, registry_csv: Any
+) -> None:
+    """The hand-made batch of tests.support.pupil_batch (no face models): the sample
+    event has one blurred face only, too few to tick several."""
+    from publishing.review.batch import Verdict, load_batch
+    from tests.support.pupil_batch import BATCH_ID, add_pupil_batch
+
+    with open_store(data_dir) as store:
+        add_pupil_batch(store, tmp_path, registry_csv)
+    shot = Screens(page, tmp_path / "screens")
+    sign_in(page, "office1")
+    page.goto(f"/review/{BATCH_ID}")
+    page.locator("img[alt^='Close-up']").first.wait_for()
+    # Two faces of one photo (F0003, F0004) cannot both be one child: refused in words.
+    page.get_by_label("Un-blur F0003").check()
+    page.get_by_label("Un-blur F0004").focus()
+    page.keyboard.press("Space")  # ticked from the keyboard
+    page.get_by_label("Un-blur F0007").check()
+    page.get_by_label("The ticked faces are").fill("amir br")
+    page.get_by_role("button", name="Un-blur the ticked faces").click()
+    page.get_by_text("F0003 and F0004 are in the same photo").wait_for()
+    assert page.get_by_label("Un-blur F0004").is_checked()  # the ticks come back
+    shot("review-unblur-refused")
+    page.get_by_label("Un-blur F0003").uncheck()
+    page.get_by_role("button", name="Un-blur the ticked faces").click()
+    page.get_by_text("shown as Amir Brownlow").first.wait_for()
+    assert page.content().count("shown as Amir Brownlow") == 2
+    shot("review-unblurred-two")
+    with open_store(data_dir) as store:
+        batch = load_batch(store, BATCH_ID)
+        [entry] = audit.entries(store, action="review_unblurred")
+    assert [batch.face(f).verdict for f in ("F0003", "F0004", "F0007")] == [
+        None,
+        Verdict.UNBLURRED,
+        Verdict.UNBLURRED,
+    ]
+    assert entry.details["faces"] == ["F0004", "F0007"] and entry.operator == "office1"
+
+
+@pytest.mark.slow
 def test_the_dpo_exports_erases_and_purges_in_the_browser(
     page: Any, data_dir: Path, tmp_path: Path
 ) -> None:

@@ -5,11 +5,13 @@ installation's facts (never key material). Each audited under the signed-in pers
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from consent import audit, crypto, enrolment, registry
@@ -17,7 +19,10 @@ from consent import name_policy as policies
 from consent import retention as leavers
 from consent.registry import Purpose
 from consent.store import open_store
+from tests.support.cli_publish import publish_like_the_cli
 from tests.web.conftest import FIRST, LAST, sign_in
+from web.accounts import Role
+from web.permissions import ROLE_PERMISSIONS, Permission
 from web.words import uk_date
 
 
@@ -44,6 +49,28 @@ def test_a_subject_access_export_downloads_as_a_zip(client: TestClient, web_data
     # Nothing of the export is left behind in the app's folder.
     assert not list((web_data / "office-app").glob(".export-*"))
     assert not list((web_data / "office-app").glob(".download-*"))
+
+
+def test_the_export_copies_photos_published_from_the_command_line(
+    client: TestClient, web_data: Path, tmp_path: Path
+) -> None:
+    # `photoconsent publish --out DIR` into a folder of its own, outside the app's work area.
+    with open_store(web_data) as store:
+        outputs = publish_like_the_cli(
+            store, tmp_path / "card", tmp_path / "website-upload", pupil_id="P0001"
+        )
+    outputs[1].unlink()  # deleted from the PC since publishing
+    csrf = sign_in(client, "dpo1")
+    reply = client.post("/export", data={"csrf": csrf, "pupil": FIRST[:5], "transfer": "0"})
+    assert reply.status_code == 200, reply.text
+    archive = zipfile.ZipFile(io.BytesIO(reply.content))
+    photos = [n for n in archive.namelist() if n.startswith("photos/")]
+    assert [archive.read(n) for n in photos] == [outputs[0].read_bytes()]
+    readme = archive.read("README.txt").decode()
+    assert "copies of 1 of those 2 published photo(s)" in readme
+    assert "moved or deleted since it was published cannot be copied" in readme
+    listed = {i["output"]: i for i in json.loads(archive.read("published-photos.json"))}
+    assert listed[outputs[1].name]["not_included_because"].endswith("deleted since publishing")
 
 
 def test_a_transfer_export_holds_no_biometrics(client: TestClient, web_data: Path) -> None:
@@ -90,6 +117,61 @@ def test_erasure_asks_first_then_forgets(client: TestClient, web_data: Path) -> 
     assert entry.operator == "dpo1" and entry.details["source"] == "letter 2 Dec"
     assert FIRST not in client.get("/pupils").text
     assert FIRST not in client.get("/erase").text  # gone from the picker too
+
+
+def _erase(client: TestClient, csrf: str) -> str:
+    reply = client.post(
+        "/erase",
+        data={"csrf": csrf, "pupil_id": "P0001", "source": "letter 2 Dec", "confirm": "1"},
+    )
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
+def test_erasure_says_the_office_takes_the_published_photos_down(
+    client: TestClient, web_data: Path, tmp_path: Path
+) -> None:
+    with open_store(web_data) as store:
+        publish_like_the_cli(store, tmp_path / "card", tmp_path / "web-out", pupil_id="P0001")
+    csrf = sign_in(client, "dpo1")
+    check = client.post("/erase/check", data={"csrf": csrf, "pupil": FIRST}).text
+    assert "2 published photos show their face" in check
+    assert "the school office takes each down" in check
+    # The DPO's account has no takedown (web.permissions): no link it cannot follow.
+    assert 'href="/takedown' not in check and "tell the office" in check
+    done = _erase(client, csrf)
+    assert "2 published photos showed their face" in done
+    assert "now on the Takedown list under pupil P0001" in done
+    assert 'href="/takedown' not in done and "tell the school office" in done
+    # And so they are: the office sees them on its list, under the ID (the name is gone).
+    client.cookies.clear()
+    sign_in(client, "office1")
+    listed = client.get("/takedown").text
+    assert 'href="/takedown/P0001"' in listed and FIRST not in listed
+
+
+def test_erasure_links_to_takedown_for_an_account_that_may_do_it(
+    client: TestClient, web_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        ROLE_PERMISSIONS, Role.DPO, ROLE_PERMISSIONS[Role.DPO] | {Permission.TAKEDOWN}
+    )
+    with open_store(web_data) as store:
+        publish_like_the_cli(store, tmp_path / "card", tmp_path / "out", 1, pupil_id="P0001")
+    csrf = sign_in(client, "dpo1")
+    check = client.post("/erase/check", data={"csrf": csrf, "pupil": FIRST}).text
+    assert "1 published photo shows their face" in check and "it goes" in check
+    assert 'href="/takedown/P0001"' in check
+    assert 'href="/takedown/P0001">See the photos to take down' in _erase(client, csrf)
+
+
+def test_erasure_with_nothing_published_says_nothing_is_to_take_down(
+    client: TestClient,
+) -> None:
+    csrf = sign_in(client, "dpo1")
+    check = client.post("/erase/check", data={"csrf": csrf, "pupil": FIRST}).text
+    assert "No published photo showing their face is waiting to be taken down" in check
+    assert "No published photo of them is waiting to be taken down" in _erase(client, csrf)
 
 
 def test_retention_is_shown_changed_and_a_purge_previewed_then_run(

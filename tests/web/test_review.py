@@ -4,6 +4,7 @@ the signed-in person."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,106 @@ def test_the_review_list_shows_the_waiting_batch(batch_client: TestClient) -> No
     sign_in(batch_client, "office1")
     page = batch_client.get("/review")
     assert "Sports day" in page.text and BATCH_ID in page.text
+
+
+def _audited_unblurs(web_data: Path) -> list:  # type: ignore[type-arg]
+    with open_store(web_data) as store:
+        return audit.entries(store, action="review_unblurred")
+
+
+@pytest.mark.parametrize("back", ["", "pupils"])
+def test_several_ticked_faces_are_unblurred_as_one_pupil_in_one_submit(
+    batch_client: TestClient, web_data: Path, back: str
+) -> None:
+    csrf = sign_in(batch_client, "office1")
+    # F0004 (photo a) and F0007 (photo b): one child in two photos, named once.
+    reply = batch_client.post(
+        f"/review/{BATCH_ID}/unblur",
+        data={"csrf": csrf, "face_id": ["F0004", "F0007"], "as_pupil": "amir br", "back": back},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303
+    assert reply.headers["location"] == f"/review/{BATCH_ID}" + ("/pupils" if back else "")
+    for face_id in ("F0004", "F0007"):
+        face = _face(web_data, face_id)
+        assert (face.verdict, face.as_pupil, face.reviewer) == (
+            Verdict.UNBLURRED,
+            "P003",
+            "office1",
+        )
+    [entry] = _audited_unblurs(web_data)
+    assert entry.details["faces"] == ["F0004", "F0007"] and entry.operator == "office1"
+
+
+def test_two_ticked_faces_in_one_photo_are_refused_and_the_ticks_kept(
+    batch_client: TestClient, web_data: Path
+) -> None:
+    csrf = sign_in(batch_client, "office1")
+    # F0003 and F0004 are both in photo a: one child cannot be both.
+    page = batch_client.post(
+        f"/review/{BATCH_ID}/unblur",
+        data={"csrf": csrf, "face_id": ["F0003", "F0004", "F0007"], "as_pupil": "amir br"},
+    )
+    assert page.status_code == 400
+    assert "F0003 and F0004 are in the same photo" in page.text
+    assert "Nothing was recorded" in page.text
+    assert [_face(web_data, f).verdict for f in ("F0003", "F0004", "F0007")] == [None] * 3
+    assert _audited_unblurs(web_data) == []
+    # The page comes back as it was sent, to untick one and try again.
+    for face_id in ("F0003", "F0004", "F0007"):
+        assert f'value="{face_id}" form="unblur-ticked" checked' in page.text
+    assert 'value="F0006" form="unblur-ticked" checked' not in page.text
+    assert 'value="amir br"' in page.text
+
+
+def test_a_ticked_face_beside_one_already_kept_as_the_pupil_is_refused(
+    batch_client: TestClient, web_data: Path
+) -> None:
+    csrf = sign_in(batch_client, "office1")
+    batch_client.post(
+        f"/review/{BATCH_ID}/unblur", data={"csrf": csrf, "face_id": "F0004", "as_pupil": "amir"}
+    )
+    page = batch_client.post(
+        f"/review/{BATCH_ID}/unblur",
+        data={"csrf": csrf, "face_id": ["F0003", "F0007"], "as_pupil": "amir"},
+    )
+    assert page.status_code == 400
+    assert "F0003 is in the same photo as F0004, which is already kept as that pupil" in page.text
+    assert _face(web_data, "F0003").verdict is None and _face(web_data, "F0007").verdict is None
+
+
+def test_unblur_with_nothing_ticked_says_so(batch_client: TestClient, web_data: Path) -> None:
+    csrf = sign_in(batch_client, "office1")
+    page = batch_client.post(f"/review/{BATCH_ID}/unblur", data={"csrf": csrf, "as_pupil": "amir"})
+    assert page.status_code == 400 and "Tick at least one face" in page.text
+    assert _audited_unblurs(web_data) == []
+
+
+@pytest.mark.parametrize("path", ["", "/pupils"])
+def test_every_tick_box_is_labelled_and_belongs_to_the_one_unblur_form(
+    batch_client: TestClient, path: str
+) -> None:
+    sign_in(batch_client, "office1")
+    page = batch_client.get(f"/review/{BATCH_ID}{path}").text
+    boxes = re.findall(r'<input type="checkbox" id="([^"]+)" name="face_id" value="([^"]+)"'
+                       r' form="([^"]+)"', page)  # fmt: skip
+    assert boxes, "no tick boxes"
+    assert {form for _, _, form in boxes} == {"unblur-ticked"}
+    assert page.count('id="unblur-ticked"') == 1 and 'list="pupil-names"' in page
+    for box_id, face_id, _ in boxes:
+        assert f'<label class="inline" for="{box_id}">Un-blur {face_id} ' in page
+    ticked = {face_id for _, face_id, _ in boxes}
+    if path:  # the grids: every face proposed as a pupil, whatever its state
+        assert {"F0001", "F0002", "F0003", "F0005", "F0006"} <= ticked
+    else:  # face by face: the blurred faces of photos that can be published
+        assert ticked == {"F0002", "F0003", "F0004", "F0006", "F0007"}
+    assert "<script>" not in page and " onclick" not in page
+
+
+def test_a_read_only_account_cannot_unblur(batch_client: TestClient, web_data: Path) -> None:
+    csrf = sign_in(batch_client, "readonly1")
+    reply = batch_client.post(
+        f"/review/{BATCH_ID}/unblur",
+        data={"csrf": csrf, "face_id": ["F0004", "F0007"], "as_pupil": "amir br"},
+    )
+    assert reply.status_code == 403 and _face(web_data, "F0004").verdict is None

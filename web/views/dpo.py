@@ -26,6 +26,7 @@ from consent.errors import ConsentError
 from consent.medical.key import medical_key_path
 from consent.name_policy import NamePolicy
 from consent.registry import Purpose
+from consent.takedown import takedown_report
 from pipeline import __version__
 from pipeline.recognisers import RECOGNISERS
 from publishing.enrolling import recogniser_name
@@ -88,7 +89,9 @@ async def export_page(request: Request) -> Response:
 
 
 def _published_folders(work: Path) -> list[Path]:
-    """The folders the app published into, searched for the child's published photos."""
+    """The folders the app published into. The export also searches every output folder
+    the audit log records (`consent.export.find_published`: command-line publishes too);
+    these are for entries written before publish recorded its folder."""
     return sorted(p for p in (work / "publish").glob("*/out") if p.is_dir())
 
 
@@ -169,6 +172,13 @@ async def erase_check(request: Request) -> Response:
             name: category.count(store.conn, pupil.pupil_id)
             for name, category in sorted(leavers.CATEGORIES.items())
         }
+        # Published photos that show their face and have not been replaced: erasing
+        # withdraws every consent, so each goes onto the office's takedown list.
+        showing = sum(
+            1
+            for p in subject_export.published_with(store, pupil.pupil_id)
+            if p["face_shown"] and p["replaced_by"] is None
+        )
     return render(
         request,
         "erase_confirm.html",
@@ -177,6 +187,7 @@ async def erase_check(request: Request) -> Response:
         pupil=pupil,
         held=held,
         words=CATEGORY_WORDS,
+        showing=showing,
     )
 
 
@@ -192,15 +203,26 @@ async def erase(request: Request) -> Response:
     try:
         with store_for(request) as store:
             purged = leavers.forget(store, pupil_id, operator=session.operator, source=source)
+            to_take_down = [i for i in takedown_report(store, pupil_id) if i.replaced_by is None]
     except ConsentError as exc:
         return _erase_page(request, session, 400, problem=str(exc))
     deleted = sum(p.deleted for p in purged)
+    if to_take_down:
+        # Takedown is the office's job (web.permissions): say who does it, not "you".
+        photos = f"{len(to_take_down)} published photo{'' if len(to_take_down) == 1 else 's'}"
+        after = (
+            f" {photos} showed their face and are not deleted by this: they are now on the "
+            f"Takedown list under pupil {pupil_id}, and the school office takes each down "
+            "from where it went and republishes it with the child blurred."
+        )
+    else:
+        after = " No published photo of them is waiting to be taken down."
     return _erase_page(
         request,
         session,
         done=f"Pupil {pupil_id} erased: names and class blanked, consent withdrawn, "
-        f"{deleted} stored item(s) deleted. Photos already published of them still need "
-        "taking down (the office's Takedown screen lists them).",
+        f"{deleted} stored item(s) deleted." + after,
+        takedown=pupil_id if to_take_down else None,
     )
 
 

@@ -1,6 +1,8 @@
 """Review: the faces of a batch analysed for review, each as a close-up; approve all the
-matched faces at once, reject the odd one out, un-blur a face through a name picker (type
-a few letters of a name, never an ID), then publish from the page.
+matched faces at once, reject the odd one out, tick blurred faces (one or several, in any
+photos) and un-blur them as one pupil through a name picker (type a few letters of a
+name, never an ID), then publish from the page. The tick boxes belong to one form at the
+foot of the page (the HTML ``form`` attribute), so this works without JavaScript.
 
 Built on `publishing.review.batch` (the same batches as `photoconsent review`): every
 verdict is audited there under the signed-in person, and publishing a batch uses the
@@ -90,6 +92,8 @@ def _no_such_batch(request: Request, session) -> Response:  # type: ignore[no-un
 def _batch_page(
     request: Request, session, batch_id: str, status_code: int = 200, **context
 ) -> Response:  # type: ignore[no-untyped-def]
+    context.setdefault("ticked", [])
+    context.setdefault("typed", "")
     with store_for(request) as store:
         batch = load_batch_or_none(store, batch_id)
         if batch is None:
@@ -140,14 +144,17 @@ async def face_close_up(request: Request, batch_id: str, face_id: str) -> Respon
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-def _verdict(request: Request, session, batch_id: str, work, back: str = "") -> Response:  # type: ignore[no-untyped-def]
-    """Run ``work`` (a verdict); back to the batch page, or its by-pupil page."""
+def _verdict(  # type: ignore[no-untyped-def]
+    request: Request, session, batch_id: str, work, back: str = "", **kept
+) -> Response:
+    """Run ``work`` (a verdict); back to the batch page, or its by-pupil page. Refused,
+    the page again with the problem and ``kept`` (what was ticked and typed)."""
     page = _pupils_page if back == "pupils" else _batch_page
     try:
         with store_for(request) as store:
             work(store)
     except (ReviewError, ConsentError) as exc:
-        return page(request, session, batch_id, 400, problem=str(exc))
+        return page(request, session, batch_id, 400, problem=str(exc), **kept)
     suffix = "/pupils" if back == "pupils" else ""
     return RedirectResponse(f"/review/{batch_id}{suffix}", status_code=303)
 
@@ -186,16 +193,17 @@ async def verdict(request: Request, batch_id: str) -> Response:
 
 @router.post("/review/{batch_id}/unblur", response_class=HTMLResponse)
 async def unblur(request: Request, batch_id: str) -> Response:
-    """Un-blur a face as the one pupil whose name the letters typed fit (the picker of
-    `publishing.review.picker`: never a typed ID)."""
+    """Un-blur the ticked faces (one or several, from any photos) as the one pupil whose
+    name the letters typed fit (the picker of `publishing.review.picker`: never a typed
+    ID), in one audited verdict. Refused, the ticks kept, when two are in one photo."""
     session, form = await posted(request, Permission.REVIEW)
-    face_id = str(form.get("face_id", ""))
+    face_ids = [str(f) for f in form.getlist("face_id")]
     typed = str(form.get("as_pupil", ""))
 
     def work(store) -> None:  # type: ignore[no-untyped-def]
-        unblur_as_named(store, batch_id, [face_id], typed, reviewer=session.operator)
+        unblur_as_named(store, batch_id, face_ids, typed, reviewer=session.operator)
 
-    return _verdict(request, session, batch_id, work, _back(form))
+    return _verdict(request, session, batch_id, work, _back(form), ticked=face_ids, typed=typed)
 
 
 def _back(form) -> str:  # type: ignore[no-untyped-def]
@@ -224,6 +232,8 @@ async def by_pupil(request: Request, batch_id: str) -> Response:
 def _pupils_page(
     request: Request, session, batch_id: str, status_code: int = 200, **context
 ) -> Response:  # type: ignore[no-untyped-def]
+    context.setdefault("ticked", [])
+    context.setdefault("typed", "")
     with store_for(request) as store:
         batch = load_batch_or_none(store, batch_id)
         if batch is None:
