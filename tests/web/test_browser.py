@@ -368,7 +368,7 @@ def test_the_dpo_exports_erases_and_purges_in_the_browser(
     assert first.last_name not in page.content()
 
     page.goto("/")
-    page.get_by_role("link", name="Leavers due for purge").click()
+    page.get_by_role("link", name="Data due for purge").click()
     page.get_by_text("A purge now would delete").wait_for()
     assert leaver.pupil_id in page.content()
     shot("retention-preview")
