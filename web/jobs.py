@@ -79,6 +79,8 @@ class Source(enum.Enum):
 
     UPLOAD = "upload"
     FOLDER = "folder"
+    # A reviewed batch's photos (web.views.review), wherever the batch found them.
+    REVIEWED = "reviewed"
 
 
 class CannotRunAgain(Exception):
@@ -224,9 +226,10 @@ def _without_private_paths(job: PublishJob) -> str:
     """The error with the chosen folder's path taken out (it may name a person, and it
     is outside the data directory)."""
     text = str(job.error)
-    if job.source is Source.FOLDER:
-        for path in job.inputs:
-            text = text.replace(str(path), "the chosen folder")
+    if job.source is not Source.UPLOAD:
+        words = "the chosen folder" if job.source is Source.FOLDER else "a reviewed photo"
+        for path in sorted(job.inputs, key=lambda p: len(str(p)), reverse=True):
+            text = text.replace(str(path), words)
     return text
 
 
@@ -270,7 +273,16 @@ def work_for(job: PublishJob) -> Work:
 def start(job: PublishJob, data_dir: Path, work: Work) -> threading.Thread:
     """Write the job's ``job.json`` (raises `FileWriteError` if it cannot: then nothing
     runs), then run ``work`` in a thread; ``job.json`` is rewritten when it ends."""
-    save_record(job)
+    if job.source is Source.UPLOAD and job.inputs != [job.folder / "in"]:
+        # Made by the review screen's "publish as reviewed" on a batch's own photos: not
+        # photos this folder kept, so not a publish it can run again from here.
+        job.source = Source.REVIEWED
+    try:
+        save_record(job)
+    except ConsentError:
+        with job.lock:  # a caller that already listed the job shows it as stopped
+            job.error, job.finished = "the app could not write to its folder", True
+        raise
 
     def progress(done: int, total: int, _: object) -> None:
         with job.lock:

@@ -459,3 +459,34 @@ def test_another_office_account_sees_and_reruns_it(
     with open_store(web_data) as store:
         operators = [e.operator for e in audit.entries(store, action="publish")]
     assert operators.count("office1") == 2 and operators.count("office2") == PHOTOS - 2
+
+
+def test_a_reviewed_publish_is_not_run_again_from_its_folder(
+    restart: Callable[[], TestClient], tmp_path: Path, web_data: Path
+) -> None:
+    """"Publish as reviewed" runs on the review batch's photos, outside the job's in/:
+    its job.json names none of them, and after a restart it points back to Review."""
+    from consent.registry import Purpose
+    from publishing.options import PublishOptions
+
+    client = restart()
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    elsewhere = tmp_path / f"{FIRST} at sports day.png"
+    elsewhere.write_bytes(png(3))
+    job_id, folder = jobs.new_job_folder(settings.work)
+    options = PublishOptions(purpose=Purpose.PRESS, out_dir=folder / "out", event="Play")
+    job = jobs.PublishJob(job_id, "office1", folder, [elsewhere], options)
+
+    def fails(store, progress):  # type: ignore[no-untyped-def]
+        raise PipelineError(f"{elsewhere} could not be read")
+
+    jobs.start(job, web_data, fails).join(30)
+    record = json.loads((folder / jobs.JOB_FILE).read_text(encoding="utf-8"))
+    assert record["source"] == "reviewed" and record["inputs"] == []
+    assert record["error"] == "a reviewed photo could not be read"
+    assert FIRST not in json.dumps(record)
+
+    after = restart()
+    sign_in(after, "office1")
+    page = after.get(f"/publish/{job_id}").text
+    assert "Run it again" not in page and 'href="/review"' in page
