@@ -464,7 +464,7 @@ def test_another_office_account_sees_and_reruns_it(
 def test_a_reviewed_publish_is_not_run_again_from_its_folder(
     restart: Callable[[], TestClient], tmp_path: Path, web_data: Path
 ) -> None:
-    """"Publish as reviewed" runs on the review batch's photos, outside the job's in/:
+    """*Publish as reviewed* runs on the review batch's photos, outside the job's in/:
     its job.json names none of them, and after a restart it points back to Review."""
     from consent.registry import Purpose
     from publishing.options import PublishOptions
