@@ -8,6 +8,7 @@ the journal and audit entries made from it).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import enum
 import io
 import json
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from consent import files
+from consent.name_policy import NamePolicy
 from pipeline import __version__
 from pipeline.analysis import blurred, kept
 from pipeline.boxes import Box
@@ -172,6 +174,84 @@ class PublishReport:
                 "captions": sum(1 for r in self.published if r.caption is not None),
             },
         }
+
+
+class UnreadableReport(Exception):
+    """``report.json`` is missing, damaged, or not the report of the publish expected."""
+
+
+def read_report(out_dir: Path, options: PublishOptions) -> PublishReport:
+    """Read ``out_dir/report.json`` back into the `PublishReport` :func:`write_report` wrote.
+
+    ``options`` are the publish's own (the file holds only its purpose, event and date,
+    which must agree with them). Fails closed: anything missing, of the wrong type, or
+    disagreeing with its own summary raises `UnreadableReport`, never a partial report, so
+    nothing is offered from a damaged file. The per-photo ``resumed`` flag is not in the
+    file (only the summary's count), so every result reads back with ``resumed=False``.
+    """
+    path = out_dir / REPORT_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UnreadableReport(f"{REPORT_NAME} cannot be read: {type(exc).__name__}") from None
+    try:
+        return _report_from_json(data, options)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise UnreadableReport(f"{REPORT_NAME} is damaged: {type(exc).__name__}") from None
+
+
+def _report_from_json(data: dict[str, object], options: PublishOptions) -> PublishReport:
+    if not isinstance(data, dict) or data.get("tool") != "photoconsent":
+        raise ValueError("not a photoconsent report")
+    if (data["purpose"], data["event"], data["date"]) != (
+        options.purpose.value,
+        options.event,
+        options.on.isoformat(),
+    ):
+        raise ValueError("the report is of another publish")
+    photos = data["photos"]
+    if not isinstance(photos, list):
+        raise TypeError("photos is not a list")
+    results = [_result_from_json(entry) for entry in photos]
+    report = PublishReport(options, results, batch=str(data["batch"]))
+    # The summary was written from the same results: a file that disagrees with itself
+    # was edited or damaged, and is not trusted.
+    summary = data["summary"]
+    if not isinstance(summary, dict) or (summary["published"], summary["withheld"]) != (
+        len(report.published),
+        len(report.withheld),
+    ):
+        raise ValueError("the summary does not match the photos")
+    return report
+
+
+def _result_from_json(entry: object) -> PhotoResult:
+    if not isinstance(entry, dict) or not isinstance(entry["faces"], list):
+        raise TypeError("a photo entry is not an object with a list of faces")
+    result = PhotoResult.from_report(entry)
+    # from_report serves the journal, which never needs review's candidate: keep it here.
+    result.faces = [
+        dataclasses.replace(face, candidate_id=f.get("candidate_pupil_id"))
+        for face, f in zip(result.faces, entry["faces"], strict=True)
+    ]
+    for name in ("output", "input_sha256", "output_sha256"):
+        if entry[name] is not None and not isinstance(entry[name], str):
+            raise TypeError(f"{name} is not text")
+    if result.status is PhotoStatus.PUBLISHED and not (result.output and result.output_sha256):
+        raise ValueError("a published photo has no output or no hash")
+    caption = entry.get("caption")
+    if result.status is PhotoStatus.PUBLISHED and caption is not None:
+        if not isinstance(caption, dict) or not isinstance(caption["caption"], str):
+            raise TypeError("a caption is not an object with its text")
+        result.caption = PhotoCaption(
+            caption["caption"],
+            NamePolicy(caption["name_policy"]),
+            [str(p) for p in caption["pupils_removed"]],
+            [str(p) for p in caption["pupils_shortened"]],
+        )
+        source = caption["source"]
+        result.caption_source = None if source is None else CaptionSource(source)
+    return result
 
 
 def reason_group(result: PhotoResult) -> str:

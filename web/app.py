@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from web import accounts
+from web import accounts, jobs
 from web.dashboard import dashboard
 from web.pages import (
     HERE,
@@ -87,7 +87,8 @@ def create_app(settings: AppSettings) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, title="photoconsent office")
     app.state.settings = settings
     app.state.sessions = SessionStore(settings.idle_seconds)
-    app.state.jobs = {}
+    # Publishes from before a restart, read back from their folders (web.jobs).
+    app.state.jobs = jobs.load_jobs(settings.work)
     app.state.replacements = {}
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

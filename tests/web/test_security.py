@@ -40,6 +40,7 @@ ROUTES: dict[tuple[str, str], Permission] = {
     ("GET", "/publish/{job_id}"): Permission.PUBLISH,
     ("GET", "/publish/{job_id}/{index}/{which}.jpg"): Permission.PUBLISH,
     ("GET", "/publish/{job_id}/download"): Permission.PUBLISH,
+    ("POST", "/publish/{job_id}/again"): Permission.PUBLISH,
     ("GET", "/review"): Permission.REVIEW,
     ("GET", "/review/{batch_id}"): Permission.REVIEW,
     ("GET", "/review/{batch_id}/face/{face_id}.jpg"): Permission.REVIEW,

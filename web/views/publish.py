@@ -1,6 +1,11 @@
 """Publish: pick photos (upload, or a folder on this PC), purpose, event, captions; live
 progress; a results grid with before/after thumbnails and withheld photos with their
-reason; "download for upload", a zip of the published photos and captions only."""
+reason; "download for upload", a zip of the published photos and captions only.
+
+Every publish is listed under *Recent publishes*, also after the app restarts (each job's
+folder has a ``job.json``, see `web.jobs`); one the restart interrupted can be run again.
+Any account that may publish sees every publish: the office shares its work.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 
+from consent import files
+from consent.errors import FileWriteError
 from consent.registry import Purpose
 from pipeline.errors import PipelineError
 from pipeline.loading import load_image
@@ -22,7 +29,6 @@ from publishing.captions.sources import CaptionCsvError, parse_captions_csv
 from publishing.enrolling import recogniser_name
 from publishing.options import PublishOptions
 from publishing.publish import slug
-from publishing.review.batch import create_batch
 from web import jobs
 from web.labels import PURPOSE_LABELS
 from web.pages import posted, render, require, settings_of, store_for
@@ -43,6 +49,7 @@ def _form_page(request: Request, session, status_code: int = 200, **context) -> 
         status_code=status_code,
         title="Publish photos",
         purposes=PURPOSE_LABELS,
+        recent=jobs.recent(request.app.state.jobs.values()),
         **context,
     )
 
@@ -65,19 +72,33 @@ async def publish_start(request: Request) -> Response:
         return _form_page(request, session, 400, problem="Choose what the photos are for.")
     if not event:
         return _form_page(request, session, 400, problem="Give the event a name (Sports day).")
-    captions = None
+    captions, caption_bytes = None, b""
     caption_file = form.get("captions")
     if isinstance(caption_file, UploadFile) and caption_file.filename:
+        caption_bytes = await caption_file.read(5 * 1024 * 1024)
         try:
-            captions = parse_captions_csv(await caption_file.read(5 * 1024 * 1024))
+            captions = parse_captions_csv(caption_bytes)
         except CaptionCsvError as exc:
             problems = "; ".join(f"line {n}: {m}" if n else m for n, m in exc.problems)
             return _form_page(
                 request, session, 400, problem=f"The captions file cannot be used: {problems}"
             )
     uploads = [u for u in form.getlist("photos") if isinstance(u, UploadFile) and u.filename]
+    if not uploads and not folder_text:
+        return _form_page(
+            request, session, 400, problem="Choose the photos, or give the folder they are in."
+        )
+    if not uploads and not Path(folder_text).expanduser().is_dir():
+        return _form_page(
+            request,
+            session,
+            400,
+            problem="That folder was not found on this computer. Copy its address from "
+            "the file explorer's address bar.",
+        )
     job_id, folder = jobs.new_job_folder(settings.work)
     if uploads:
+        source = jobs.Source.UPLOAD
         for upload in uploads:
             name = safe_file_name(upload.filename, "photo.jpg")
             target = folder / "in" / name
@@ -87,21 +108,9 @@ async def publish_start(request: Request) -> Response:
                 n += 1
             target.write_bytes(await upload.read(MAX_PHOTO_BYTES))
         inputs = [folder / "in"]
-    elif folder_text:
-        chosen = Path(folder_text).expanduser()
-        if not chosen.is_dir():
-            return _form_page(
-                request,
-                session,
-                400,
-                problem="That folder was not found on this computer. Copy its address from "
-                "the file explorer's address bar.",
-            )
-        inputs = [chosen.resolve()]
     else:
-        return _form_page(
-            request, session, 400, problem="Choose the photos, or give the folder they are in."
-        )
+        source = jobs.Source.FOLDER
+        inputs = [Path(folder_text).expanduser().resolve()]
     with store_for(request) as store:
         # The data directory's recogniser and the keep rule it was calibrated with.
         matching = match_settings(recogniser_name(store))
@@ -116,14 +125,60 @@ async def publish_start(request: Request) -> Response:
         captions=captions,
         workers=settings.workers,
     )
-    job = jobs.PublishJob(job_id, session.username, folder, inputs, options)
+    job = jobs.PublishJob(
+        job_id,
+        session.username,
+        folder,
+        inputs,
+        options,
+        source=source,
+        review=form.get("review") == "1",
+        photo_names=jobs.kept_photo_names(folder) if source is jobs.Source.UPLOAD else [],
+    )
+    try:
+        if captions is not None:
+            # Kept (owner-only, beside in/) so the publish can be run again after a restart.
+            files.create_exclusive(folder / jobs.CAPTIONS_GIVEN, caption_bytes, mode=files.PRIVATE)
+        jobs.start(job, settings.data_dir, jobs.work_for(job))
+    except FileWriteError:
+        return _form_page(request, session, 500, problem=_CANNOT_WRITE)
     request.app.state.jobs[job_id] = job
-    if form.get("review") == "1":
-        # Analyse only: kept faces wait for a reviewer's approval (the review screen).
-        jobs.start(job, settings.data_dir, lambda store, progress: create_batch(
-            store, inputs, options, progress=progress))  # fmt: skip
-    else:
-        jobs.start(job, settings.data_dir, jobs.run_publish(job))
+    return RedirectResponse(f"/publish/{job_id}", status_code=303)
+
+
+_CANNOT_WRITE = (
+    "The app could not write to its folder on this computer (is the disk full?), so "
+    "nothing was started. Ask your IT technician."
+)
+
+
+@router.post("/publish/{job_id}/again", response_class=HTMLResponse)
+async def publish_again(request: Request, job_id: str) -> Response:
+    """Run an interrupted (or failed) publish again: same kept photos, same options."""
+    session, _ = await posted(request, Permission.PUBLISH)
+    settings = settings_of(request)
+    job = _job(request, job_id)
+    if job is None:
+        return _no_such_job(request, session)
+    if not job.can_run_again:
+        # Already running again (a second click), or it finished: show it as it is.
+        return RedirectResponse(f"/publish/{job_id}", status_code=303)
+    with store_for(request) as store:
+        matching = match_settings(recogniser_name(store))
+    try:
+        again = jobs.run_again(job, session.username, matching, settings.workers)
+    except jobs.CannotRunAgain as exc:
+        return render(
+            request, "refused.html", session, status_code=409, title="Cannot run it again",
+            message=str(exc),
+        )  # fmt: skip
+    # No await between the check above and this: a second click sees the new run.
+    request.app.state.jobs[job_id] = again
+    try:
+        jobs.start(again, settings.data_dir, jobs.work_for(again))
+    except FileWriteError:
+        request.app.state.jobs[job_id] = job
+        return _form_page(request, session, 500, problem=_CANNOT_WRITE)
     return RedirectResponse(f"/publish/{job_id}", status_code=303)
 
 
@@ -145,15 +200,7 @@ async def publish_job(request: Request, job_id: str) -> Response:
     session = require(request, Permission.PUBLISH)
     job = _job(request, job_id)
     if job is None:
-        return render(
-            request,
-            "refused.html",
-            session,
-            status_code=404,
-            title="No such publish",
-            message="This publish is not known (the app was restarted since?). "
-            "Its photos are still in the app's folder; publish them again to see them here.",
-        )
+        return _no_such_job(request, session)
     if not job.finished:
         return render(request, "publish_progress.html", session, title="Publishing", job=job)
     if job.review_batch is not None:
@@ -175,14 +222,33 @@ async def publish_job(request: Request, job_id: str) -> Response:
                     "source": source,
                 }  # fmt: skip
             )
+    made: list[str] = []
+    if job.interrupted:
+        with store_for(request) as store:
+            made = jobs.made_before(store, job)
+    ended = job.report is not None and not job.error
     return render(
         request,
         "publish_results.html",
         session,
-        title=f"Published: {job.options.event}",
+        title=f"{'Published' if ended else 'Publish'}: {job.options.event}",
         job=job,
         cards=cards,
+        made=made,
         purpose=PURPOSE_LABELS[job.options.purpose],
+    )
+
+
+def _no_such_job(request: Request, session) -> Response:  # type: ignore[no-untyped-def]
+    return render(
+        request,
+        "refused.html",
+        session,
+        status_code=404,
+        title="No such publish",
+        message="This publish is not known. Find it under Recent publishes on the "
+        "Publish screen; a publish from before this version of the app is not listed, "
+        "but its photos are still in the app's folder.",
     )
 
 
@@ -200,6 +266,8 @@ async def publish_thumbnail(request: Request, job_id: str, index: int, which: st
         boxes = []
     elif which == "before":
         path = _input_path(job, result.input)
+        if job.source is jobs.Source.UPLOAD and not _inside(path, job.folder / "in"):
+            return Response(status_code=404)  # a report names only this job's own photos
         colour = {Decision.KEPT: "#0a7d00", Decision.BLURRED: "#b00020"}
         boxes = [(f.box, colour[f.decision]) for f in result.faces]
     else:
@@ -225,12 +293,23 @@ def _input_path(job: jobs.PublishJob, shown: str) -> Path:
     return path
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 @router.get("/publish/{job_id}/download")
 async def publish_download(request: Request, job_id: str) -> Response:
-    require(request, Permission.PUBLISH)
+    session = require(request, Permission.PUBLISH)
     job = _job(request, job_id)
     if job is None or job.report is None:
         return Response(status_code=404)
+    try:
+        jobs.check_published(job)
+    except jobs.UnsafeDownload as exc:
+        return render(
+            request, "refused.html", session, status_code=409, title="Nothing to download",
+            message=f"The download was not made: {exc}. Publish the photos again.",
+        )  # fmt: skip
     handle = tempfile.NamedTemporaryFile(
         dir=settings_of(request).work, prefix=".download-", suffix=".zip", delete=False
     )
