@@ -201,7 +201,17 @@ def dlib_landmarks(
 
 class SFaceRecogniser:
     name = "sface"
-    version = f"opencv_zoo/{SFACE_FILE}/sha256:{SFACE_SHA256[:16]}"
+    # The version names everything that shapes a template, not only the network: the
+    # landmark box moved the points, the alignment and so the template (8 of 238
+    # children's templates by more than 0.1), so it is part of the version. Templates of
+    # an older version still match (same network, same space) but `pupils list` says the
+    # pupil needs re-encoding and `enroll --reencode` makes them again from the crops
+    # (consent.enrolment.pupil_references, add_template compare versions). Before the
+    # landmark box the version was the model alone: "opencv_zoo/<file>/sha256:<16 hex>".
+    version = (
+        f"opencv_zoo/{SFACE_FILE}/sha256:{SFACE_SHA256[:16]}"
+        f"/landmark_box:{LANDMARK_BOX_WIDTH:g}x{LANDMARK_BOX_DROP:g}"
+    )
     dim = 128
     # By the rule above on FG-NET children: tolerance 0.374 -> 0.37 (cross-validated over
     # 20 halves 0.380 +- 0.019; no held-out pair fell within it), review band
