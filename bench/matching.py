@@ -471,11 +471,15 @@ def lost_photos(f: Faces, m: np.ndarray, q: Quality, ds: list[Draw], s: MatchSet
     per: dict[int, dict] = {}  # type: ignore[type-arg]
     causes: Counter[str] = Counter()
     total = 0
+    by_child: dict[str, list[int]] = {}  # child -> [decisions, reaching the grid]
     for d in ds:
         _, who, _ = _outcomes(m, d, s, q)
         for row, (i, truth) in enumerate(d.genuine):
             total += 1
+            tally = by_child.setdefault(truth, [0, 0])
+            tally[0] += 1
             if who[row] == truth:
+                tally[1] += 1
                 continue
             own = float(m[i, d.refs[truth]].min())
             other = min(float(m[i, d.refs[p]].min()) for p in d.refs if p != truth)
@@ -498,6 +502,18 @@ def lost_photos(f: Faces, m: np.ndarray, q: Quality, ds: list[Draw], s: MatchSet
             e["other"].append(other)
     draws_of = Counter(i for d in ds for i, _ in d.genuine)
     lost = sum(causes.values())
+    # The children are the unit that varies (one photo a year each): resample them.
+    counts = np.array(list(by_child.values()), float)
+    rng = np.random.default_rng(0)
+    boots = []
+    for _ in range(2000):
+        pick = counts[rng.integers(0, len(counts), len(counts))]
+        boots.append(pick[:, 1].sum() / pick[:, 0].sum())
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    print(
+        f"    reach {100 * (1 - lost / max(total, 1)):.1f}%; resampling the {len(counts)} "
+        f"children (2,000 times): 95% of resamples between {100 * lo:.1f}% and {100 * hi:.1f}%"
+    )
     print(
         f"    lost {lost} of {total} genuine (photo, draw) decisions, {len(per)} distinct photos: "
         + "; ".join(f"{why} {n}" for why, n in causes.most_common())
