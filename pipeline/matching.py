@@ -34,7 +34,9 @@ DEFAULT_MARGIN = 0.08
 DEFAULT_MIN_FACE_PX = 60
 # Variance of the Laplacian of the face scaled to 100 px. Sharp faces in LFW and deepface
 # photos measured 40 and up (5th percentile 84); the same faces blurred by 3% of their
-# width measured 26 at most. A blurred face's encoding drifts towards everybody's.
+# width measured 26 at most. A face under it is never kept. It may go to review
+# (review_low_quality): blurred children's faces drifted away from everyone's with SFace,
+# not towards them (bench/matching.py section 7), so the review band holds for them too.
 DEFAULT_MIN_SHARPNESS = 30.0
 # With several references, their mean distance may exceed the tolerance by this much at
 # most: one reference that happens to sit near a stranger must not carry the decision.

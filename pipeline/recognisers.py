@@ -224,7 +224,8 @@ class SFaceRecogniser:
     # that pupil while strangers are under 41% of an event's faces (then 1 in 20). The
     # sibling margin is not measured (no sibling set here): wider than the margin, as dlib's.
     # Through the product's path (detection boxes, quality gates, bench/matching.py section
-    # 6), gallery 37, 3 references: 68.2% kept, 84.9% reach review, no false keep.
+    # 6), gallery 37, 3 references: 68.2% kept, no false keep; 90.3% reach review when
+    # faces below the quality gates go to review too (a review batch), 84.9% when not.
     #   PYTHONPATH=. .venv/bin/python bench/matching.py
     thresholds = RecogniserThresholds(
         tolerance=0.37, margin=0.12, agreement=0.10, sibling_margin=0.18, review=0.45
