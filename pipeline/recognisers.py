@@ -236,7 +236,13 @@ class SFaceRecogniser:
     ) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = []
         for marks in dlib_landmarks(pixels_rgb, boxes):
-            out.append(None if marks is None else align(pixels_rgb, five_points(marks)))
+            try:
+                out.append(None if marks is None else align(pixels_rgb, five_points(marks)))
+            except ValueError:
+                # Points that define no alignment (collapsed on a featureless or very
+                # blurred patch, more likely now that review batches encode low-quality
+                # faces): no template, so the face is blurred, never a batch that stops.
+                out.append(None)
         return out
 
     def embed_aligned(self, faces: Sequence[np.ndarray]) -> np.ndarray:
