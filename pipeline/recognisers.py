@@ -61,6 +61,11 @@ class RecogniserThresholds:
     agreement: float
     sibling_margin: float
     review: float
+    # Whether a review batch sends faces below the keep's quality gates (blurred, turned)
+    # to review (MatchSettings.review_low_quality): only where measured that such faces
+    # bring no more strangers within the review band than sharp ones (bench/matching.py
+    # section 7 measures SFace; dlib's blurred faces are not measured, so not for dlib).
+    review_low_quality: bool = False
 
 
 class Recogniser(Protocol):
@@ -227,8 +232,16 @@ class SFaceRecogniser:
     # 6), gallery 37, 3 references: 68.2% kept, no false keep; 90.3% reach review when
     # faces below the quality gates go to review too (a review batch), 84.9% when not.
     #   PYTHONPATH=. .venv/bin/python bench/matching.py
+    # Blurred children's faces (every FG-NET photo blurred, bench/matching.py section 7)
+    # came within the review band of a different child in 4.3e-4 of pairs (sharp faces
+    # 7.7e-4): a review batch sends faces below the quality gates to review.
     thresholds = RecogniserThresholds(
-        tolerance=0.37, margin=0.12, agreement=0.10, sibling_margin=0.18, review=0.45
+        tolerance=0.37,
+        margin=0.12,
+        agreement=0.10,
+        sibling_margin=0.18,
+        review=0.45,
+        review_low_quality=True,
     )
 
     def aligned_faces(

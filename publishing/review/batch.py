@@ -33,8 +33,8 @@ from pipeline.boxes import Box
 from pipeline.detection import DetectionSettings, DetectionStage, Thoroughness
 from pipeline.errors import PipelineError
 from pipeline.loading import LoadedImage, load_image
-from pipeline.matching import DEFAULT_TOLERANCE, Decision, FaceDecision, Reason
-from pipeline.recognisers import match_settings
+from pipeline.matching import DEFAULT_TOLERANCE, Decision, FaceDecision, MatchSettings, Reason
+from pipeline.recognisers import RECOGNISERS, get_recogniser, match_settings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
 from publishing.context import load_context
@@ -367,6 +367,16 @@ def _near(d: FaceDecision, tolerance: float) -> bool:
     )
 
 
+def review_settings(matching: MatchSettings) -> MatchSettings:
+    """The matching a review batch analyses with: ``matching``, and, for a recogniser
+    measured safe for it (SFace), faces below the keep's quality gates (blurred, turned)
+    compared too; within the review band of a permitted pupil they go to that pupil's grid
+    marked low quality (docs/review.md). A reviewer will look; they are never kept unseen."""
+    name = matching.recogniser
+    measured = name in RECOGNISERS and get_recogniser(name).thresholds.review_low_quality
+    return dataclasses.replace(matching, review_low_quality=measured)
+
+
 def create_batch(
     store: Store,
     inputs: Sequence[Path],
@@ -383,10 +393,7 @@ def create_batch(
     audit.ensure_intact(store)
     context = load_context(store, options, encodings=biometrics)
     if biometrics:
-        # A reviewer will look: faces below the keep's quality gates (blurred, turned) are
-        # compared too and, within the review band of a permitted pupil, go to that
-        # pupil's grid marked low quality (docs/review.md). They are never kept unseen.
-        matching = dataclasses.replace(options.matching, review_low_quality=True)
+        matching = review_settings(options.matching)
         decide_photo = AnalysingDecider(context.gallery, options.detection, matching)
     else:
         decide_photo = _detect_only(DetectionStage(options.detection))

@@ -4,6 +4,7 @@ reviewer approves. Hand-made batch (exact), then real photos through create_batc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -169,3 +170,17 @@ def test_a_blurred_photo_of_an_enrolled_pupil_reaches_their_grid_only_in_review(
     )
     assert (plain.reason, plain.distance, plain.candidate_id) == (Reason.TOO_BLURRED, None, None)
     assert np.isfinite(blur_face.distance)
+
+
+@pytest.mark.parametrize(("recogniser", "on"), [("sface", True), ("dlib", False)])
+def test_review_batches_send_low_quality_faces_only_where_measured(
+    recogniser: str, on: bool
+) -> None:
+    from pipeline.recognisers import match_settings
+    from publishing.review.batch import review_settings
+
+    plain = match_settings(recogniser, tolerance=0.3)
+    assert plain.review_low_quality is False  # publish without review: never
+    settings = review_settings(plain)
+    assert settings.review_low_quality is on
+    assert settings == dataclasses.replace(plain, review_low_quality=on)  # nothing else moves
