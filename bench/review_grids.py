@@ -15,13 +15,18 @@ Printed per recogniser and number of references, side by side:
   - false keeps: stranger photos kept as a pupil (per 1,000), and photos kept as the
     wrong child;
   - the grids: how many, faces in them, the share of faces in a grid that are not that
-    pupil, the worst grid's share, and how many grids exceed one in twenty.
+    pupil, the worst grid's share, and how many grids exceed one in twenty;
+  - with --why, every genuine photo that misses its pupil's grid: its face's reason, its
+    distance to the nearest pupil and where it went, its sharpness.
+
+A review batch compares faces below the keep's quality gates too (low-quality review,
+pipeline.matching); "low-q" counts the genuine photos that reach their grid that way.
 
 Issue 13's target: at least 90% of genuine photos reach a grid while no grid holds more
 than one stranger in twenty faces. A photo's subject is its largest face; any other face
 found in these single-person photos counts as "not the pupil" wherever it lands.
 
-Run: PYTHONPATH=. python bench/review_grids.py [--refs 1 3] [--recognisers sface dlib]
+Run: PYTHONPATH=. python bench/review_grids.py [--refs 1 3] [--recognisers sface dlib] [--why]
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def split(people):  # type: ignore[no-untyped-def]
     return candidates, stranger_photos
 
 
-def run(recogniser: str, n_refs: int, people) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run(recogniser: str, n_refs: int, people) -> tuple[dict[str, float], list[str]]:  # type: ignore[no-untyped-def]
     candidates, stranger_photos = split(people)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -131,6 +136,7 @@ def run(recogniser: str, n_refs: int, people) -> dict[str, float]:  # type: igno
             subject[photo.input] = max(photo.faces, key=lambda f: f.box[2] * f.box[3]).face_id
     enrolled = {f"C{p}" for p in refs}
     r = defaultdict(float)
+    lost: list[str] = []
     r["seconds_per_photo"] = seconds / max(len(event), 1)
     r["pupils"] = len(enrolled)
     for photo in batch.photos:
@@ -140,12 +146,17 @@ def run(recogniser: str, n_refs: int, people) -> dict[str, float]:  # type: igno
         r["genuine" if is_genuine else "strangers"] += 1
         face = next((f for f in photo.faces if f.face_id == subject.get(photo.input)), None)
         if face is None:
+            if is_genuine:
+                lost.append(f"{Path(photo.input).name}: no face found ({photo.withheld or 'none'})")
             continue
         kept_as = face.pupil_id if face.decision is Decision.KEPT else None
         if is_genuine:
             r["genuine_kept"] += kept_as == pid
             r["genuine_reach"] += face.proposed_pupil == pid
+            r["genuine_low_quality"] += face.proposed_pupil == pid and face.low_quality is not None
             r["wrong_child_kept"] += kept_as is not None and kept_as != pid
+            if face.proposed_pupil != pid:
+                lost.append(_why(photo.input, face, pid))
         else:
             r["false_keeps"] += kept_as is not None
     grids = group_by_pupil(batch)
@@ -164,13 +175,30 @@ def run(recogniser: str, n_refs: int, people) -> dict[str, float]:  # type: igno
     r["grids"] = len(grids)
     r["worst_share"] = max(shares, default=0.0)
     r["grids_over_1_in_20"] = sum(1 for s in shares if s > 0.05)
-    return dict(r)
+    return dict(r), lost
+
+
+def _why(photo: str, face, pupil_id: str) -> str:  # type: ignore[no-untyped-def]
+    """One line on a genuine photo that is in nobody's grid, or in another pupil's."""
+    from pipeline.boxes import Box
+    from pipeline.loading import load_image
+    from pipeline.matching import sharpness
+
+    sharp = sharpness(load_image(Path(photo)).pixels, Box(*face.box))
+    shown = face.proposed_pupil
+    where = "in no grid" if shown is None else f"in {shown}'s grid"
+    dist = "not compared" if face.distance is None else f"nearest pupil at {face.distance:.3f}"
+    name = Path(photo).name
+    return f"{name} ({pupil_id}): {where}; {face.reason.value}; {dist}; sharpness {sharp:.0f}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--refs", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--recognisers", nargs="+", default=["sface", "dlib"])
+    parser.add_argument(
+        "--why", action="store_true", help="list the genuine photos that miss their grid"
+    )
     args = parser.parse_args()
     if not (EVAL / "identities.csv").is_file():
         print(f"FG-NET children not found at {EVAL}", file=sys.stderr)
@@ -183,11 +211,11 @@ def main() -> int:
     print(
         "  recogniser refs pupils  genuine  kept   kept or in grid  wrong-child  "
         "strangers  false keeps/1000  grids  grid faces  not the pupil  worst grid  "
-        "grids >1/20  s/photo"
+        "grids >1/20  s/photo  low-q"
     )
     for recogniser in args.recognisers:
         for n in args.refs:
-            r = run(recogniser, n, people)
+            r, lost = run(recogniser, n, people)
             g = max(r["genuine"], 1)
             print(
                 f"  {recogniser:10s} {n:4d} {int(r['pupils']):6d} {int(r['genuine']):8d} "
@@ -197,9 +225,12 @@ def main() -> int:
                 f"{int(r['grids']):6d} {int(r['grid_faces']):11d} "
                 f"{100 * r['grid_others'] / max(r['grid_faces'], 1):13.1f}% "
                 f"{100 * r['worst_share']:10.1f}% {int(r['grids_over_1_in_20']):12d} "
-                f"{r['seconds_per_photo']:8.2f}",
+                f"{r['seconds_per_photo']:8.2f}  {int(r['genuine_low_quality']):5d}",
                 flush=True,
             )
+            if args.why:
+                for line in lost:
+                    print(f"      {line}")
     return 0
 
 

@@ -24,7 +24,7 @@ from consent import retention as leavers
 from consent.siblings import link_siblings, unlink_siblings
 from pipeline.recognisers import DEFAULT_RECOGNISER, RECOGNISERS
 from pipeline.references import references_in_folder
-from publishing.enrolling import enrol_photos, recogniser_name, reencode
+from publishing.enrolling import enrol_photos, reencode, reference_status
 
 
 @click.group()
@@ -184,8 +184,7 @@ def pupils_list(data_dir: Path | None, as_json: bool) -> None:
     """
     with open_data_store(data_dir) as store:
         counts = enrolment.reference_counts(store.conn)
-        matcher = recogniser_name(store)
-        refs = enrolment.pupil_references(store.conn, matcher)
+        refs = reference_status(store)
         today = date.today()
         rows = []
         for p in registry.list_pupils(store.conn):

@@ -135,9 +135,12 @@ class PupilReferences:
 
     def status(self, today: date) -> str:
         """In plain words: what, if anything, this pupil's references need."""
+        # Re-encoding first: it needs no new photo, and a template of an older version of
+        # the recogniser (pipeline.recognisers: SFace's landmark box) is not the one the
+        # thresholds were set on.
+        if self.reencodable:
+            return "needs re-encoding (run: photoconsent enroll --reencode)"
         if self.matching == 0:
-            if self.reencodable:
-                return "needs re-encoding (run: photoconsent enroll --reencode)"
             return "needs re-enrolling (new reference photos)"
         current = self.current(today)
         if current < WANTED_REFERENCES:
@@ -449,15 +452,25 @@ def reference_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def pupil_references(
-    conn: sqlite3.Connection, recogniser: str, pupil_ids: Iterable[str] | None = None
+    conn: sqlite3.Connection,
+    recogniser: str,
+    pupil_ids: Iterable[str] | None = None,
+    *,
+    version: str | None = None,
 ) -> dict[str, PupilReferences]:
-    """Every enrolled pupil's references (no biometric data decrypted), by pupil id."""
+    """Every enrolled pupil's references (no biometric data decrypted), by pupil id.
+
+    With ``version`` (the code's version of ``recogniser``), a template of ``recogniser``
+    made by another version does not count: the reference then needs re-encoding (its
+    crop is kept) or new photos. Matching still uses such templates (`load_gallery`)."""
     wanted = None if pupil_ids is None else set(pupil_ids)
     rows = conn.execute(
         "SELECT f.id, f.pupil_id, f.enrolled_at, f.taken_on, f.crop IS NOT NULL, f.quality,"
         " (SELECT group_concat(t.recogniser, ' ') FROM face_templates AS t"
-        "  WHERE t.reference_id = f.id)"
-        " FROM face_references AS f ORDER BY f.pupil_id, f.id"
+        "  WHERE t.reference_id = f.id"
+        "  AND (? IS NULL OR t.recogniser != ? OR t.version = ?))"
+        " FROM face_references AS f ORDER BY f.pupil_id, f.id",
+        (version, recogniser, version),
     ).fetchall()
     refs: dict[str, list[ReferenceInfo]] = {}
     for ref_id, pupil_id, enrolled_at, taken_on, has_crop, quality, names in rows:

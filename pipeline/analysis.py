@@ -62,19 +62,26 @@ def analyse(
     boxes = [d.box for d in detector.detect(pixels, orientation_known=orientation_known)]
     # Encode only faces that could be kept: large and sharp enough, with someone who may
     # be kept for this purpose. Every other face is blurred whoever it is, so computing
-    # its biometric template would be processing for nothing (and slow).
+    # its biometric template would be processing for nothing (and slow). A review batch
+    # (settings.review_low_quality) also encodes the faces below the keep's quality gates:
+    # a reviewer may keep them (pipeline.matching.decide sends them to review, never keeps).
     sharp = [sharpness(pixels, b) if b.size >= settings.min_face_px else None for b in boxes]
     can_keep = bool(gallery.permitted)
-    wanted = [can_keep and sh is not None and sh >= settings.min_sharpness for sh in sharp]
+    low_quality_too = settings.review_low_quality and settings.review is not None
+    wanted = [
+        can_keep and sh is not None and (low_quality_too or sh >= settings.min_sharpness)
+        for sh in sharp
+    ]
     # Pose from the landmarks (cheap beside the template): a face turned past the limit is
-    # blurred without computing its template.
+    # blurred without computing its template, unless low-quality faces go to review.
     marks = iter(dlib_landmarks(pixels, [b for b, w in zip(boxes, wanted, strict=True) if w]))
     yaw: list[float | None] = []
     for w in wanted:
         points = next(marks) if w else None
         yaw.append(None if points is None else yaw_from_landmarks(five_points(points)))
     wanted = [
-        w and (t is None or settings.max_yaw is None or abs(t) <= settings.max_yaw)
+        w
+        and (low_quality_too or t is None or settings.max_yaw is None or abs(t) <= settings.max_yaw)
         for w, t in zip(wanted, yaw, strict=True)
     ]
     to_encode = [b for b, w in zip(boxes, wanted, strict=True) if w]

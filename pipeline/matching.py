@@ -34,7 +34,9 @@ DEFAULT_MARGIN = 0.08
 DEFAULT_MIN_FACE_PX = 60
 # Variance of the Laplacian of the face scaled to 100 px. Sharp faces in LFW and deepface
 # photos measured 40 and up (5th percentile 84); the same faces blurred by 3% of their
-# width measured 26 at most. A blurred face's encoding drifts towards everybody's.
+# width measured 26 at most. A face under it is never kept. It may go to review
+# (review_low_quality): blurred children's faces drifted away from everyone's with SFace,
+# not towards them (bench/matching.py section 7), so the review band holds for them too.
 DEFAULT_MIN_SHARPNESS = 30.0
 # With several references, their mean distance may exceed the tolerance by this much at
 # most: one reference that happens to sit near a stranger must not carry the decision.
@@ -96,8 +98,15 @@ class MatchSettings:
     # The review band: a face not kept whose nearest pupil is permitted and within this
     # distance is UNCERTAIN (goes to review) rather than a plain no. None: no band.
     review: float | None = None
-    # Faces turned further than this (degrees of yaw) are blurred uncompared. None: no limit.
+    # Faces turned further than this (degrees of yaw) are never kept. None: no limit.
     max_yaw: float | None = DEFAULT_MAX_YAW
+    # Review of low-quality faces: a face that fails only the keep's quality gates
+    # (sharpness, yaw) is compared too, and goes to review (UNCERTAIN, marked low quality)
+    # when it is within the review band of a permitted pupil; it is never kept without a
+    # reviewer. Off (the default) such faces are blurred uncompared. Only a review batch
+    # turns it on (publishing.review.batch.create_batch): without a reviewer a low-quality
+    # face can never be kept, so computing its template would be processing for nothing.
+    review_low_quality: bool = False
 
     def describe(self) -> dict[str, object]:
         return {
@@ -110,6 +119,7 @@ class MatchSettings:
             "agreement": self.agreement,
             "sibling_margin": self.sibling_margin,
             "max_yaw": self.max_yaw,
+            "review_low_quality": self.review_low_quality,
         }
 
 
@@ -125,11 +135,16 @@ class FaceDecision:
     distance: float | None = None
     # For UNCERTAIN: the permitted pupil the face plausibly is (for review by pupil).
     candidate_id: str | None = None
+    # For UNCERTAIN: the quality gate of the keep the face failed (TOO_BLURRED or
+    # TURNED_AWAY), when it is low quality; its grid marks it "low quality photo".
+    low_quality: Reason | None = None
 
     def to_report(self) -> dict[str, object]:
         extra: dict[str, object] = {}
         if self.candidate_id is not None:
             extra["candidate_pupil_id"] = self.candidate_id
+        if self.low_quality is not None:
+            extra["low_quality"] = self.low_quality.value
         return extra | {
             "box": self.box.to_list(),
             "decision": self.decision.value,
@@ -264,7 +279,10 @@ def decide(
     also guards against a non-consented look-alike. ``permitted`` is the pupil IDs whose
     consent allows this purpose on the publish date. ``sharpness`` (see :func:`sharpness`)
     is per face, None where not measured; so is ``yaw`` (degrees, see
-    :func:`yaw_from_landmarks`). ``siblings`` maps a pupil to the pupils named
+    :func:`yaw_from_landmarks`). A face failing those gates is blurred; with
+    ``settings.review_low_quality`` and an encoding it is compared anyway and, within the
+    review band of a permitted pupil, UNCERTAIN with ``low_quality`` set: never kept
+    without a reviewer. ``siblings`` maps a pupil to the pupils named
     as their siblings; between them the wider ``sibling_margin`` applies. A pupil can be
     kept at most once per photo: if two faces match the same pupil, only the nearer is.
     """
@@ -292,6 +310,41 @@ def decide(
     return decisions
 
 
+def quality_gate(sharp: float | None, yaw: float | None, s: MatchSettings) -> Reason | None:
+    """The keep's quality gate a face fails (TOO_BLURRED, then TURNED_AWAY), or None.
+    Unmeasured (None) passes: the caller measures what it can."""
+    if sharp is not None and sharp < s.min_sharpness:
+        return Reason.TOO_BLURRED
+    if yaw is not None and s.max_yaw is not None and abs(yaw) > s.max_yaw:
+        return Reason.TURNED_AWAY
+    return None
+
+
+def _review_low_quality(
+    box: Box,
+    enc: np.ndarray | None,
+    gate: Reason,
+    gallery: Mapping[str, np.ndarray],
+    permitted: set[str],
+    s: MatchSettings,
+) -> FaceDecision:
+    """A face below the keep's quality gates: blurred for ``gate``, unless low-quality
+    review is on and its nearest pupil is permitted and within the review band. Then it
+    is UNCERTAIN, that pupil the candidate: a reviewer may approve it, nothing keeps it.
+
+    The margin and agreement rules are not applied: they decide keeps, and matching never
+    keeps this face. The reviewer sees it beside the pupil's reference."""
+    blur = Decision.BLURRED
+    if not s.review_low_quality or s.review is None or enc is None or not gallery:
+        return FaceDecision(box, blur, gate)
+    top = pupil_distances(enc, gallery, s.recogniser)[0]
+    if top.nearest <= s.review and top.pupil_id in permitted:
+        return FaceDecision(
+            box, blur, Reason.UNCERTAIN, None, top.nearest, top.pupil_id, low_quality=gate
+        )
+    return FaceDecision(box, blur, gate, None, top.nearest)
+
+
 def _decide_one(
     box: Box,
     enc: np.ndarray | None,
@@ -305,10 +358,9 @@ def _decide_one(
     blur = Decision.BLURRED
     if box.size < s.min_face_px:
         return FaceDecision(box, blur, Reason.TOO_SMALL)
-    if sharp is not None and sharp < s.min_sharpness:
-        return FaceDecision(box, blur, Reason.TOO_BLURRED)
-    if yaw is not None and s.max_yaw is not None and abs(yaw) > s.max_yaw:
-        return FaceDecision(box, blur, Reason.TURNED_AWAY)
+    gate = quality_gate(sharp, yaw, s)
+    if gate is not None:
+        return _review_low_quality(box, enc, gate, gallery, permitted, s)
     if not gallery:
         return FaceDecision(box, blur, Reason.NO_GALLERY)
     if enc is None:

@@ -61,6 +61,11 @@ class RecogniserThresholds:
     agreement: float
     sibling_margin: float
     review: float
+    # Whether a review batch sends faces below the keep's quality gates (blurred, turned)
+    # to review (MatchSettings.review_low_quality): only where measured that such faces
+    # bring no more strangers within the review band than sharp ones (bench/matching.py
+    # section 7 measures SFace; dlib's blurred faces are not measured, so not for dlib).
+    review_low_quality: bool = False
 
 
 class Recogniser(Protocol):
@@ -201,7 +206,17 @@ def dlib_landmarks(
 
 class SFaceRecogniser:
     name = "sface"
-    version = f"opencv_zoo/{SFACE_FILE}/sha256:{SFACE_SHA256[:16]}"
+    # The version names everything that shapes a template, not only the network: the
+    # landmark box moved the points, the alignment and so the template (8 of 238
+    # children's templates by more than 0.1), so it is part of the version. Templates of
+    # an older version still match (same network, same space) but `pupils list` says the
+    # pupil needs re-encoding and `enroll --reencode` makes them again from the crops
+    # (consent.enrolment.pupil_references, add_template compare versions). Before the
+    # landmark box the version was the model alone: "opencv_zoo/<file>/sha256:<16 hex>".
+    version = (
+        f"opencv_zoo/{SFACE_FILE}/sha256:{SFACE_SHA256[:16]}"
+        f"/landmark_box:{LANDMARK_BOX_WIDTH:g}x{LANDMARK_BOX_DROP:g}"
+    )
     dim = 128
     # By the rule above on FG-NET children: tolerance 0.374 -> 0.37 (cross-validated over
     # 20 halves 0.380 +- 0.019; no held-out pair fell within it), review band
@@ -214,10 +229,19 @@ class SFaceRecogniser:
     # that pupil while strangers are under 41% of an event's faces (then 1 in 20). The
     # sibling margin is not measured (no sibling set here): wider than the margin, as dlib's.
     # Through the product's path (detection boxes, quality gates, bench/matching.py section
-    # 6), gallery 37, 3 references: 68.2% kept, 84.9% reach review, no false keep.
+    # 6), gallery 37, 3 references: 68.2% kept, no false keep; 90.3% reach review when
+    # faces below the quality gates go to review too (a review batch), 84.9% when not.
     #   PYTHONPATH=. .venv/bin/python bench/matching.py
+    # Blurred children's faces (every FG-NET photo blurred, bench/matching.py section 7)
+    # came within the review band of a different child in 4.3e-4 of pairs (sharp faces
+    # 7.7e-4): a review batch sends faces below the quality gates to review.
     thresholds = RecogniserThresholds(
-        tolerance=0.37, margin=0.12, agreement=0.10, sibling_margin=0.18, review=0.45
+        tolerance=0.37,
+        margin=0.12,
+        agreement=0.10,
+        sibling_margin=0.18,
+        review=0.45,
+        review_low_quality=True,
     )
 
     def aligned_faces(
@@ -225,7 +249,13 @@ class SFaceRecogniser:
     ) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = []
         for marks in dlib_landmarks(pixels_rgb, boxes):
-            out.append(None if marks is None else align(pixels_rgb, five_points(marks)))
+            try:
+                out.append(None if marks is None else align(pixels_rgb, five_points(marks)))
+            except ValueError:
+                # Points that define no alignment (collapsed on a featureless or very
+                # blurred patch, more likely now that review batches encode low-quality
+                # faces): no template, so the face is blurred, never a batch that stops.
+                out.append(None)
         return out
 
     def embed_aligned(self, faces: Sequence[np.ndarray]) -> np.ndarray:

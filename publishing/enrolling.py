@@ -63,6 +63,17 @@ def data_dir_recogniser(store: Store) -> Recogniser:
     return get_recogniser(name)
 
 
+def reference_status(
+    store: Store, pupil_ids: Iterable[str] | None = None
+) -> dict[str, PupilReferences]:
+    """Every enrolled pupil's references against the data directory's recogniser *and* the
+    code's version of it: a template an older version made counts as needing re-encoding
+    (`pupils list`, `enroll`'s report)."""
+    name = recogniser_name(store)
+    version = get_recogniser(name).version if name in RECOGNISERS else None
+    return enrolment.pupil_references(store.conn, name, pupil_ids, version=version)
+
+
 @dataclass(frozen=True)
 class PhotoOutcome:
     """One photo: enrolled (``reference_id``) or rejected (``problem``, plain words)."""
@@ -170,7 +181,7 @@ def enrol_photos(
                 lambda photo=photo: _new_reference(photo, stage, rec),  # type: ignore[misc]
                 operator=operator,
             )
-            info = enrolment.pupil_references(store.conn, rec.name, [pupil_id])[pupil_id]
+            info = reference_status(store, [pupil_id])[pupil_id]
             quality = next(
                 (dict(r.quality) for r in info.references if r.reference_id == ref_id), None
             )
@@ -185,7 +196,7 @@ def enrol_photos(
         if progress is not None:
             progress(done + 1, len(jobs))
     wanted = {pid for pid, _ in jobs}
-    report.pupils = enrolment.pupil_references(store.conn, rec.name, wanted)
+    report.pupils = reference_status(store, wanted)
     return report
 
 
@@ -281,7 +292,7 @@ def reencode(
         )
     rec = get_recogniser(name)
     report = ReencodeReport(name, recogniser_name(store))
-    pupils = enrolment.pupil_references(store.conn, name, pupil_ids)
+    pupils = enrolment.pupil_references(store.conn, name, pupil_ids, version=rec.version)
     todo = [(pid, refs) for pid, refs in pupils.items()]
     for done, (pupil_id, refs) in enumerate(todo):
         try:

@@ -33,8 +33,8 @@ from pipeline.boxes import Box
 from pipeline.detection import DetectionSettings, DetectionStage, Thoroughness
 from pipeline.errors import PipelineError
 from pipeline.loading import LoadedImage, load_image
-from pipeline.matching import DEFAULT_TOLERANCE, Decision, FaceDecision, Reason
-from pipeline.recognisers import match_settings
+from pipeline.matching import DEFAULT_TOLERANCE, Decision, FaceDecision, MatchSettings, Reason
+from pipeline.recognisers import RECOGNISERS, get_recogniser, match_settings
 from pipeline.redaction import RedactionStyle
 from pipeline.writing import OutputFormat
 from publishing.context import load_context
@@ -87,6 +87,10 @@ class ReviewFace:
     # For an UNCERTAIN face: the permitted pupil it plausibly is (matching's candidate_id).
     # Batches saved before review by pupil have no such field: None, blurred as before.
     candidate_id: str | None = None
+    # For an UNCERTAIN face below the keep's quality gates: the gate it failed
+    # (Reason.TOO_BLURRED or TURNED_AWAY); its grid marks it "low quality photo".
+    # Batches saved before low-quality review have no such field: None.
+    low_quality: Reason | None = None
 
     @property
     def proposed_pupil(self) -> str | None:
@@ -124,6 +128,7 @@ class ReviewFace:
             "as_pupil": self.as_pupil,
             "reviewer": self.reviewer,
             "candidate_id": self.candidate_id,
+            "low_quality": None if self.low_quality is None else self.low_quality.value,
         }
 
     @classmethod
@@ -141,7 +146,19 @@ class ReviewFace:
             as_pupil=raw["as_pupil"],
             reviewer=raw["reviewer"],
             candidate_id=raw.get("candidate_id"),
+            low_quality=_low_quality(raw.get("low_quality")),
         )
+
+
+def _low_quality(value: object) -> Reason | None:
+    """A stored ``low_quality`` as the quality gate it names; anything else is refused (a
+    batch file edited by hand must not mark an ordinary face, or vice versa, unseen)."""
+    if value is None:
+        return None
+    reason = Reason(value)
+    if reason not in (Reason.TOO_BLURRED, Reason.TURNED_AWAY):
+        raise ValueError(f"not a quality gate: {value!r}")
+    return reason
 
 
 @dataclass
@@ -350,6 +367,16 @@ def _near(d: FaceDecision, tolerance: float) -> bool:
     )
 
 
+def review_settings(matching: MatchSettings) -> MatchSettings:
+    """The matching a review batch analyses with: ``matching``, and, for a recogniser
+    measured safe for it (SFace), faces below the keep's quality gates (blurred, turned)
+    compared too; within the review band of a permitted pupil they go to that pupil's grid
+    marked low quality (docs/review.md). A reviewer will look; they are never kept unseen."""
+    name = matching.recogniser
+    measured = name in RECOGNISERS and get_recogniser(name).thresholds.review_low_quality
+    return dataclasses.replace(matching, review_low_quality=measured)
+
+
 def create_batch(
     store: Store,
     inputs: Sequence[Path],
@@ -366,7 +393,8 @@ def create_batch(
     audit.ensure_intact(store)
     context = load_context(store, options, encodings=biometrics)
     if biometrics:
-        decide_photo = AnalysingDecider(context.gallery, options.detection, options.matching)
+        matching = review_settings(options.matching)
+        decide_photo = AnalysingDecider(context.gallery, options.detection, matching)
     else:
         decide_photo = _detect_only(DetectionStage(options.detection))
     now = datetime.now(UTC)
@@ -395,6 +423,7 @@ def create_batch(
                     distance=None if d.distance is None else round(d.distance, 4),
                     needs_person=_near(d, options.matching.tolerance),
                     candidate_id=d.candidate_id if d.reason is Reason.UNCERTAIN else None,
+                    low_quality=d.low_quality if d.reason is Reason.UNCERTAIN else None,
                 )
             )
         photos.append(photo)
@@ -426,6 +455,7 @@ def create_batch(
                 "faces": n,
                 "pending_keeps": sum(1 for _, f in batch.faces() if f.decision is Decision.KEPT),
                 "uncertain": sum(1 for _, f in batch.faces() if f.reason is Reason.UNCERTAIN),
+                "uncertain_low_quality": sum(1 for _, f in batch.faces() if f.low_quality),
             },
         )
     return batch
@@ -588,7 +618,15 @@ def _final(face: ReviewFace, permitted: Collection[str]) -> FaceDecision:
             )
         if face.verdict is not Verdict.APPROVED:
             reason = Reason.NOT_APPROVED if face.decision is Decision.KEPT else face.reason
-            return FaceDecision(box, blur, reason, matched, face.distance, face.candidate_id)
+            return FaceDecision(
+                box,
+                blur,
+                reason,
+                matched,
+                face.distance,
+                face.candidate_id,
+                low_quality=face.low_quality,
+            )
         if pupil not in permitted:
             return FaceDecision(box, blur, Reason.NO_CONSENT, pupil, face.distance)
         return FaceDecision(box, Decision.KEPT, Reason.APPROVED, pupil, face.distance)

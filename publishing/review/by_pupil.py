@@ -52,11 +52,32 @@ class FaceKind(enum.Enum):
     NAMED = "named"  # un-blurred by a reviewer as this pupil
 
 
+# How a grid marks a face below the keep's quality gates (blurred or turned): matching
+# never keeps such a face, only a reviewer can (pipeline.matching, review_low_quality).
+LOW_QUALITY_MARK = "low quality photo"
+LOW_QUALITY_WHY = {
+    Reason.TOO_BLURRED: "low quality photo: the face is blurred",
+    Reason.TURNED_AWAY: "low quality photo: the face is turned away",
+}
+
+
 @dataclass(frozen=True, eq=False)
 class PupilFace:
     photo: ReviewPhoto
     face: ReviewFace
     kind: FaceKind
+
+    @property
+    def low_quality(self) -> bool:
+        """Proposed although below the keep's quality gates (shown "low quality photo")."""
+        return self.kind is FaceKind.UNCERTAIN and self.face.low_quality is not None
+
+    @property
+    def mark(self) -> str | None:
+        """The plain words a grid shows under this face for its quality, or None."""
+        if not self.low_quality or self.face.low_quality is None:
+            return None
+        return LOW_QUALITY_WHY.get(self.face.low_quality, LOW_QUALITY_MARK)
 
     @property
     def awaiting(self) -> bool:
@@ -93,6 +114,10 @@ class PupilGroup:
 
     def count(self, kind: FaceKind) -> int:
         return sum(1 for f in self.faces if f.kind is kind)
+
+    def count_low_quality(self) -> int:
+        """Faces in the grid marked "low quality photo"."""
+        return sum(1 for f in self.faces if f.low_quality)
 
 
 def batch_pupils(store: Store, batch: ReviewBatch) -> dict[str, Pupil]:

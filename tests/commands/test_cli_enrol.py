@@ -74,3 +74,28 @@ def test_pupils_list_says_who_needs_re_enrolling(runner: CliRunner, school: Path
     assert p001["references_status"] == "needs re-enrolling (new reference photos)"
     text = invoke(runner, school, "pupils", "list").stdout
     assert "refs=1 (needs re-enrolling (new reference photos))" in text
+
+
+def test_pupils_list_says_an_older_sface_version_needs_re_encoding(
+    runner: CliRunner, school: Path
+) -> None:
+    assert invoke(runner, school, "enroll", "P001", REFERENCE).exit_code == 0
+    with open_store(school) as store, store.transaction() as conn:
+        conn.execute("UPDATE face_templates SET version = 'opencv_zoo/before-landmark-box'")
+    (p001,) = [
+        r
+        for r in json.loads(invoke(runner, school, "pupils", "list", "--json").stdout)
+        if r["pupil_id"] == "P001"
+    ]
+    assert p001["references_for_matching"] == 0
+    assert p001["references_status"] == "needs re-encoding (run: photoconsent enroll --reencode)"
+    result = invoke(runner, school, "enroll", "--reencode")
+    assert result.exit_code == 0, result.output
+    assert "1 template(s) made" in result.stderr
+    (p001,) = [
+        r
+        for r in json.loads(invoke(runner, school, "pupils", "list", "--json").stdout)
+        if r["pupil_id"] == "P001"
+    ]
+    assert p001["references_for_matching"] == 1
+    assert p001["references_status"].startswith("add 2 more recent photos")

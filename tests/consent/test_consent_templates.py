@@ -206,3 +206,44 @@ def test_subject_access_copy_holds_the_face_crops_not_the_templates(
     assert template[:32] not in everything
     moved = export_pupil(imported, "P001", tmp_path / "t", operator="dpo", transfer=True)
     assert not (moved.folder / "reference-faces").exists()
+
+
+@pytest.mark.parametrize(
+    ("version", "matching", "status"),
+    [
+        (None, 3, "ok"),  # versions not asked about: every sface template counts
+        ("sface-v1", 3, "ok"),
+        ("sface-v2", 0, "needs re-encoding (run: photoconsent enroll --reencode)"),
+    ],
+)
+def test_a_template_of_another_version_needs_re_encoding(
+    imported: Store, version: str | None, matching: int, status: str
+) -> None:
+    for seed in (1, 2, 3):
+        enrolment.add_reference(
+            imported, "P001", new_ref(seed, taken_on=date(2026, 11, 1)), operator="o"
+        )
+    info = enrolment.pupil_references(imported.conn, "sface", version=version)["P001"]
+    assert (info.matching, info.status(date(2026, 12, 1))) == (matching, status)
+    # Matching still has the old templates until they are made again.
+    assert len(enrolment.load_gallery(imported, recogniser="sface")["P001"]) == 3
+
+
+def test_some_templates_of_an_older_version_still_need_re_encoding(imported: Store) -> None:
+    refs = [
+        enrolment.add_reference(
+            imported, "P001", new_ref(seed, taken_on=date(2026, 11, 1)), operator="o"
+        )
+        for seed in (1, 2, 3)
+    ]
+    enrolment.add_template(
+        imported, refs[0], np.ones(128), recogniser="sface", version="sface-v2", operator="o"
+    )
+    info = enrolment.pupil_references(imported.conn, "sface", version="sface-v2")["P001"]
+    assert (info.matching, info.reencodable) == (1, 2)
+    assert (
+        info.status(date(2026, 12, 1)) == "needs re-encoding (run: photoconsent enroll --reencode)"
+    )
+    # Another recogniser's templates are not judged by this version.
+    dlib = enrolment.pupil_references(imported.conn, "dlib", version="sface-v2")["P001"]
+    assert dlib.reencodable == 3

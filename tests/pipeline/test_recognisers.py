@@ -193,3 +193,28 @@ def test_landmark_box_is_the_square_dlibs_predictor_was_trained_on() -> None:
     b = landmark_box(Box(100, 50, 200, 300))
     assert (b.w, b.h) == pytest.approx((208, 208))
     assert b.center == pytest.approx((200, 200 + 0.09 * 300))
+
+
+def test_landmarks_that_define_no_alignment_give_no_template(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pipeline.recognisers as recognisers
+
+    collapsed = np.full((68, 2), 50.0, np.float32)  # every point on one pixel
+    monkeypatch.setattr(recognisers, "dlib_landmarks", lambda px, boxes: [collapsed, None])
+    pixels = np.zeros((200, 200, 3), np.uint8)
+    boxes = [Box(10, 10, 100, 100), Box(0, 0, 4, 4)]
+    assert SFaceRecogniser().encode(pixels, boxes) == [None, None]
+
+
+def test_sface_version_names_the_landmark_box() -> None:
+    # Templates made with another landmark box are another version (enroll --reencode
+    # makes them again); the box is part of what shapes a template.
+    from pipeline.recognisers import LANDMARK_BOX_DROP, LANDMARK_BOX_WIDTH, SFACE_SHA256
+
+    version = SFaceRecogniser.version
+    assert version.endswith(f"/landmark_box:{LANDMARK_BOX_WIDTH:g}x{LANDMARK_BOX_DROP:g}")
+    assert f"sha256:{SFACE_SHA256[:16]}" in version
+    assert (
+        version != "opencv_zoo/face_recognition_sface_2021dec_int8bq.onnx/sha256:fb143eea07838aa5"
+    )

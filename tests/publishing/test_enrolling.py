@@ -17,9 +17,9 @@ from pipeline.analysis import analyse
 from pipeline.detection import DetectionSettings, DetectionStage
 from pipeline.loading import load_image
 from pipeline.matching import Decision
-from pipeline.recognisers import DEFAULT_RECOGNISER, match_settings
+from pipeline.recognisers import DEFAULT_RECOGNISER, SFaceRecogniser, match_settings
 from publishing.context import load_context
-from publishing.enrolling import enrol_photos, recogniser_name, reencode
+from publishing.enrolling import enrol_photos, recogniser_name, reencode, reference_status
 from publishing.options import PublishOptions
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_images"
@@ -111,6 +111,34 @@ def test_reencode_moves_everyone_and_keeps_matching(school: Store, stage) -> Non
     again = reencode(school, DEFAULT_RECOGNISER, operator="dpo")
     assert (again.encoded, again.already) == (0, 1)
     assert kept_in_event(school, stage) == ["P001"]
+
+
+# SFace's version before the landmark box (pipeline.recognisers): what data directories
+# enrolled before it hold.
+SFACE_BEFORE_LANDMARK_BOX = (
+    "opencv_zoo/face_recognition_sface_2021dec_int8bq.onnx/sha256:fb143eea07838aa5"
+)
+
+
+def test_sface_templates_from_before_the_landmark_box_are_made_again(school: Store, stage) -> None:  # type: ignore[no-untyped-def]
+    enrol_photos(school, [("P001", REFERENCE)], operator="office", detector=stage)
+    assert SFaceRecogniser.version != SFACE_BEFORE_LANDMARK_BOX
+    (made,) = school.conn.execute("SELECT template FROM face_templates").fetchone()
+    with school.transaction() as conn:
+        conn.execute("UPDATE face_templates SET version = ?", (SFACE_BEFORE_LANDMARK_BOX,))
+    assert reference_status(school)["P001"].status(date(2026, 12, 1)) == (
+        "needs re-encoding (run: photoconsent enroll --reencode)"
+    )
+    report = reencode(school, "sface", operator="dpo")
+    assert (report.encoded, report.already, report.need_new_photos) == (1, 0, [])
+    rows = school.conn.execute("SELECT version, template FROM face_templates").fetchall()
+    assert [r[0] for r in rows] == [SFaceRecogniser.version]
+    assert rows[0][1] != made  # encrypted afresh (a new nonce), whatever the template
+    status = reference_status(school)["P001"].status(date(2026, 12, 1))
+    assert status.startswith("add 2 more recent photos")
+    assert kept_in_event(school, stage) == ["P001"]
+    again = reencode(school, "sface", operator="dpo")
+    assert (again.encoded, again.already) == (0, 1)
 
 
 def test_reencode_lists_pupils_without_crops(school: Store) -> None:
