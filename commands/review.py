@@ -198,6 +198,7 @@ def review_pupils(batch_id: str, data_dir: Path | None, as_json: bool) -> None:
                     "photo": Path(f.photo.input).name,
                     "kind": f.kind.value,
                     "verdict": None if f.face.verdict is None else f.face.verdict.value,
+                    "mark": f.mark,
                 }
                 for f in g.faces
             ],
@@ -214,7 +215,8 @@ def review_pupils(batch_id: str, data_dir: Path | None, as_json: bool) -> None:
     for g, r in zip(groups, rows, strict=True):
         who = pupil_label(g.pupil) if g.pupil else f"{g.pupil_id} (not in the registry)"
         faces = " ".join(
-            f"{f['face_id']}({f['kind']}{', ' + f['verdict'] if f['verdict'] else ''})"
+            f"{f['face_id']}({f['kind']}{', low quality' if f['mark'] else ''}"
+            f"{', ' + f['verdict'] if f['verdict'] else ''})"
             for f in r["faces"]
         )
         click.echo(f"{safe(who)}\twaiting={r['waiting']}\t{faces}")

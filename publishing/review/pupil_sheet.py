@@ -147,6 +147,7 @@ def _face_card(pf: PupilFace, images: Mapping[str, PhotoImages], token: str | No
     verdict = ""
     if face.verdict is not None:
         verdict = f'<p class="by">{e(state_label(face))} by {e(face.reviewer or "unknown")}</p>'
+    mark = f'<span class="mark">{e(pf.mark)}</span>' if pf.mark else ""
     forms = ""
     if token is not None and pf.kind is not FaceKind.NAMED:
         if face.verdict is not Verdict.REJECTED:
@@ -161,7 +162,7 @@ def _face_card(pf: PupilFace, images: Mapping[str, PhotoImages], token: str | No
         f'<figure class="face {state.value}" id="{fid}">{img}<figcaption>'
         f'<b>{fid}</b> <span class="badge {state.value}">{e(state_label(face))}</span>'
         f'<span class="file">{e(Path(pf.photo.input).name)}</span>'
-        f'<span class="kind">{e(KIND_WORDS[pf.kind])}</span>{verdict}'
+        f'<span class="kind">{e(KIND_WORDS[pf.kind])}</span>{mark}{verdict}'
         f'</figcaption><div class="forms">{forms}</div></figure>'
     )
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageFilter
 
+from cli import main
 from consent.registry import Purpose, import_pupils_csv
 from consent.store import Store
 from pipeline.loading import load_image
@@ -31,6 +34,7 @@ from publishing.review.by_pupil import (
     group_by_pupil,
     pupil_group,
 )
+from publishing.review.contact_sheet import render_contact_sheet
 from tests.support.consent_factories import RegistryCsv
 from tests.support.pupil_batch import BATCH_ID, add_pupil_batch
 
@@ -184,3 +188,26 @@ def test_review_batches_send_low_quality_faces_only_where_measured(
     settings = review_settings(plain)
     assert settings.review_low_quality is on
     assert settings == dataclasses.replace(plain, review_low_quality=on)  # nothing else moves
+
+
+def test_every_grid_shows_the_mark_in_words(store: Store) -> None:
+    """The contact sheet and the served page share one face card: the mark is under the
+    low-quality face only, as words (it prints in black and white)."""
+    page = render_contact_sheet(store, load_batch(store, BATCH_ID))
+    by_pupil = page[page.index('<section id="by-pupil">') : page.index('<section id="needs">')]
+    cards = dict(re.findall(r'<figure class="face [a-z]+" id="(F\d+)">(.*?)</figure>', by_pupil))
+    marked = {fid for fid, card in cards.items() if 'class="mark"' in card}
+    assert marked == {"F0006"}
+    assert "low quality photo: the face is blurred" in cards["F0006"]
+
+
+def test_review_pupils_lists_the_mark(store: Store) -> None:
+    runner = CliRunner()
+    args = ["--data-dir", str(store.data_dir), "review", "pupils", BATCH_ID]
+    as_json = runner.invoke(main, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    marks = {f["face_id"]: f["mark"] for g in json.loads(as_json.stdout) for f in g["faces"]}
+    assert marks["F0006"] == "low quality photo: the face is blurred"
+    assert {fid for fid, m in marks.items() if m} == {"F0006"}
+    table = runner.invoke(main, args)
+    assert "F0006(uncertain, low quality)" in table.stdout

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from consent import audit
 from consent.store import open_store
-from publishing.review.batch import Verdict, load_batch
+from pipeline.matching import Reason
+from publishing.review.batch import Verdict, load_batch, save_batch
 from tests.support.consent_factories import RegistryCsv
 from tests.support.pupil_batch import BATCH_ID, add_pupil_batch
 from tests.web.conftest import sign_in
@@ -207,3 +208,18 @@ def test_a_read_only_account_cannot_unblur(batch_client: TestClient, web_data: P
         data={"csrf": csrf, "face_id": ["F0004", "F0007"], "as_pupil": "amir br"},
     )
     assert reply.status_code == 403 and _face(web_data, "F0004").verdict is None
+
+
+def test_a_low_quality_face_is_marked_in_its_pupils_grid(
+    batch_client: TestClient, web_data: Path
+) -> None:
+    with open_store(web_data) as store:
+        batch = load_batch(store, BATCH_ID)
+        batch.face("F0006").low_quality = Reason.TOO_BLURRED
+        save_batch(store, batch)
+    sign_in(batch_client, "office1")
+    page = batch_client.get(f"/review/{BATCH_ID}/pupils").text
+    zoe = page.split("Zoe Adams (2A)")[1].split("<section")[0]
+    items = dict(re.findall(r'alt="Face (F\d+) in [^"]*"(.*?)</li>', zoe, re.S))
+    assert {fid for fid, item in items.items() if 'class="mark"' in item} == {"F0006"}
+    assert "low quality photo: the face is blurred" in items["F0006"]
