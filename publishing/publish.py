@@ -192,6 +192,11 @@ class _OutputNamer:
                 return candidate
 
 
+KEPT_WITHOUT_CONSENT = (
+    "a face was kept as a pupil whose consent does not allow this purpose on this date "
+    "(it changed while the batch was prepared); review the photo again, then publish"
+)
+
 NOT_PROCESSED_DISK_FULL = (
     "not processed: the output disk is full; free some space and run the same command "
     "again to finish the batch"
@@ -229,7 +234,14 @@ class _BatchRun:
         for i, photo in enumerate(photos):
             row = done.get(journal.path_key(photo.path))
             if row is not None and self._still_published(row, photo.path):
-                resumed[i] = PhotoResult.from_report(row.result, resumed=True)
+                earlier = PhotoResult.from_report(row.result, resumed=True)
+                if self._still_consented(earlier):
+                    resumed[i] = earlier
+                else:
+                    # The copy kept a child whose consent no longer allows it: take it out
+                    # of the folder and make the photo again (its audit entry stays, so
+                    # takedown still lists where it may have gone).
+                    unlink_quietly(self.out_dir / str(row.output))
         todo = [p.path for i, p in enumerate(photos) if i not in resumed and p.refusal is None]
         outcomes: Iterator[Processed] = self.mapper.map(work, todo)
         results: list[PhotoResult] = []
@@ -267,6 +279,11 @@ class _BatchRun:
             return False
         return file_sha256(path) == row.input_sha256
 
+    def _still_consented(self, earlier: PhotoResult) -> bool:
+        """A finished copy is reused only while every pupil it kept still has consent
+        for the purpose on this run's date: parents may change a slip between two runs."""
+        return all(f.pupil_id in self.context.permitted for f in kept(earlier.faces))
+
     def _embedded_again(self, path: Path) -> str | None:
         """The caption a finished photo carries, for a resumed run (the worker read it
         the first time; the input was just checked to be the same file)."""
@@ -303,6 +320,17 @@ class _BatchRun:
             return self._withhold(
                 path, outcome, outcome.error or "nothing was encoded", audited=True
             )
+        unconsented = sorted(
+            {
+                str(f.pupil_id)
+                for f in kept(outcome.faces)
+                if f.pupil_id not in self.context.permitted
+            }
+        )
+        if unconsented:
+            # A decider (a reviewed batch, a cluster worker) kept a face this run's consent
+            # does not allow: the pixels are already made, so the photo cannot be used.
+            return self._withhold(path, outcome, KEPT_WITHOUT_CONSENT, audited=True)
         result = PhotoResult(
             input=display_path(path),
             status=PhotoStatus.PUBLISHED,
@@ -454,7 +482,8 @@ def _audit_details(
         "faces_kept": len(kept(result.faces)),
         "faces_blurred": len(blurred(result.faces)),
         "pupils_kept": kept_ids,
-        "consent_records": {p: context.permitted[p] for p in kept_ids},
+        # None: no record allows it (only ever on a withheld photo, see _finish).
+        "consent_records": {p: context.permitted.get(p) for p in kept_ids},
         "pupils_blurred": sorted(
             {f.pupil_id for f in blurred(result.faces) if f.pupil_id is not None}
         ),
