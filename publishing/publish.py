@@ -430,7 +430,7 @@ class _BatchRun:
 
 def _test_hook(point: str) -> None:
     """For the crash test only: ``PHOTOCONSENT_TEST_KILL=committed:3`` makes the process
-    SIGKILL itself at that point of the 3rd photo (see tests/test_crash_resume.py)."""
+    SIGKILL itself at that point of the 3rd photo (see tests/e2e/test_crash_resume.py)."""
     spec = os.environ.get("PHOTOCONSENT_TEST_KILL")
     if not spec:
         return
