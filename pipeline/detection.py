@@ -101,6 +101,12 @@ SEED_CONTEXT = 3.0
 SEED_MIN_HALF = 32
 SEED_CELL = 32
 WHOLE_SECOND_LOOK = 0.6
+# Standard's mirrored pass runs only around the plain pass's candidates of any size from
+# SEED_SCORE, within max(SEED_MIN_HALF, MIRROR_CONTEXT x size) of each (the whole photo
+# when that is over WHOLE_SECOND_LOOK of it, or a region is larger than a tile). On the
+# evaluation photos every mirrored box on a labelled face (7,247 heatmap boxes from 0.2)
+# had a plain candidate from 0.17 within 1.5 sizes of its centre.
+MIRROR_CONTEXT = 2.0
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
 # An untagged photo is doubted when one turn finds faces (from TURNED_ONLY_SCORE) that
@@ -132,6 +138,9 @@ class DetectionSettings:
     ``upscale_everywhere`` runs standard's 2x pass on the whole photo instead of only
     around the first passes' candidates (the default, about a third of the cost on the
     evaluation photos, same recall: docs/detection.md); paranoid always runs it whole.
+    ``mirror_everywhere`` runs standard's mirrored pass on the whole photo instead of only
+    around the plain pass's candidates (the default since issue 18's second round:
+    docs/detection.md, "Mirror around seeds"); paranoid always runs it whole.
     ``doubted_turn_search`` runs the whole upright search again on an untagged photo
     turned the way a turned pass found faces the upright search did not
     (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
@@ -143,6 +152,7 @@ class DetectionSettings:
     backend: Backend = Backend.ONNXRUNTIME
     upscale_everywhere: bool = False
     doubted_turn_search: bool = True
+    mirror_everywhere: bool = False
 
     def describe(self) -> dict[str, object]:
         return {
@@ -159,6 +169,7 @@ class DetectionSettings:
             "agreed_passes": AGREED_PASSES,
             "agreed_score": AGREED_SCORE,
             "upscale_everywhere": self.upscale_everywhere,
+            "mirror_everywhere": self.mirror_everywhere,
             "seed_score": SEED_SCORE,
             "doubted_turn_search": self.doubted_turn_search,
             "passes": [p.name for p in build_passes(self)],
@@ -174,10 +185,13 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     """
     ms, be = settings.max_side, settings.backend
     level = settings.thoroughness
-    # Standard's 2x pass on a small photo runs around seeds, which the first passes
-    # report from SEED_SCORE; the stage keeps only their boxes from CANDIDATE_THRESHOLD.
-    seeded = level is Thoroughness.STANDARD and small_image and not settings.upscale_everywhere
-    first = SEED_SCORE if seeded else CANDIDATE_THRESHOLD
+    standard = level is Thoroughness.STANDARD
+    # Standard's 2x pass on a small photo and its mirrored pass run around seeds, which
+    # the plain pass reports from SEED_SCORE; the stage keeps only boxes from
+    # CANDIDATE_THRESHOLD as candidates.
+    seeded = standard and small_image and not settings.upscale_everywhere
+    mirror_seeded = standard and not settings.mirror_everywhere
+    first = SEED_SCORE if seeded or mirror_seeded else CANDIDATE_THRESHOLD
     base = CenterFace(threshold=first, max_side=ms, backend=be)
     passes: list[Detector] = [base]
     if level is Thoroughness.FAST:
@@ -194,17 +208,19 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     elif small_image or level is Thoroughness.PARANOID:
         passes.append(up)
     side = settings.mirror_max_side
-    if settings.thoroughness is Thoroughness.PARANOID or side is None or side >= ms:
-        passes.append(Flipped(base))
+    if level is Thoroughness.PARANOID or side is None or side >= ms:
+        mirror: Detector = Flipped(base)
     else:
         reduced = CenterFace(
-            threshold=CANDIDATE_THRESHOLD,
+            threshold=first,
             max_side=side,
             name=f"centerface@{side}px",
             backend=be,
         )
-        passes.append(Flipped(reduced))
-    if settings.thoroughness is Thoroughness.PARANOID:
+        mirror = Flipped(reduced)
+    # Mirrored boxes of a large face are large: a region must not be cut (split_ok).
+    passes.append(InRegions(mirror, split_ok=False) if mirror_seeded else mirror)
+    if level is Thoroughness.PARANOID:
         passes.append(Flipped(up))
         passes.extend(build_turned_passes(settings))
     return passes
@@ -268,10 +284,13 @@ def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
     return False
 
 
-def second_look_regions(height: int, width: int, seeds: Sequence[Box]) -> list[Box]:
-    """Where standard's 2x pass looks: rectangles (photo pixels, on a ``SEED_CELL`` grid)
-    covering every seed's surroundings, ``max(SEED_MIN_HALF, SEED_CONTEXT x size)`` from
-    its centre each way; one rectangle per group of touching cells.
+def second_look_regions(
+    height: int, width: int, seeds: Sequence[Box], context: float = SEED_CONTEXT
+) -> list[Box]:
+    """Where standard's 2x pass (``context`` ``SEED_CONTEXT``) and mirrored pass
+    (``MIRROR_CONTEXT``) look: rectangles (photo pixels, on a ``SEED_CELL`` grid) covering
+    every seed's surroundings, ``max(SEED_MIN_HALF, context x size)`` from its centre
+    each way; one rectangle per group of touching cells.
 
     Why around weak candidates: a face small enough to need the 2x pass still raises the
     1x heatmap near it (on the evaluation photos every face the 2x pass added had a 1x or
@@ -284,7 +303,7 @@ def second_look_regions(height: int, width: int, seeds: Sequence[Box]) -> list[B
     mask = np.zeros((rows, cols), np.uint8)
     for b in seeds:
         cx, cy = b.center
-        half = max(SEED_MIN_HALF, SEED_CONTEXT * b.size)
+        half = max(SEED_MIN_HALF, context * b.size)
         r0, r1 = max(0, int((cy - half) // cell)), min(rows, int((cy + half) // cell) + 1)
         c0, c1 = max(0, int((cx - half) // cell)), min(cols, int((cx + half) // cell) + 1)
         if r0 < r1 and c0 < c1:
@@ -417,22 +436,30 @@ class DetectionStage:
         ]
 
     def _candidates(self, pixels: np.ndarray) -> list[Detection]:
-        """The upright passes' candidates: the first passes, then the 2x second look
-        around their weak candidates (standard) or on the whole photo."""
+        """The upright passes' candidates: the plain pass, the mirrored pass around its
+        candidates (standard) or on the whole photo, then the 2x second look around the
+        weak candidates of both (standard) or on the whole photo."""
         h, w = pixels.shape[:2]
         small = max(h, w) * 2 <= self.settings.max_side
         passes = self._small if small else self._large
-        found = [d for p in passes if not isinstance(p, InRegions) for d in p.detect(pixels)]
-        second = [p for p in passes if isinstance(p, InRegions)]
+        found: list[Detection] = []
+        for p in passes:
+            if not isinstance(p, InRegions):
+                found += p.detect(pixels)
+            elif p.split_ok:
+                continue  # the 2x pass: after the mirror, whose candidates seed it too
+            else:
+                regions = second_look_regions(h, w, [d.box for d in found], MIRROR_CONTEXT)
+                found += p.detect(pixels, p.plan(h, w, regions, WHOLE_SECOND_LOOK))
+        second = [p for p in passes if isinstance(p, InRegions) and p.split_ok]
         if second:
             regions = second_look_regions(
                 h, w, [d.box for d in found if d.box.size <= UPSCALED_MAX_FACE_PX]
             )
             found = [d for d in found if d.score >= CANDIDATE_THRESHOLD]
-            if second[0].pixels_run(h, w, regions) > WHOLE_SECOND_LOOK:
-                regions = None
-            found += [d for p in second for d in p.detect(pixels, regions)]
-        return found
+            for p in second:
+                found += p.detect(pixels, p.plan(h, w, regions, WHOLE_SECOND_LOOK))
+        return [d for d in found if d.score >= CANDIDATE_THRESHOLD]
 
     def _turned_search(self, pixels: np.ndarray, k: int) -> list[Detection]:
         """The upright search (every upright pass, second looks and the acceptance rule,

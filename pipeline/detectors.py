@@ -38,6 +38,7 @@ __all__ = [
     "Rotated",
     "centerface_model_path",
     "decode_centerface",
+    "rotate_box",
     "tile_grid",
     "unrotate_box",
 ]
@@ -194,36 +195,47 @@ class CenterFace:
             total += (x1 - x0) * (y1 - y0)
         return total / (in_w * in_h)
 
+    def splits(self, height: int, width: int, regions: list[Box]) -> bool:
+        """Whether :meth:`detect_in` would cut one of ``regions`` into parts (a region
+        whose padded crop is larger than a tile). A face larger than twice
+        ``REGION_PAD`` across such a cut is seen whole by neither part, so a pass that
+        reports large faces runs on the whole photo instead (:class:`InRegions`)."""
+        in_w, in_h = _input_size(width, height, self.input_scale(height, width))
+        sx, sy = in_w / width, in_h / height
+        return any(len(self._parts(in_w, in_h, sx, sy, r)) > 1 for r in regions)
+
     def _crops(
         self, in_w: int, in_h: int, sx: float, sy: float, regions: list[Box]
     ) -> list[tuple[int, int, int, int]]:
         """The regions in input pixels ``(x1, y1, x2, y2)``, each cut into equal parts
         along its longer side until its padded crop fits a tile (bounded memory)."""
-        out = []
+        return [c for r in regions for c in self._parts(in_w, in_h, sx, sy, r)]
+
+    def _parts(
+        self, in_w: int, in_h: int, sx: float, sy: float, r: Box
+    ) -> list[tuple[int, int, int, int]]:
         budget = self.tile_mp * 1e6
-        for r in regions:
-            x0, y0 = max(0, int(r.x * sx)), max(0, int(r.y * sy))
-            x1, y1 = min(in_w, int(np.ceil(r.x2 * sx))), min(in_h, int(np.ceil(r.y2 * sy)))
-            if x1 <= x0 or y1 <= y0:
-                continue
-            cols = rows = 1
-            while True:
-                pw = (x1 - x0) / cols + 2 * REGION_PAD + 32
-                ph = (y1 - y0) / rows + 2 * REGION_PAD + 32
-                if pw * ph <= budget:
-                    break
-                if pw >= ph:
-                    cols += 1
-                else:
-                    rows += 1
-            xs = np.linspace(x0, x1, cols + 1).round().astype(int)
-            ys = np.linspace(y0, y1, rows + 1).round().astype(int)
-            out += [
-                (int(xs[i]), int(ys[j]), int(xs[i + 1]), int(ys[j + 1]))
-                for j in range(rows)
-                for i in range(cols)
-            ]
-        return out
+        x0, y0 = max(0, int(r.x * sx)), max(0, int(r.y * sy))
+        x1, y1 = min(in_w, int(np.ceil(r.x2 * sx))), min(in_h, int(np.ceil(r.y2 * sy)))
+        if x1 <= x0 or y1 <= y0:
+            return []
+        cols = rows = 1
+        while True:
+            pw = (x1 - x0) / cols + 2 * REGION_PAD + 32
+            ph = (y1 - y0) / rows + 2 * REGION_PAD + 32
+            if pw * ph <= budget:
+                break
+            if pw >= ph:
+                cols += 1
+            else:
+                rows += 1
+        xs = np.linspace(x0, x1, cols + 1).round().astype(int)
+        ys = np.linspace(y0, y1, rows + 1).round().astype(int)
+        return [
+            (int(xs[i]), int(ys[j]), int(xs[i + 1]), int(ys[j + 1]))
+            for j in range(rows)
+            for i in range(cols)
+        ]
 
     def _tiled(
         self,
@@ -506,6 +518,53 @@ class Rotated:
             for d in self.inner.detect(turned)
         ]
 
+    def detect_in(self, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
+        """The boxes the turned pass finds centred in ``regions`` (upright photo pixels),
+        looking only at crops around them in the turned copy."""
+        small, fx, fy = _reduced_for(self.inner, pixels)
+        h, w = small.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(small, self.quarter_turns))
+        inner_regions = self._turned_regions(w, h, fx, fy, regions)
+        return [
+            Detection(
+                _rescaled(unrotate_box(d.box, self.quarter_turns, w, h), fx, fy),
+                d.score,
+                self.name,
+            )
+            for d in _detect_in(self.inner, turned, inner_regions)
+        ]
+
+    def share_in(self, height: int, width: int, regions: list[Box]) -> float:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        th, tw = (sw, sh) if self.quarter_turns % 2 else (sh, sw)
+        return _share_in(self.inner, th, tw, self._turned_regions(sw, sh, fx, fy, regions))
+
+    def splits(self, height: int, width: int, regions: list[Box]) -> bool:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        th, tw = (sw, sh) if self.quarter_turns % 2 else (sh, sw)
+        return _splits(self.inner, th, tw, self._turned_regions(sw, sh, fx, fy, regions))
+
+    def _turned_regions(
+        self, w: int, h: int, fx: float, fy: float, regions: list[Box]
+    ) -> list[Box]:
+        return [
+            rotate_box(_rescaled(r, 1 / fx, 1 / fy), self.quarter_turns, w, h) for r in regions
+        ]
+
+
+def rotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:
+    """Map a box in ``img`` (``width`` x ``height``) to ``np.rot90(img, quarter_turns)``:
+    the inverse of :func:`unrotate_box`."""
+    k = quarter_turns % 4
+    x1, y1, x2, y2 = box.x, box.y, box.x2, box.y2
+    if k == 0:
+        return box
+    if k == 1:  # a point (x, y) here is (y, width - x) in the turned image
+        return Box.from_corners(y1, width - x2, y2, width - x1)
+    if k == 2:
+        return Box.from_corners(width - x2, height - y2, width - x1, height - y1)
+    return Box.from_corners(height - y2, x1, height - y1, x2)  # (x, y) is (height - y, x)
+
 
 def unrotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:
     """Map a box found in ``np.rot90(img, quarter_turns)`` back to ``img`` (``width`` x
@@ -541,6 +600,67 @@ class Flipped:
             for d in self.inner.detect(mirrored)
         ]
 
+    def detect_in(self, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
+        """The boxes the mirrored pass finds centred in ``regions`` (photo pixels),
+        looking only at crops around them in the mirror image."""
+        small, fx, fy = _reduced_for(self.inner, pixels)
+        w = small.shape[1]
+        mirrored = np.ascontiguousarray(small[:, ::-1])
+        return [
+            Detection(
+                _rescaled(Box(w - d.box.x2, d.box.y, d.box.w, d.box.h), fx, fy),
+                d.score,
+                self.name,
+            )
+            for d in _detect_in(self.inner, mirrored, _mirrored(w, fx, fy, regions))
+        ]
+
+    def share_in(self, height: int, width: int, regions: list[Box]) -> float:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        return _share_in(self.inner, sh, sw, _mirrored(sw, fx, fy, regions))
+
+    def splits(self, height: int, width: int, regions: list[Box]) -> bool:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        return _splits(self.inner, sh, sw, _mirrored(sw, fx, fy, regions))
+
+
+def _mirrored(w: int, fx: float, fy: float, regions: list[Box]) -> list[Box]:
+    """``regions`` (photo pixels) in the mirror image of the photo reduced by (fx, fy)."""
+    out = []
+    for r in regions:
+        b = _rescaled(r, 1 / fx, 1 / fy)
+        out.append(Box(w - b.x2, b.y, b.w, b.h))
+    return out
+
+
+def _detect_in(inner: Detector, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
+    detect_in = getattr(inner, "detect_in", None)
+    if detect_in is None:
+        raise TypeError(f"{inner.name} cannot run on regions only")
+    found: list[Detection] = detect_in(pixels, regions)
+    return found
+
+
+def _share_in(inner: Detector, height: int, width: int, regions: list[Box]) -> float:
+    share = getattr(inner, "share_in", None)
+    return 1.0 if share is None else float(share(height, width, regions))
+
+
+def _splits(inner: Detector, height: int, width: int, regions: list[Box]) -> bool:
+    splits = getattr(inner, "splits", None)
+    return True if splits is None else bool(splits(height, width, regions))
+
+
+def _reduced_size(inner: Detector, height: int, width: int) -> tuple[int, int, float, float]:
+    """The size ``(height, width)`` :func:`_reduced_for` reduces a photo to, and its
+    factors (x, y) back to the photo, without resizing anything."""
+    scale_of = getattr(inner, "input_scale", None)
+    f = scale_of(height, width) if scale_of is not None else 1.0
+    if f >= 1.0:
+        return height, width, 1.0, 1.0
+    sw, sh = max(1, round(width * f)), max(1, round(height * f))
+    return sh, sw, width / sw, height / sh
+
 
 def _reduced_for(inner: Detector, pixels: np.ndarray) -> tuple[np.ndarray, float, float]:
     """``pixels`` reduced to the size ``inner`` would run it at, when that is smaller, and
@@ -563,22 +683,42 @@ def _rescaled(box: Box, fx: float, fy: float) -> Box:
 
 
 class InRegions:
-    """A CenterFace pass run only on some regions of the photo (a second look where a
-    first one saw candidates): :meth:`CenterFace.detect_in`. ``detect`` without regions
-    runs the whole photo, as the pass would."""
+    """A pass run only on some regions of the photo (a second look where a first one saw
+    candidates). ``inner`` is a :class:`CenterFace`, or a :class:`Flipped` or
+    :class:`Rotated` one, which run on crops of the mirrored or turned copy
+    (``detect_in``). ``detect`` without regions runs the whole photo, as the pass would.
 
-    def __init__(self, inner: CenterFace) -> None:
+    ``split_ok`` says whether a region larger than a tile may be cut into parts: safe for
+    the 2x pass (its faces, at most 96 input pixels, fit in a part's 64 px of context on
+    each side), not for a pass that reports large faces, which then runs whole
+    (:meth:`plan`)."""
+
+    def __init__(self, inner: Detector, *, split_ok: bool = True) -> None:
         self.inner = inner
+        self.split_ok = split_ok
         # Boxes keep the pass's name: it is the same pass, seen in parts.
         self.name = inner.name
 
     def detect(self, pixels: np.ndarray, regions: list[Box] | None = None) -> list[Detection]:
         if regions is None:
             return self.inner.detect(pixels)
-        return self.inner.detect_in(pixels, regions)
+        return _detect_in(self.inner, pixels, regions)
 
     def pixels_run(self, height: int, width: int, regions: list[Box] | None) -> float:
         """The share of the whole pass's input the regions' crops take (1.0 for None)."""
         if regions is None:
             return 1.0
-        return self.inner.share_in(height, width, regions)
+        return _share_in(self.inner, height, width, regions)
+
+    def plan(
+        self, height: int, width: int, regions: list[Box], whole_above: float
+    ) -> list[Box] | None:
+        """``regions``, or None (run the whole photo) when their crops would take more
+        than ``whole_above`` of the whole pass's input (a crowd: the whole photo is then
+        cheaper than crops that overlap) or a region would be cut and ``split_ok`` is
+        False."""
+        if self.pixels_run(height, width, regions) > whole_above:
+            return None
+        if not self.split_ok and _splits(self.inner, height, width, regions):
+            return None
+        return regions
