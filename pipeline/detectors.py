@@ -547,9 +547,7 @@ class Rotated:
     def _turned_regions(
         self, w: int, h: int, fx: float, fy: float, regions: list[Box]
     ) -> list[Box]:
-        return [
-            rotate_box(_rescaled(r, 1 / fx, 1 / fy), self.quarter_turns, w, h) for r in regions
-        ]
+        return [rotate_box(_rescaled(r, 1 / fx, 1 / fy), self.quarter_turns, w, h) for r in regions]
 
 
 def rotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:

@@ -84,9 +84,7 @@ def test_the_mirror_looks_around_every_plain_candidate_of_any_size():
     large = (Box(600, 300, 60, 60), 0.9)  # too large to seed the 2x pass; seeds the mirror
     s, spy = mirror_stage(weak, large)
     found = s.detect(IMG)
-    assert spy.calls == [
-        second_look_regions(680, 1024, [weak[0], large[0]], MIRROR_CONTEXT)
-    ]
+    assert spy.calls == [second_look_regions(680, 1024, [weak[0], large[0]], MIRROR_CONTEXT)]
     # Weak seed at centre (100, 100): max(32, 2 x 10) = 32 px each way. Large one at
     # (630, 330): 120 px each way, x 510..750 and y 210..450, on the 32 px grid.
     assert spy.calls[0] == [Box(64, 64, 96, 96), Box(480, 192, 288, 288)]
@@ -182,12 +180,8 @@ def marked(points, h=6, w=9):
 def test_mirror_in_regions_maps_regions_and_boxes_exactly():
     img = marked([(7, 4), (1, 1)])
     # Only the region around (7, 4) is looked at; its box comes back where the pixel is.
-    assert [d.box for d in Flipped(Marker()).detect_in(img, [Box(6, 3, 3, 3)])] == [
-        Box(7, 4, 1, 1)
-    ]
-    assert [d.box for d in Flipped(Marker()).detect_in(img, [Box(0, 0, 3, 3)])] == [
-        Box(1, 1, 1, 1)
-    ]
+    assert [d.box for d in Flipped(Marker()).detect_in(img, [Box(6, 3, 3, 3)])] == [Box(7, 4, 1, 1)]
+    assert [d.box for d in Flipped(Marker()).detect_in(img, [Box(0, 0, 3, 3)])] == [Box(1, 1, 1, 1)]
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
