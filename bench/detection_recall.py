@@ -211,6 +211,7 @@ def main() -> int:
         action="store_true",
         help="run the mirrored pass on the whole photo, not only around candidates",
     )
+    parser.add_argument("--turned-scale", type=float, default=None, help="override turned_scale")
     parser.add_argument(
         "--turn",
         type=int,
@@ -255,6 +256,8 @@ def main() -> int:
         settings = dataclasses.replace(settings, upscale_everywhere=True)
     if args.mirror_everywhere:
         settings = dataclasses.replace(settings, mirror_everywhere=True)
+    if args.turned_scale is not None:
+        settings = dataclasses.replace(settings, turned_scale=args.turned_scale)
     if args.no_turn_search:
         settings = dataclasses.replace(settings, doubted_turn_search=False)
     stage = DetectionStage(settings)

@@ -141,6 +141,9 @@ class DetectionSettings:
     ``mirror_everywhere`` runs standard's mirrored pass on the whole photo instead of only
     around the plain pass's candidates (the default since issue 18's second round:
     docs/detection.md, "Mirror around seeds"); paranoid always runs it whole.
+    ``turned_scale`` resizes the photo for standard's turned passes (untagged photos),
+    on top of their cap of half ``max_side``: 1.0 runs a 1024 px photo's turns at its
+    own size, 0.5 at half (a quarter of the pixels).
     ``doubted_turn_search`` runs the whole upright search again on an untagged photo
     turned the way a turned pass found faces the upright search did not
     (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
@@ -153,6 +156,7 @@ class DetectionSettings:
     upscale_everywhere: bool = False
     doubted_turn_search: bool = True
     mirror_everywhere: bool = False
+    turned_scale: float = 1.0
 
     def describe(self) -> dict[str, object]:
         return {
@@ -172,6 +176,7 @@ class DetectionSettings:
             "mirror_everywhere": self.mirror_everywhere,
             "seed_score": SEED_SCORE,
             "doubted_turn_search": self.doubted_turn_search,
+            "turned_scale": self.turned_scale,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -234,10 +239,13 @@ def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
     """
     if settings.thoroughness is Thoroughness.FAST:
         return []
-    side = settings.max_side
+    side, scale = settings.max_side, 1.0
     if settings.thoroughness is not Thoroughness.PARANOID:
         side //= 2
-    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side, backend=settings.backend)
+        scale = settings.turned_scale
+    base = CenterFace(
+        threshold=CANDIDATE_THRESHOLD, scale=scale, max_side=side, backend=settings.backend
+    )
     return [Rotated(base, k) for k in (1, 2, 3)]
 
 
