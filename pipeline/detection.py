@@ -107,6 +107,8 @@ WHOLE_SECOND_LOOK = 0.6
 # evaluation photos every mirrored box on a labelled face (7,247 heatmap boxes from 0.2)
 # had a plain candidate from 0.17 within 1.5 sizes of its centre.
 MIRROR_CONTEXT = 2.0
+# ...and sees MIRROR_PAD input pixels of context around each region.
+MIRROR_PAD = 128
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
 # An untagged photo is doubted when one turn finds faces (from TURNED_ONLY_SCORE) that
@@ -197,7 +199,8 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     seeded = standard and small_image and not settings.upscale_everywhere
     mirror_seeded = standard and not settings.mirror_everywhere
     first = SEED_SCORE if seeded or mirror_seeded else CANDIDATE_THRESHOLD
-    base = CenterFace(threshold=first, max_side=ms, backend=be)
+    # region_pad only matters to the mirrored pass in regions (the plain one runs whole).
+    base = CenterFace(threshold=first, max_side=ms, region_pad=MIRROR_PAD, backend=be)
     passes: list[Detector] = [base]
     if level is Thoroughness.FAST:
         return passes
@@ -220,6 +223,7 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
             threshold=first,
             max_side=side,
             name=f"centerface@{side}px",
+            region_pad=MIRROR_PAD,
             backend=be,
         )
         mirror = Flipped(reduced)

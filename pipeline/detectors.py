@@ -113,9 +113,11 @@ class CenterFace:
         tile_mp: float | None = None,
         tile_overlap: int | None = None,
         whole_side: int | None = None,
+        region_pad: int | None = None,
         backend: Backend = Backend.ONNXRUNTIME,
     ) -> None:
         self.backend = backend
+        self.region_pad = REGION_PAD if region_pad is None else region_pad
         self.threshold = threshold
         self.scale = scale
         self.max_side = max_side
@@ -174,7 +176,7 @@ class CenterFace:
         resized = cv2.resize(pixels, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
         found: list[Detection] = []
         for rx0, ry0, rx1, ry1 in self._crops(in_w, in_h, sx, sy, regions):
-            x0, y0, x1, y1 = _padded(rx0, ry0, rx1, ry1, in_w, in_h)
+            x0, y0, x1, y1 = _padded(rx0, ry0, rx1, ry1, in_w, in_h, self.region_pad)
             for d in self._infer(resized[y0:y1, x0:x1], 1.0, x0, y0):
                 b = d.box
                 cx, cy = b.center
@@ -191,7 +193,7 @@ class CenterFace:
         sx, sy = in_w / width, in_h / height
         total = 0
         for c in self._crops(in_w, in_h, sx, sy, regions):
-            x0, y0, x1, y1 = _padded(*c, in_w, in_h)
+            x0, y0, x1, y1 = _padded(*c, in_w, in_h, self.region_pad)
             total += (x1 - x0) * (y1 - y0)
         return total / (in_w * in_h)
 
@@ -221,8 +223,8 @@ class CenterFace:
             return []
         cols = rows = 1
         while True:
-            pw = (x1 - x0) / cols + 2 * REGION_PAD + 32
-            ph = (y1 - y0) / rows + 2 * REGION_PAD + 32
+            pw = (x1 - x0) / cols + 2 * self.region_pad + 32
+            ph = (y1 - y0) / rows + 2 * self.region_pad + 32
             if pw * ph <= budget:
                 break
             if pw >= ph:
@@ -408,14 +410,16 @@ def _spans(spans: list[tuple[float, float]], size: int) -> list[tuple[int, int, 
     return out
 
 
-def _padded(x0: int, y0: int, x1: int, y1: int, in_w: int, in_h: int) -> tuple[int, int, int, int]:
-    """A region of the input with ``REGION_PAD`` pixels of context each side, snapped
-    out to CenterFace's 32 px grid and clipped to the input."""
+def _padded(
+    x0: int, y0: int, x1: int, y1: int, in_w: int, in_h: int, pad: int = REGION_PAD
+) -> tuple[int, int, int, int]:
+    """A region of the input with ``pad`` pixels of context each side, snapped out to
+    CenterFace's 32 px grid and clipped to the input."""
     return (
-        max(0, (x0 - REGION_PAD) // 32 * 32),
-        max(0, (y0 - REGION_PAD) // 32 * 32),
-        min(in_w, -(-(x1 + REGION_PAD) // 32) * 32),
-        min(in_h, -(-(y1 + REGION_PAD) // 32) * 32),
+        max(0, (x0 - pad) // 32 * 32),
+        max(0, (y0 - pad) // 32 * 32),
+        min(in_w, -(-(x1 + pad) // 32) * 32),
+        min(in_h, -(-(y1 + pad) // 32) * 32),
     )
 
 
