@@ -199,8 +199,8 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     seeded = standard and small_image and not settings.upscale_everywhere
     mirror_seeded = standard and not settings.mirror_everywhere
     first = SEED_SCORE if seeded or mirror_seeded else CANDIDATE_THRESHOLD
-    # region_pad only matters to the mirrored pass in regions (the plain one runs whole).
-    base = CenterFace(threshold=first, max_side=ms, region_pad=MIRROR_PAD, backend=be)
+    # Weak boxes are seeds only: no second look at a tile seam for them.
+    base = CenterFace(threshold=first, max_side=ms, look_threshold=CANDIDATE_THRESHOLD, backend=be)
     passes: list[Detector] = [base]
     if level is Thoroughness.FAST:
         return passes
@@ -215,18 +215,18 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
         passes.append(InRegions(up))
     elif small_image or level is Thoroughness.PARANOID:
         passes.append(up)
+    # The mirror's boxes seed only the 2x pass, which large photos do not run.
     side = settings.mirror_max_side
-    if level is Thoroughness.PARANOID or side is None or side >= ms:
-        mirror: Detector = Flipped(base)
-    else:
-        reduced = CenterFace(
-            threshold=first,
-            max_side=side,
-            name=f"centerface@{side}px",
-            region_pad=MIRROR_PAD,
-            backend=be,
-        )
-        mirror = Flipped(reduced)
+    full = level is Thoroughness.PARANOID or side is None or side >= ms
+    mirrored = CenterFace(
+        threshold=SEED_SCORE if seeded else CANDIDATE_THRESHOLD,
+        max_side=ms if full or side is None else side,
+        name=None if full else f"centerface@{side}px",
+        region_pad=MIRROR_PAD,
+        look_threshold=CANDIDATE_THRESHOLD,
+        backend=be,
+    )
+    mirror: Detector = Flipped(mirrored)
     # Mirrored boxes of a large face are large: a region must not be cut (split_ok).
     passes.append(InRegions(mirror, split_ok=False) if mirror_seeded else mirror)
     if level is Thoroughness.PARANOID:
