@@ -9,9 +9,10 @@ The rule (measured in docs/detection.md with ``bench/detection_recall.py``): can
 come from a low threshold; a face 20 px or larger is accepted from a modest score, since
 that is where missing a face matters and false alarms are rare; a smaller candidate, where
 textures (hands, instruments, patterns) fool the model most, must either score high or be
-confirmed by a second look at a zoomed crop. The 2x pass for small faces looks only
-where the 1x and mirrored passes saw a weak candidate. A photo with no orientation tag is
-searched again turned 90, 180 and 270 degrees.
+confirmed by a second look at a zoomed crop. The mirrored pass looks only around the
+plain pass's candidates (the whole photo for a crowd), and the 2x pass for small faces
+only where the 1x and mirrored passes saw a weak candidate. A photo with no orientation
+tag is searched again turned 90, 180 and 270 degrees.
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ class Thoroughness(enum.Enum):
     """How many detection passes to run; more passes find more faces and take longer.
 
     fast: one full-image pass. standard (default): adds a 2x pass for small faces (on
-    photos up to 2048 px), a mirrored pass, zoomed second looks at small candidates and
-    turned passes when orientation is unknown. paranoid: every pass on every photo (all
-    turns at full size, mirrored 2x) and no second-look filtering: most recall, most false
-    blur, several times slower.
+    photos up to 2048 px), a mirrored pass (both around the first pass's candidates),
+    zoomed second looks at small candidates and turned passes when orientation is
+    unknown. paranoid: every pass on every photo (all turns at full size, mirrored 2x)
+    and no second-look filtering: most recall, most false blur, several times slower.
     """
 
     FAST = "fast"
