@@ -74,6 +74,8 @@ NEAR_EDGE = 0.25
 # face covers at least EXPLAINED of it.
 SECOND_LOOK_CONTEXT = 1.5
 EXPLAINED = 0.25
+# A reduced seam look (look_face_px) judges only suspects at least this large in it.
+LOOK_SERVES_PX = 40
 # A pass run on regions only (detect_in) sees this many input pixels of context around
 # each: more than half the largest face the 2x pass reports (48 px at 2x), so a face
 # centred in the region is seen whole.
@@ -95,6 +97,11 @@ class CenterFace:
     regional pass, are kept as they are (looking at each of them cost a 12 MP crowd a
     fifth more time).
     ``region_pad``: input pixels of context :meth:`detect_in` gives each region.
+    ``look_face_px``: a seam look at a box larger than this (input pixels) runs on its
+    crop reduced so the box is this size (None: at full size, or reduced only to fit a
+    tile); a look serves another suspect only where that one is at least
+    ``LOOK_SERVES_PX`` in the reduced crop, so a small face is never judged by a look
+    too coarse to see it.
 
     Memory: the network's activations take about 200 MB per megapixel of input, so a
     12 MP photo in one piece needs 2.5 GB. An input with more than ``tile_mp`` megapixels
@@ -120,9 +127,11 @@ class CenterFace:
         whole_side: int | None = None,
         region_pad: int | None = None,
         look_threshold: float | None = None,
+        look_face_px: float | None = None,
         backend: Backend = Backend.ONNXRUNTIME,
     ) -> None:
         self.backend = backend
+        self.look_face_px = look_face_px
         self.look_threshold = threshold if look_threshold is None else look_threshold
         self.region_pad = REGION_PAD if region_pad is None else region_pad
         self.threshold = threshold
@@ -325,7 +334,9 @@ class CenterFace:
         One crop serves every suspect that lies inside it."""
         in_h, in_w = resized.shape[:2]
         out: list[Detection] = []
-        looks: list[tuple[Box, list[tuple[Detection, bool]], tuple, np.ndarray, np.ndarray]] = []
+        looks: list[
+            tuple[Box, list[tuple[Detection, bool]], tuple, np.ndarray, np.ndarray, float]
+        ] = []
         added: dict[int, set[int]] = {}
         for det, core in sorted(suspects, key=lambda s: -s[0].score):
             b = det.box
@@ -333,9 +344,19 @@ class CenterFace:
             # the photo decides whether a look serves it (unclipped, every heatmap box of
             # such a face took a look of its own: 456 looks, 8 minutes, on one photo).
             seen = b.clipped(in_w, in_h)
-            look = next((lk for lk in looks if _inside(seen, lk[0]) and lk[2] == core), None)
+            size = max(b.w, b.h)
+            look = next(
+                (
+                    lk
+                    for lk in looks
+                    if _inside(seen, lk[0])
+                    and lk[2] == core
+                    and (lk[5] >= 1.0 or size * lk[5] >= LOOK_SERVES_PX)
+                ),
+                None,
+            )
             if look is None:
-                region, found = self._crop_look(resized, b, core)
+                region, found, factor = self._crop_look(resized, b, core)
                 # The crop's boxes as arrays: a large face gives thousands of suspects and
                 # as many boxes in its look, and comparing them one Box at a time took
                 # most of a 12 MP photo's detection time.
@@ -343,9 +364,9 @@ class CenterFace:
                     [(f.box.x, f.box.y, f.box.x2, f.box.y2) for f, _ in found], np.float64
                 ).reshape(-1, 4)
                 owned = np.array([o for _, o in found], bool)
-                look = (region, found, core, corners, owned)
+                look = (region, found, core, corners, owned, factor)
                 looks.append(look)
-            _, found, _, corners, owned = look
+            _, found, _, corners, owned, _ = look
             iw = np.minimum(corners[:, 2], b.x2) - np.maximum(corners[:, 0], b.x)
             ih = np.minimum(corners[:, 3], b.y2) - np.maximum(corners[:, 1], b.y)
             inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
@@ -362,11 +383,12 @@ class CenterFace:
 
     def _crop_look(
         self, resized: np.ndarray, box: Box, core: tuple[float, float, float, float]
-    ) -> tuple[Box, list[tuple[Detection, bool]]]:
+    ) -> tuple[Box, list[tuple[Detection, bool]], float]:
         """Detections in a crop around ``box`` (input pixels) and, for each, whether its
-        centre lies in ``core``. The crop is ``SECOND_LOOK_CONTEXT`` times the box's size
-        each side (at least 48 px), rounded up to the 32 px grid, and reduced when larger
-        than a tile, so memory stays bounded."""
+        centre lies in ``core``, and the factor the crop was reduced by. The crop is
+        ``SECOND_LOOK_CONTEXT`` times the box's size each side (at least 48 px), rounded
+        up to the 32 px grid, and reduced when larger than a tile, so memory stays
+        bounded, or so the box is ``look_face_px`` across when that is set."""
         in_h, in_w = resized.shape[:2]
         half = max(SECOND_LOOK_CONTEXT * max(box.w, box.h), 48.0)
         cw = min(in_w, int(np.ceil(2 * half / 32) * 32))
@@ -375,6 +397,8 @@ class CenterFace:
         x0 = int(min(max(cx - cw / 2, 0), in_w - cw))
         y0 = int(min(max(cy - ch / 2, 0), in_h - ch))
         f = min(1.0, float(np.sqrt(self.tile_mp * 1e6 / (cw * ch))))
+        if self.look_face_px is not None:
+            f = min(f, self.look_face_px / max(box.w, box.h, 1.0))
         crop = resized[y0 : y0 + ch, x0 : x0 + cw]
         left, top, right, bottom = core
         found = []
@@ -383,7 +407,7 @@ class CenterFace:
                 continue  # as weak as the boxes that get no look: it decides nothing
             px, py = d.box.center
             found.append((d, left <= px < right and top <= py < bottom))
-        return Box(x0, y0, cw, ch), found
+        return Box(x0, y0, cw, ch), found, f
 
     def _infer(self, pixels: np.ndarray, factor: float, dx: int, dy: int) -> list[Detection]:
         """One forward pass on ``pixels`` resized by ``factor``; boxes moved by (dx, dy)."""
