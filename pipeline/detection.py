@@ -151,6 +151,9 @@ class DetectionSettings:
     ``turned_scale`` resizes the photo for standard's turned passes (untagged photos),
     on top of their cap of half ``max_side``: 1.0 runs a 1024 px photo's turns at its
     own size, 0.5 at half (a quarter of the pixels).
+    ``reduced_seam_looks`` runs standard's second looks at large faces on tile seams on
+    a crop reduced so the face is ``LOOK_FACE_PX`` across (off: at full size, as before
+    issue 18's second round).
     ``doubted_turn_search`` runs the whole upright search again on an untagged photo
     turned the way a turned pass found faces the upright search did not
     (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
@@ -164,6 +167,7 @@ class DetectionSettings:
     doubted_turn_search: bool = True
     mirror_everywhere: bool = False
     turned_scale: float = 1.0
+    reduced_seam_looks: bool = True
 
     def describe(self) -> dict[str, object]:
         return {
@@ -184,6 +188,7 @@ class DetectionSettings:
             "seed_score": SEED_SCORE,
             "doubted_turn_search": self.doubted_turn_search,
             "turned_scale": self.turned_scale,
+            "reduced_seam_looks": self.reduced_seam_looks,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -205,7 +210,7 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     mirror_seeded = standard and not settings.mirror_everywhere
     first = SEED_SCORE if seeded or mirror_seeded else CANDIDATE_THRESHOLD
     # Weak boxes are seeds only: no second look at a tile seam for them.
-    look_px = LOOK_FACE_PX if standard else None
+    look_px = LOOK_FACE_PX if standard and settings.reduced_seam_looks else None
     base = CenterFace(
         threshold=first,
         max_side=ms,

@@ -80,3 +80,9 @@ def test_standard_reduces_its_seam_looks_and_paranoid_does_not():
     assert mirror.inner.inner.look_face_px == LOOK_FACE_PX
     paranoid = build_passes(DetectionSettings(thoroughness=Thoroughness.PARANOID))
     assert paranoid[0].look_face_px is None
+
+
+def test_reduced_seam_looks_is_a_setting():
+    plain, _ = build_passes(DetectionSettings(reduced_seam_looks=False), small_image=False)
+    assert plain.look_face_px is None
+    assert DetectionSettings().describe()["reduced_seam_looks"] is True
