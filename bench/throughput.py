@@ -21,6 +21,8 @@ all three alike, it times on each set with the same number of worker processes:
   the website (published, and detected, at the purpose's 2560 px) and at full size
   (``max_side=FULL_SIZE``, as for the press).
 
+``--before`` also times the detection defaults before issue 18's second round (``BEFORE``:
+the mirrored pass on the whole photo, seam looks at full size), in the same rounds.
 Prints medians in photos per second, the ratios (targets: photoconsent <= 0.5x deface's
 time on 12 MP crowds and faceless photos, <= 4x the floor on faceless photos), each
 worker's peak memory (VmHWM), and
@@ -47,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from consent.registry import Purpose  # noqa: E402
 from consent.store import init_data_dir, open_store  # noqa: E402
+from pipeline.detection import DetectionSettings  # noqa: E402
 from pipeline.loading import load_image  # noqa: E402
 from pipeline.writing import OutputFormat, encode_clean  # noqa: E402
 from publishing.options import FULL_SIZE, PublishOptions  # noqa: E402
@@ -165,13 +168,29 @@ def deface_run(photos: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - start, max(peaks)
 
 
+# The detection defaults before issue 18's second round (mirrored pass on the whole
+# photo, seam looks at full size), for --before: measured in the same run as the new
+# defaults and deface.
+BEFORE = DetectionSettings(mirror_everywhere=True, reduced_seam_looks=False)
+
+
 def ours_run(
-    photos: Path, workers: int, scratch: Path, tag: str, max_side: int | None = None
+    photos: Path,
+    workers: int,
+    scratch: Path,
+    tag: str,
+    max_side: int | None = None,
+    detection: DetectionSettings | None = None,
 ) -> tuple[float, float]:
     data, out = scratch / f"data-{tag}", scratch / f"out-{tag}"
     init_data_dir(data)
     options = PublishOptions(
-        purpose=Purpose.WEBSITE, out_dir=out, operator="bench", workers=workers, max_side=max_side
+        purpose=Purpose.WEBSITE,
+        out_dir=out,
+        operator="bench",
+        workers=workers,
+        max_side=max_side,
+        detection=detection or DetectionSettings(),
     )
     start = time.perf_counter()
     with open_store(data) as store:
@@ -189,6 +208,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--workers", type=int, default=usable_cores())
     parser.add_argument("--skip-24mp", action="store_true", help="skip the 24 MP memory check")
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="also time the detection defaults before issue 18's second round (BEFORE)",
+    )
     args = parser.parse_args()
     eval_dir = Path(args.eval_dir)
     if not (eval_dir / "MANIFEST.md").is_file():
@@ -211,6 +235,13 @@ def main() -> int:
                         f, args.workers, scratch, f"{t}-full", FULL_SIZE
                     ),
                 }
+                if args.before:
+                    runs["before"] = lambda f=folder, t=tag: ours_run(
+                        f, args.workers, scratch, f"{t}-before", None, BEFORE
+                    )
+                    runs["before full size"] = lambda f=folder, t=tag: ours_run(
+                        f, args.workers, scratch, f"{t}-before-full", FULL_SIZE, BEFORE
+                    )
                 for name, fn in runs.items():
                     seconds, peak = fn()
                     times.setdefault((set_name, name), []).append(seconds)
@@ -224,10 +255,16 @@ def main() -> int:
         )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for set_name in sets:
-            for ours, label in [
+            contenders = [
                 ("photoconsent", "website, 2560 px"),
                 ("photoconsent full size", "full size"),
-            ]:
+            ]
+            if args.before:
+                contenders += [
+                    ("before", "before: website, 2560 px"),
+                    ("before full size", "before: full size"),
+                ]
+            for ours, label in contenders:
                 med = {
                     k: statistics.median(times[(set_name, k)]) for k in ("floor", "deface", ours)
                 }

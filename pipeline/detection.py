@@ -9,9 +9,10 @@ The rule (measured in docs/detection.md with ``bench/detection_recall.py``): can
 come from a low threshold; a face 20 px or larger is accepted from a modest score, since
 that is where missing a face matters and false alarms are rare; a smaller candidate, where
 textures (hands, instruments, patterns) fool the model most, must either score high or be
-confirmed by a second look at a zoomed crop. The 2x pass for small faces looks only
-where the 1x and mirrored passes saw a weak candidate. A photo with no orientation tag is
-searched again turned 90, 180 and 270 degrees.
+confirmed by a second look at a zoomed crop. The mirrored pass looks only around the
+plain pass's candidates (the whole photo for a crowd), and the 2x pass for small faces
+only where the 1x and mirrored passes saw a weak candidate. A photo with no orientation
+tag is searched again turned 90, 180 and 270 degrees.
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ class Thoroughness(enum.Enum):
     """How many detection passes to run; more passes find more faces and take longer.
 
     fast: one full-image pass. standard (default): adds a 2x pass for small faces (on
-    photos up to 2048 px), a mirrored pass, zoomed second looks at small candidates and
-    turned passes when orientation is unknown. paranoid: every pass on every photo (all
-    turns at full size, mirrored 2x) and no second-look filtering: most recall, most false
-    blur, several times slower.
+    photos up to 2048 px), a mirrored pass (both around the first pass's candidates),
+    zoomed second looks at small candidates and turned passes when orientation is
+    unknown. paranoid: every pass on every photo (all turns at full size, mirrored 2x)
+    and no second-look filtering: most recall, most false blur, several times slower.
     """
 
     FAST = "fast"
@@ -101,6 +102,18 @@ SEED_CONTEXT = 3.0
 SEED_MIN_HALF = 32
 SEED_CELL = 32
 WHOLE_SECOND_LOOK = 0.6
+# Standard's mirrored pass runs only around the plain pass's candidates of any size from
+# SEED_SCORE, within max(SEED_MIN_HALF, MIRROR_CONTEXT x size) of each (the whole photo
+# when that is over WHOLE_SECOND_LOOK of it, or a region is larger than a tile). On the
+# evaluation photos every mirrored box on a labelled face (7,247 heatmap boxes from 0.2)
+# had a plain candidate from 0.17 within 1.5 sizes of its centre.
+MIRROR_CONTEXT = 2.0
+# ...and sees MIRROR_PAD input pixels of context around each region.
+MIRROR_PAD = 128
+# A seam look at a face larger than LOOK_FACE_PX (input pixels) runs on its crop reduced
+# so the face is that size: CenterFace boxes a face of 160 px as well as one of 400, and
+# looks at 400 px faces at full size took a 2560 px crowd more time than its tiles.
+LOOK_FACE_PX = 160
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
 # An untagged photo is doubted when one turn finds faces (from TURNED_ONLY_SCORE) that
@@ -132,6 +145,15 @@ class DetectionSettings:
     ``upscale_everywhere`` runs standard's 2x pass on the whole photo instead of only
     around the first passes' candidates (the default, about a third of the cost on the
     evaluation photos, same recall: docs/detection.md); paranoid always runs it whole.
+    ``mirror_everywhere`` runs standard's mirrored pass on the whole photo instead of only
+    around the plain pass's candidates (the default since issue 18's second round:
+    docs/detection.md, "Mirror around seeds"); paranoid always runs it whole.
+    ``turned_scale`` resizes the photo for standard's turned passes (untagged photos),
+    on top of their cap of half ``max_side``: 1.0 runs a 1024 px photo's turns at its
+    own size, 0.5 at half (a quarter of the pixels).
+    ``reduced_seam_looks`` runs standard's second looks at large faces on tile seams on
+    a crop reduced so the face is ``LOOK_FACE_PX`` across (off: at full size, as before
+    issue 18's second round).
     ``doubted_turn_search`` runs the whole upright search again on an untagged photo
     turned the way a turned pass found faces the upright search did not
     (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
@@ -143,6 +165,9 @@ class DetectionSettings:
     backend: Backend = Backend.ONNXRUNTIME
     upscale_everywhere: bool = False
     doubted_turn_search: bool = True
+    mirror_everywhere: bool = False
+    turned_scale: float = 1.0
+    reduced_seam_looks: bool = True
 
     def describe(self) -> dict[str, object]:
         return {
@@ -159,8 +184,11 @@ class DetectionSettings:
             "agreed_passes": AGREED_PASSES,
             "agreed_score": AGREED_SCORE,
             "upscale_everywhere": self.upscale_everywhere,
+            "mirror_everywhere": self.mirror_everywhere,
             "seed_score": SEED_SCORE,
             "doubted_turn_search": self.doubted_turn_search,
+            "turned_scale": self.turned_scale,
+            "reduced_seam_looks": self.reduced_seam_looks,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -174,11 +202,22 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     """
     ms, be = settings.max_side, settings.backend
     level = settings.thoroughness
-    # Standard's 2x pass on a small photo runs around seeds, which the first passes
-    # report from SEED_SCORE; the stage keeps only their boxes from CANDIDATE_THRESHOLD.
-    seeded = level is Thoroughness.STANDARD and small_image and not settings.upscale_everywhere
-    first = SEED_SCORE if seeded else CANDIDATE_THRESHOLD
-    base = CenterFace(threshold=first, max_side=ms, backend=be)
+    standard = level is Thoroughness.STANDARD
+    # Standard's 2x pass on a small photo and its mirrored pass run around seeds, which
+    # the plain pass reports from SEED_SCORE; the stage keeps only boxes from
+    # CANDIDATE_THRESHOLD as candidates.
+    seeded = standard and small_image and not settings.upscale_everywhere
+    mirror_seeded = standard and not settings.mirror_everywhere
+    first = SEED_SCORE if seeded or mirror_seeded else CANDIDATE_THRESHOLD
+    # Weak boxes are seeds only: no second look at a tile seam for them.
+    look_px = LOOK_FACE_PX if standard and settings.reduced_seam_looks else None
+    base = CenterFace(
+        threshold=first,
+        max_side=ms,
+        look_threshold=CANDIDATE_THRESHOLD,
+        look_face_px=look_px,
+        backend=be,
+    )
     passes: list[Detector] = [base]
     if level is Thoroughness.FAST:
         return passes
@@ -193,18 +232,22 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
         passes.append(InRegions(up))
     elif small_image or level is Thoroughness.PARANOID:
         passes.append(up)
+    # The mirror's boxes seed only the 2x pass, which large photos do not run.
     side = settings.mirror_max_side
-    if settings.thoroughness is Thoroughness.PARANOID or side is None or side >= ms:
-        passes.append(Flipped(base))
-    else:
-        reduced = CenterFace(
-            threshold=CANDIDATE_THRESHOLD,
-            max_side=side,
-            name=f"centerface@{side}px",
-            backend=be,
-        )
-        passes.append(Flipped(reduced))
-    if settings.thoroughness is Thoroughness.PARANOID:
+    full = level is Thoroughness.PARANOID or side is None or side >= ms
+    mirrored = CenterFace(
+        threshold=SEED_SCORE if seeded else CANDIDATE_THRESHOLD,
+        max_side=ms if full or side is None else side,
+        name=None if full else f"centerface@{side}px",
+        region_pad=MIRROR_PAD,
+        look_threshold=CANDIDATE_THRESHOLD,
+        look_face_px=look_px,
+        backend=be,
+    )
+    mirror: Detector = Flipped(mirrored)
+    # Mirrored boxes of a large face are large: a region must not be cut (split_ok).
+    passes.append(InRegions(mirror, split_ok=False) if mirror_seeded else mirror)
+    if level is Thoroughness.PARANOID:
         passes.append(Flipped(up))
         passes.extend(build_turned_passes(settings))
     return passes
@@ -218,10 +261,13 @@ def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
     """
     if settings.thoroughness is Thoroughness.FAST:
         return []
-    side = settings.max_side
+    side, scale = settings.max_side, 1.0
     if settings.thoroughness is not Thoroughness.PARANOID:
         side //= 2
-    base = CenterFace(threshold=CANDIDATE_THRESHOLD, max_side=side, backend=settings.backend)
+        scale = settings.turned_scale
+    base = CenterFace(
+        threshold=CANDIDATE_THRESHOLD, scale=scale, max_side=side, backend=settings.backend
+    )
     return [Rotated(base, k) for k in (1, 2, 3)]
 
 
@@ -268,10 +314,13 @@ def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
     return False
 
 
-def second_look_regions(height: int, width: int, seeds: Sequence[Box]) -> list[Box]:
-    """Where standard's 2x pass looks: rectangles (photo pixels, on a ``SEED_CELL`` grid)
-    covering every seed's surroundings, ``max(SEED_MIN_HALF, SEED_CONTEXT x size)`` from
-    its centre each way; one rectangle per group of touching cells.
+def second_look_regions(
+    height: int, width: int, seeds: Sequence[Box], context: float = SEED_CONTEXT
+) -> list[Box]:
+    """Where standard's 2x pass (``context`` ``SEED_CONTEXT``) and mirrored pass
+    (``MIRROR_CONTEXT``) look: rectangles (photo pixels, on a ``SEED_CELL`` grid) covering
+    every seed's surroundings, ``max(SEED_MIN_HALF, context x size)`` from its centre
+    each way; one rectangle per group of touching cells.
 
     Why around weak candidates: a face small enough to need the 2x pass still raises the
     1x heatmap near it (on the evaluation photos every face the 2x pass added had a 1x or
@@ -284,7 +333,7 @@ def second_look_regions(height: int, width: int, seeds: Sequence[Box]) -> list[B
     mask = np.zeros((rows, cols), np.uint8)
     for b in seeds:
         cx, cy = b.center
-        half = max(SEED_MIN_HALF, SEED_CONTEXT * b.size)
+        half = max(SEED_MIN_HALF, context * b.size)
         r0, r1 = max(0, int((cy - half) // cell)), min(rows, int((cy + half) // cell) + 1)
         c0, c1 = max(0, int((cx - half) // cell)), min(cols, int((cx + half) // cell) + 1)
         if r0 < r1 and c0 < c1:
@@ -417,22 +466,30 @@ class DetectionStage:
         ]
 
     def _candidates(self, pixels: np.ndarray) -> list[Detection]:
-        """The upright passes' candidates: the first passes, then the 2x second look
-        around their weak candidates (standard) or on the whole photo."""
+        """The upright passes' candidates: the plain pass, the mirrored pass around its
+        candidates (standard) or on the whole photo, then the 2x second look around the
+        weak candidates of both (standard) or on the whole photo."""
         h, w = pixels.shape[:2]
         small = max(h, w) * 2 <= self.settings.max_side
         passes = self._small if small else self._large
-        found = [d for p in passes if not isinstance(p, InRegions) for d in p.detect(pixels)]
-        second = [p for p in passes if isinstance(p, InRegions)]
+        found: list[Detection] = []
+        for p in passes:
+            if not isinstance(p, InRegions):
+                found += p.detect(pixels)
+            elif p.split_ok:
+                continue  # the 2x pass: after the mirror, whose candidates seed it too
+            else:
+                regions = second_look_regions(h, w, [d.box for d in found], MIRROR_CONTEXT)
+                found += p.detect(pixels, p.plan(h, w, regions, WHOLE_SECOND_LOOK))
+        second = [p for p in passes if isinstance(p, InRegions) and p.split_ok]
         if second:
             regions = second_look_regions(
                 h, w, [d.box for d in found if d.box.size <= UPSCALED_MAX_FACE_PX]
             )
             found = [d for d in found if d.score >= CANDIDATE_THRESHOLD]
-            if second[0].pixels_run(h, w, regions) > WHOLE_SECOND_LOOK:
-                regions = None
-            found += [d for p in second for d in p.detect(pixels, regions)]
-        return found
+            for p in second:
+                found += p.detect(pixels, p.plan(h, w, regions, WHOLE_SECOND_LOOK))
+        return [d for d in found if d.score >= CANDIDATE_THRESHOLD]
 
     def _turned_search(self, pixels: np.ndarray, k: int) -> list[Detection]:
         """The upright search (every upright pass, second looks and the acceptance rule,

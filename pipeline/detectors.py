@@ -38,6 +38,7 @@ __all__ = [
     "Rotated",
     "centerface_model_path",
     "decode_centerface",
+    "rotate_box",
     "tile_grid",
     "unrotate_box",
 ]
@@ -73,6 +74,8 @@ NEAR_EDGE = 0.25
 # face covers at least EXPLAINED of it.
 SECOND_LOOK_CONTEXT = 1.5
 EXPLAINED = 0.25
+# A reduced seam look (look_face_px) judges only suspects at least this large in it.
+LOOK_SERVES_PX = 40
 # A pass run on regions only (detect_in) sees this many input pixels of context around
 # each: more than half the largest face the 2x pass reports (48 px at 2x), so a face
 # centred in the region is seen whole.
@@ -89,6 +92,16 @@ class CenterFace:
     full resolution on a laptop (faces then need to be a little larger to be found).
     ``max_face_px`` drops boxes larger than that (in the original's pixels): an upscaled
     pass is there for small faces, and on a large face it reports parts of it as faces.
+    ``look_threshold`` (default ``threshold``): only boxes from this score near a tile's
+    inner edge get the second look below; weaker ones, reported only as seeds for a
+    regional pass, are kept as they are (looking at each of them cost a 12 MP crowd a
+    fifth more time).
+    ``region_pad``: input pixels of context :meth:`detect_in` gives each region.
+    ``look_face_px``: a seam look at a box larger than this (input pixels) runs on its
+    crop reduced so the box is this size (None: at full size, or reduced only to fit a
+    tile); a look serves another suspect only where that one is at least
+    ``LOOK_SERVES_PX`` in the reduced crop, so a small face is never judged by a look
+    too coarse to see it.
 
     Memory: the network's activations take about 200 MB per megapixel of input, so a
     12 MP photo in one piece needs 2.5 GB. An input with more than ``tile_mp`` megapixels
@@ -112,9 +125,15 @@ class CenterFace:
         tile_mp: float | None = None,
         tile_overlap: int | None = None,
         whole_side: int | None = None,
+        region_pad: int | None = None,
+        look_threshold: float | None = None,
+        look_face_px: float | None = None,
         backend: Backend = Backend.ONNXRUNTIME,
     ) -> None:
         self.backend = backend
+        self.look_face_px = look_face_px
+        self.look_threshold = threshold if look_threshold is None else look_threshold
+        self.region_pad = REGION_PAD if region_pad is None else region_pad
         self.threshold = threshold
         self.scale = scale
         self.max_side = max_side
@@ -173,7 +192,7 @@ class CenterFace:
         resized = cv2.resize(pixels, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
         found: list[Detection] = []
         for rx0, ry0, rx1, ry1 in self._crops(in_w, in_h, sx, sy, regions):
-            x0, y0, x1, y1 = _padded(rx0, ry0, rx1, ry1, in_w, in_h)
+            x0, y0, x1, y1 = _padded(rx0, ry0, rx1, ry1, in_w, in_h, self.region_pad)
             for d in self._infer(resized[y0:y1, x0:x1], 1.0, x0, y0):
                 b = d.box
                 cx, cy = b.center
@@ -190,40 +209,51 @@ class CenterFace:
         sx, sy = in_w / width, in_h / height
         total = 0
         for c in self._crops(in_w, in_h, sx, sy, regions):
-            x0, y0, x1, y1 = _padded(*c, in_w, in_h)
+            x0, y0, x1, y1 = _padded(*c, in_w, in_h, self.region_pad)
             total += (x1 - x0) * (y1 - y0)
         return total / (in_w * in_h)
+
+    def splits(self, height: int, width: int, regions: list[Box]) -> bool:
+        """Whether :meth:`detect_in` would cut one of ``regions`` into parts (a region
+        whose padded crop is larger than a tile). A face larger than twice
+        ``REGION_PAD`` across such a cut is seen whole by neither part, so a pass that
+        reports large faces runs on the whole photo instead (:class:`InRegions`)."""
+        in_w, in_h = _input_size(width, height, self.input_scale(height, width))
+        sx, sy = in_w / width, in_h / height
+        return any(len(self._parts(in_w, in_h, sx, sy, r)) > 1 for r in regions)
 
     def _crops(
         self, in_w: int, in_h: int, sx: float, sy: float, regions: list[Box]
     ) -> list[tuple[int, int, int, int]]:
         """The regions in input pixels ``(x1, y1, x2, y2)``, each cut into equal parts
         along its longer side until its padded crop fits a tile (bounded memory)."""
-        out = []
+        return [c for r in regions for c in self._parts(in_w, in_h, sx, sy, r)]
+
+    def _parts(
+        self, in_w: int, in_h: int, sx: float, sy: float, r: Box
+    ) -> list[tuple[int, int, int, int]]:
         budget = self.tile_mp * 1e6
-        for r in regions:
-            x0, y0 = max(0, int(r.x * sx)), max(0, int(r.y * sy))
-            x1, y1 = min(in_w, int(np.ceil(r.x2 * sx))), min(in_h, int(np.ceil(r.y2 * sy)))
-            if x1 <= x0 or y1 <= y0:
-                continue
-            cols = rows = 1
-            while True:
-                pw = (x1 - x0) / cols + 2 * REGION_PAD + 32
-                ph = (y1 - y0) / rows + 2 * REGION_PAD + 32
-                if pw * ph <= budget:
-                    break
-                if pw >= ph:
-                    cols += 1
-                else:
-                    rows += 1
-            xs = np.linspace(x0, x1, cols + 1).round().astype(int)
-            ys = np.linspace(y0, y1, rows + 1).round().astype(int)
-            out += [
-                (int(xs[i]), int(ys[j]), int(xs[i + 1]), int(ys[j + 1]))
-                for j in range(rows)
-                for i in range(cols)
-            ]
-        return out
+        x0, y0 = max(0, int(r.x * sx)), max(0, int(r.y * sy))
+        x1, y1 = min(in_w, int(np.ceil(r.x2 * sx))), min(in_h, int(np.ceil(r.y2 * sy)))
+        if x1 <= x0 or y1 <= y0:
+            return []
+        cols = rows = 1
+        while True:
+            pw = (x1 - x0) / cols + 2 * self.region_pad + 32
+            ph = (y1 - y0) / rows + 2 * self.region_pad + 32
+            if pw * ph <= budget:
+                break
+            if pw >= ph:
+                cols += 1
+            else:
+                rows += 1
+        xs = np.linspace(x0, x1, cols + 1).round().astype(int)
+        ys = np.linspace(y0, y1, rows + 1).round().astype(int)
+        return [
+            (int(xs[i]), int(ys[j]), int(xs[i + 1]), int(ys[j + 1]))
+            for j in range(rows)
+            for i in range(cols)
+        ]
 
     def _tiled(
         self,
@@ -277,7 +307,7 @@ class CenterFace:
                         or (r1 < in_h and b.y2 >= r1 - r0 - m)
                     )
                     box = Detection(Box(b.x + c0, b.y + r0, b.w, b.h), d.score, d.source)
-                    if near:
+                    if near and d.score >= self.look_threshold:
                         suspects.append((box, core))
                     else:
                         whole.append(box)
@@ -304,7 +334,9 @@ class CenterFace:
         One crop serves every suspect that lies inside it."""
         in_h, in_w = resized.shape[:2]
         out: list[Detection] = []
-        looks: list[tuple[Box, list[tuple[Detection, bool]], tuple, np.ndarray, np.ndarray]] = []
+        looks: list[
+            tuple[Box, list[tuple[Detection, bool]], tuple, np.ndarray, np.ndarray, float]
+        ] = []
         added: dict[int, set[int]] = {}
         for det, core in sorted(suspects, key=lambda s: -s[0].score):
             b = det.box
@@ -312,9 +344,19 @@ class CenterFace:
             # the photo decides whether a look serves it (unclipped, every heatmap box of
             # such a face took a look of its own: 456 looks, 8 minutes, on one photo).
             seen = b.clipped(in_w, in_h)
-            look = next((lk for lk in looks if _inside(seen, lk[0]) and lk[2] == core), None)
+            size = max(b.w, b.h)
+            look = next(
+                (
+                    lk
+                    for lk in looks
+                    if _inside(seen, lk[0])
+                    and lk[2] == core
+                    and (lk[5] >= 1.0 or size * lk[5] >= LOOK_SERVES_PX)
+                ),
+                None,
+            )
             if look is None:
-                region, found = self._crop_look(resized, b, core)
+                region, found, factor = self._crop_look(resized, b, core)
                 # The crop's boxes as arrays: a large face gives thousands of suspects and
                 # as many boxes in its look, and comparing them one Box at a time took
                 # most of a 12 MP photo's detection time.
@@ -322,9 +364,9 @@ class CenterFace:
                     [(f.box.x, f.box.y, f.box.x2, f.box.y2) for f, _ in found], np.float64
                 ).reshape(-1, 4)
                 owned = np.array([o for _, o in found], bool)
-                look = (region, found, core, corners, owned)
+                look = (region, found, core, corners, owned, factor)
                 looks.append(look)
-            _, found, _, corners, owned = look
+            _, found, _, corners, owned, _ = look
             iw = np.minimum(corners[:, 2], b.x2) - np.maximum(corners[:, 0], b.x)
             ih = np.minimum(corners[:, 3], b.y2) - np.maximum(corners[:, 1], b.y)
             inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
@@ -341,11 +383,12 @@ class CenterFace:
 
     def _crop_look(
         self, resized: np.ndarray, box: Box, core: tuple[float, float, float, float]
-    ) -> tuple[Box, list[tuple[Detection, bool]]]:
+    ) -> tuple[Box, list[tuple[Detection, bool]], float]:
         """Detections in a crop around ``box`` (input pixels) and, for each, whether its
-        centre lies in ``core``. The crop is ``SECOND_LOOK_CONTEXT`` times the box's size
-        each side (at least 48 px), rounded up to the 32 px grid, and reduced when larger
-        than a tile, so memory stays bounded."""
+        centre lies in ``core``, and the factor the crop was reduced by. The crop is
+        ``SECOND_LOOK_CONTEXT`` times the box's size each side (at least 48 px), rounded
+        up to the 32 px grid, and reduced when larger than a tile, so memory stays
+        bounded, or so the box is ``look_face_px`` across when that is set."""
         in_h, in_w = resized.shape[:2]
         half = max(SECOND_LOOK_CONTEXT * max(box.w, box.h), 48.0)
         cw = min(in_w, int(np.ceil(2 * half / 32) * 32))
@@ -354,13 +397,17 @@ class CenterFace:
         x0 = int(min(max(cx - cw / 2, 0), in_w - cw))
         y0 = int(min(max(cy - ch / 2, 0), in_h - ch))
         f = min(1.0, float(np.sqrt(self.tile_mp * 1e6 / (cw * ch))))
+        if self.look_face_px is not None:
+            f = min(f, self.look_face_px / max(box.w, box.h, 1.0))
         crop = resized[y0 : y0 + ch, x0 : x0 + cw]
         left, top, right, bottom = core
         found = []
         for d in self._infer(crop, f, x0, y0):
+            if d.score < self.look_threshold:
+                continue  # as weak as the boxes that get no look: it decides nothing
             px, py = d.box.center
             found.append((d, left <= px < right and top <= py < bottom))
-        return Box(x0, y0, cw, ch), found
+        return Box(x0, y0, cw, ch), found, f
 
     def _infer(self, pixels: np.ndarray, factor: float, dx: int, dy: int) -> list[Detection]:
         """One forward pass on ``pixels`` resized by ``factor``; boxes moved by (dx, dy)."""
@@ -396,14 +443,16 @@ def _spans(spans: list[tuple[float, float]], size: int) -> list[tuple[int, int, 
     return out
 
 
-def _padded(x0: int, y0: int, x1: int, y1: int, in_w: int, in_h: int) -> tuple[int, int, int, int]:
-    """A region of the input with ``REGION_PAD`` pixels of context each side, snapped
-    out to CenterFace's 32 px grid and clipped to the input."""
+def _padded(
+    x0: int, y0: int, x1: int, y1: int, in_w: int, in_h: int, pad: int = REGION_PAD
+) -> tuple[int, int, int, int]:
+    """A region of the input with ``pad`` pixels of context each side, snapped out to
+    CenterFace's 32 px grid and clipped to the input."""
     return (
-        max(0, (x0 - REGION_PAD) // 32 * 32),
-        max(0, (y0 - REGION_PAD) // 32 * 32),
-        min(in_w, -(-(x1 + REGION_PAD) // 32) * 32),
-        min(in_h, -(-(y1 + REGION_PAD) // 32) * 32),
+        max(0, (x0 - pad) // 32 * 32),
+        max(0, (y0 - pad) // 32 * 32),
+        min(in_w, -(-(x1 + pad) // 32) * 32),
+        min(in_h, -(-(y1 + pad) // 32) * 32),
     )
 
 
@@ -506,6 +555,51 @@ class Rotated:
             for d in self.inner.detect(turned)
         ]
 
+    def detect_in(self, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
+        """The boxes the turned pass finds centred in ``regions`` (upright photo pixels),
+        looking only at crops around them in the turned copy."""
+        small, fx, fy = _reduced_for(self.inner, pixels)
+        h, w = small.shape[:2]
+        turned = np.ascontiguousarray(np.rot90(small, self.quarter_turns))
+        inner_regions = self._turned_regions(w, h, fx, fy, regions)
+        return [
+            Detection(
+                _rescaled(unrotate_box(d.box, self.quarter_turns, w, h), fx, fy),
+                d.score,
+                self.name,
+            )
+            for d in _detect_in(self.inner, turned, inner_regions)
+        ]
+
+    def share_in(self, height: int, width: int, regions: list[Box]) -> float:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        th, tw = (sw, sh) if self.quarter_turns % 2 else (sh, sw)
+        return _share_in(self.inner, th, tw, self._turned_regions(sw, sh, fx, fy, regions))
+
+    def splits(self, height: int, width: int, regions: list[Box]) -> bool:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        th, tw = (sw, sh) if self.quarter_turns % 2 else (sh, sw)
+        return _splits(self.inner, th, tw, self._turned_regions(sw, sh, fx, fy, regions))
+
+    def _turned_regions(
+        self, w: int, h: int, fx: float, fy: float, regions: list[Box]
+    ) -> list[Box]:
+        return [rotate_box(_rescaled(r, 1 / fx, 1 / fy), self.quarter_turns, w, h) for r in regions]
+
+
+def rotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:
+    """Map a box in ``img`` (``width`` x ``height``) to ``np.rot90(img, quarter_turns)``:
+    the inverse of :func:`unrotate_box`."""
+    k = quarter_turns % 4
+    x1, y1, x2, y2 = box.x, box.y, box.x2, box.y2
+    if k == 0:
+        return box
+    if k == 1:  # a point (x, y) here is (y, width - x) in the turned image
+        return Box.from_corners(y1, width - x2, y2, width - x1)
+    if k == 2:
+        return Box.from_corners(width - x2, height - y2, width - x1, height - y1)
+    return Box.from_corners(height - y2, x1, height - y1, x2)  # (x, y) is (height - y, x)
+
 
 def unrotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:
     """Map a box found in ``np.rot90(img, quarter_turns)`` back to ``img`` (``width`` x
@@ -541,6 +635,67 @@ class Flipped:
             for d in self.inner.detect(mirrored)
         ]
 
+    def detect_in(self, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
+        """The boxes the mirrored pass finds centred in ``regions`` (photo pixels),
+        looking only at crops around them in the mirror image."""
+        small, fx, fy = _reduced_for(self.inner, pixels)
+        w = small.shape[1]
+        mirrored = np.ascontiguousarray(small[:, ::-1])
+        return [
+            Detection(
+                _rescaled(Box(w - d.box.x2, d.box.y, d.box.w, d.box.h), fx, fy),
+                d.score,
+                self.name,
+            )
+            for d in _detect_in(self.inner, mirrored, _mirrored(w, fx, fy, regions))
+        ]
+
+    def share_in(self, height: int, width: int, regions: list[Box]) -> float:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        return _share_in(self.inner, sh, sw, _mirrored(sw, fx, fy, regions))
+
+    def splits(self, height: int, width: int, regions: list[Box]) -> bool:
+        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
+        return _splits(self.inner, sh, sw, _mirrored(sw, fx, fy, regions))
+
+
+def _mirrored(w: int, fx: float, fy: float, regions: list[Box]) -> list[Box]:
+    """``regions`` (photo pixels) in the mirror image of the photo reduced by (fx, fy)."""
+    out = []
+    for r in regions:
+        b = _rescaled(r, 1 / fx, 1 / fy)
+        out.append(Box(w - b.x2, b.y, b.w, b.h))
+    return out
+
+
+def _detect_in(inner: Detector, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
+    detect_in = getattr(inner, "detect_in", None)
+    if detect_in is None:
+        raise TypeError(f"{inner.name} cannot run on regions only")
+    found: list[Detection] = detect_in(pixels, regions)
+    return found
+
+
+def _share_in(inner: Detector, height: int, width: int, regions: list[Box]) -> float:
+    share = getattr(inner, "share_in", None)
+    return 1.0 if share is None else float(share(height, width, regions))
+
+
+def _splits(inner: Detector, height: int, width: int, regions: list[Box]) -> bool:
+    splits = getattr(inner, "splits", None)
+    return True if splits is None else bool(splits(height, width, regions))
+
+
+def _reduced_size(inner: Detector, height: int, width: int) -> tuple[int, int, float, float]:
+    """The size ``(height, width)`` :func:`_reduced_for` reduces a photo to, and its
+    factors (x, y) back to the photo, without resizing anything."""
+    scale_of = getattr(inner, "input_scale", None)
+    f = scale_of(height, width) if scale_of is not None else 1.0
+    if f >= 1.0:
+        return height, width, 1.0, 1.0
+    sw, sh = max(1, round(width * f)), max(1, round(height * f))
+    return sh, sw, width / sw, height / sh
+
 
 def _reduced_for(inner: Detector, pixels: np.ndarray) -> tuple[np.ndarray, float, float]:
     """``pixels`` reduced to the size ``inner`` would run it at, when that is smaller, and
@@ -563,22 +718,42 @@ def _rescaled(box: Box, fx: float, fy: float) -> Box:
 
 
 class InRegions:
-    """A CenterFace pass run only on some regions of the photo (a second look where a
-    first one saw candidates): :meth:`CenterFace.detect_in`. ``detect`` without regions
-    runs the whole photo, as the pass would."""
+    """A pass run only on some regions of the photo (a second look where a first one saw
+    candidates). ``inner`` is a :class:`CenterFace`, or a :class:`Flipped` or
+    :class:`Rotated` one, which run on crops of the mirrored or turned copy
+    (``detect_in``). ``detect`` without regions runs the whole photo, as the pass would.
 
-    def __init__(self, inner: CenterFace) -> None:
+    ``split_ok`` says whether a region larger than a tile may be cut into parts: safe for
+    the 2x pass (its faces, at most 96 input pixels, fit in a part's 64 px of context on
+    each side), not for a pass that reports large faces, which then runs whole
+    (:meth:`plan`)."""
+
+    def __init__(self, inner: Detector, *, split_ok: bool = True) -> None:
         self.inner = inner
+        self.split_ok = split_ok
         # Boxes keep the pass's name: it is the same pass, seen in parts.
         self.name = inner.name
 
     def detect(self, pixels: np.ndarray, regions: list[Box] | None = None) -> list[Detection]:
         if regions is None:
             return self.inner.detect(pixels)
-        return self.inner.detect_in(pixels, regions)
+        return _detect_in(self.inner, pixels, regions)
 
     def pixels_run(self, height: int, width: int, regions: list[Box] | None) -> float:
         """The share of the whole pass's input the regions' crops take (1.0 for None)."""
         if regions is None:
             return 1.0
-        return self.inner.share_in(height, width, regions)
+        return _share_in(self.inner, height, width, regions)
+
+    def plan(
+        self, height: int, width: int, regions: list[Box], whole_above: float
+    ) -> list[Box] | None:
+        """``regions``, or None (run the whole photo) when their crops would take more
+        than ``whole_above`` of the whole pass's input (a crowd: the whole photo is then
+        cheaper than crops that overlap) or a region would be cut and ``split_ok`` is
+        False."""
+        if self.pixels_run(height, width, regions) > whole_above:
+            return None
+        if not self.split_ok and _splits(self.inner, height, width, regions):
+            return None
+        return regions

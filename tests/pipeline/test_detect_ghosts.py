@@ -54,7 +54,7 @@ class Blind(PartialView):
     """The same, with no second look: what the tiles report near their edges stays."""
 
     def _crop_look(self, resized, box, core):
-        return Box(0, 0, 1, 1), []
+        return Box(0, 0, 1, 1), [], 1.0
 
 
 def canvas_with(*faces: Box) -> np.ndarray:

@@ -119,8 +119,11 @@ def test_a_crowd_gets_the_whole_photo():
 
 def test_settings_say_where_the_2x_pass_runs():
     assert DetectionSettings().describe()["upscale_everywhere"] is False
-    regional = build_passes(DetectionSettings(), small_image=True)
-    whole = build_passes(DetectionSettings(upscale_everywhere=True), small_image=True)
+    # The mirrored pass's own regions are pinned in test_detect_mirror_seeds.py.
+    regional = build_passes(DetectionSettings(mirror_everywhere=True), small_image=True)
+    whole = build_passes(
+        DetectionSettings(upscale_everywhere=True, mirror_everywhere=True), small_image=True
+    )
     assert [type(p).__name__ for p in regional] == ["CenterFace", "InRegions", "Flipped"]
     assert [type(p).__name__ for p in whole] == ["CenterFace", "CenterFace", "Flipped"]
     # Seeds come from the first pass: it reports from the seed score; whole, from the

@@ -173,3 +173,15 @@ def test_a_crowd_photo_stored_sideways_without_a_tag_keeps_its_faces(eval_dir, b
     sideways = recall(t_truth[path], t_images[path], False)
     assert upright > 0.8
     assert sideways >= upright - 0.05
+
+
+@pytest.mark.parametrize("scale, web, camera", [(1.0, 1.0, 2048 / 4000), (0.5, 0.5, 0.5)])
+def test_turned_scale_resizes_the_turned_passes_under_their_cap(scale, web, camera):
+    # A 1024 px web photo's turns run at its own size by default (the cap is half of
+    # max_side, 2048 px); turned_scale 0.5 halves them, and a 12 MP photo's stay capped.
+    from pipeline.detection import build_turned_passes
+
+    for p in build_turned_passes(DetectionSettings(turned_scale=scale)):
+        assert p.inner.input_scale(683, 1024) == web
+        assert p.inner.input_scale(3000, 4000) == pytest.approx(camera)
+    assert DetectionSettings().turned_scale == 1.0
