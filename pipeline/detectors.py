@@ -623,31 +623,31 @@ class Flipped:
         self.name = f"{inner.name}+flip"
 
     def detect(self, pixels: np.ndarray) -> list[Detection]:
-        small, fx, fy = _reduced_for(self.inner, pixels)
-        w = small.shape[1]
-        mirrored = np.ascontiguousarray(small[:, ::-1])
-        return [
-            Detection(
-                _rescaled(Box(w - d.box.x2, d.box.y, d.box.w, d.box.h), fx, fy),
-                d.score,
-                self.name,
-            )
-            for d in self.inner.detect(mirrored)
-        ]
+        return self._look(pixels, None)
 
     def detect_in(self, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
         """The boxes the mirrored pass finds centred in ``regions`` (photo pixels),
         looking only at crops around them in the mirror image."""
+        return self._look(pixels, regions)
+
+    def _look(self, pixels: np.ndarray, regions: list[Box] | None) -> list[Detection]:
+        """The inner detector on the (reduced) mirror image, over all of it or only
+        around ``regions``, its boxes mapped back to the photo."""
         small, fx, fy = _reduced_for(self.inner, pixels)
         w = small.shape[1]
         mirrored = np.ascontiguousarray(small[:, ::-1])
+        found = (
+            self.inner.detect(mirrored)
+            if regions is None
+            else _detect_in(self.inner, mirrored, _mirrored(w, fx, fy, regions))
+        )
         return [
             Detection(
                 _rescaled(Box(w - d.box.x2, d.box.y, d.box.w, d.box.h), fx, fy),
                 d.score,
                 self.name,
             )
-            for d in _detect_in(self.inner, mirrored, _mirrored(w, fx, fy, regions))
+            for d in found
         ]
 
     def share_in(self, height: int, width: int, regions: list[Box]) -> float:

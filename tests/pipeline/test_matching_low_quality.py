@@ -17,6 +17,7 @@ from pipeline.detectors import Detection
 from pipeline.matching import Decision, MatchSettings, Reason, decide
 from pipeline.recognisers import match_settings
 from tests.pipeline.test_analysis_pose import landmarks68
+from tests.support.embeddings import near, three_pupil_gallery, unit
 
 BIG = Box(0, 0, 100, 100)
 SMALL = Box(0, 0, 40, 40)
@@ -24,19 +25,7 @@ OFF = MatchSettings(tolerance=0.4, margin=0.08, min_face_px=60, review=0.5)
 ON = replace(OFF, review_low_quality=True)
 
 
-def unit(i: int) -> np.ndarray:
-    v = np.zeros(128)
-    v[i] = 1.0
-    return v
-
-
-def near(v: np.ndarray, d: float, axis: int = 127) -> np.ndarray:
-    out = v.copy()
-    out[axis] += d
-    return out
-
-
-GALLERY = {"P1": np.array([unit(0)]), "P2": np.array([unit(1)]), "P3": np.array([unit(2)])}
+GALLERY = three_pupil_gallery()
 BLURRED = dict(sharpness=[ON.min_sharpness - 1])
 TURNED = dict(yaw=[ON.max_yaw + 1])
 

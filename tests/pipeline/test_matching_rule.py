@@ -7,26 +7,14 @@ import pytest
 
 from pipeline.boxes import Box
 from pipeline.matching import Decision, MatchSettings, Reason, decide
+from tests.support.embeddings import near, three_pupil_gallery, unit
 
 BIG = Box(0, 0, 100, 100)
 SMALL = Box(0, 0, 40, 40)
 S = MatchSettings(tolerance=0.4, margin=0.08, min_face_px=60)
 
 
-def unit(i: int) -> np.ndarray:
-    v = np.zeros(128)
-    v[i] = 1.0
-    return v
-
-
-def near(v: np.ndarray, d: float, axis: int = 127) -> np.ndarray:
-    """A point at distance ``d`` from ``v`` (moving along one axis)."""
-    out = v.copy()
-    out[axis] += d
-    return out
-
-
-GALLERY = {"P1": np.array([unit(0)]), "P2": np.array([unit(1)]), "P3": np.array([unit(2)])}
+GALLERY = three_pupil_gallery()
 
 
 @pytest.mark.parametrize(

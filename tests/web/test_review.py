@@ -223,3 +223,14 @@ def test_a_low_quality_face_is_marked_in_its_pupils_grid(
     items = dict(re.findall(r'alt="Face (F\d+) in [^"]*"(.*?)</li>', zoe, re.S))
     assert {fid for fid, item in items.items() if 'class="mark"' in item} == {"F0006"}
     assert "low quality photo: the face is blurred" in items["F0006"]
+
+
+@pytest.mark.parametrize(("page", "back"), [("", None), ("/pupils", "pupils")])
+def test_the_unblur_form_comes_back_to_the_page_it_was_sent_from(
+    batch_client: TestClient, page: str, back: str | None
+) -> None:
+    sign_in(batch_client, "office1")
+    html = batch_client.get(f"/review/{BATCH_ID}{page}").text
+    form = html.split('id="unblur-ticked"')[1].split("</form>")[0]
+    found = re.findall(r'name="back" value="([^"]*)"', form)
+    assert found == ([] if back is None else [back])
