@@ -466,7 +466,11 @@ class DetectionStage:
             # A sideways crowd photo still shows CenterFace a few faces upright, so "found
             # some faces" is no proof of the right way up: search every turn.
             turned = [(p, p.detect(pixels)) for p in self._turned]
-            upright = faces
+            # Evidence of the right way up counts only faces from ACCEPT_SCORE: a sideways
+            # face is what the upright network sees badly, and large boxes of 0.2 to 0.3
+            # (kept for redaction by the large-face rule) counted as upright faces hid a
+            # turned crowd from the doubt test (issue 18, third round; docs/detection.md).
+            upright = [d for d in faces if d.score >= ACCEPT_SCORE or d.box.size < SMALL_FACE_PX]
             found += [d for _, dets in turned for d in dets]
             faces = self._accept(pixels, merge_detections(found))
             k = doubted_turn(upright, turned) if self.settings.doubted_turn_search else None

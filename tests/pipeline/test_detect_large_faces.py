@@ -128,3 +128,27 @@ def test_with_the_rule_off_a_large_face_needs_the_accept_score(score, kept):
         ]
         is False
     )
+
+
+class Turned(Fixed):
+    """A turned pass (``quarter_turns`` is how the doubt test knows its turn)."""
+
+    quarter_turns = 1
+
+
+@pytest.mark.parametrize(
+    "upright_score, doubted", [(CANDIDATE_THRESHOLD, True), (ACCEPT_SCORE, False)]
+)
+def test_a_large_face_kept_from_the_candidate_threshold_is_no_evidence_of_upright(
+    upright_score, doubted
+):
+    """A sideways face that the upright passes see badly (a large box under ACCEPT_SCORE)
+    is blurred, but must not stop the turned search: the turned pass sees it well."""
+    face = box(120, 120)
+    s = stage(upright=[(face, upright_score)])
+    s._turned = [Turned("centerface@1x+rot90", (face, 0.9))]
+    searched = []
+    s._turned_search = lambda pixels, k: searched.append(k) or []
+    found = s.detect(IMG, orientation_known=False)
+    assert searched == ([1] if doubted else [])
+    assert len(found) == 1  # kept either way, one face
