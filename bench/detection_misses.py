@@ -39,6 +39,7 @@ from pipeline.detection import (  # noqa: E402
     DetectionStage,
     doubted_turn,
     merge_detections,
+    upright_evidence,
 )
 from pipeline.detectors import Detection  # noqa: E402
 from pipeline.loading import load_image  # noqa: E402
@@ -57,7 +58,7 @@ def run_stage(stage: DetectionStage, pixels: np.ndarray, tagged: bool) -> dict[s
     if not tagged:
         turned = [(p, p.detect(pixels)) for p in stage._turned]
         turned_boxes = [d for _, dets in turned for d in dets]
-        first = faces
+        first = upright_evidence(faces)
         merged = merge_detections(upright + turned_boxes)
         faces = stage._accept(pixels, merged)
         k = doubted_turn(first, turned) if stage.settings.doubted_turn_search else None

@@ -65,6 +65,7 @@ __all__ = [
     "opencv_threads",
     "second_look_regions",
     "unrotate_box",
+    "upright_evidence",
 ]
 
 
@@ -315,6 +316,19 @@ def doubted_turn(
     return None if best is None else best[2]
 
 
+def upright_evidence(faces: Sequence[Detection]) -> list[Detection]:
+    """The accepted upright faces that count, in :func:`doubted_turn`, as evidence that
+    the photo is the right way up: all but those of ``SMALL_FACE_PX`` and more under
+    ``ACCEPT_SCORE`` (kept for redaction by the large-face rule).
+
+    Why: a sideways face is what the upright network sees badly, a large box of 0.2 to
+    0.3; counted as found upright, such boxes made the turned passes' well-seen faces
+    "the same faces" and a crowd stored at 270 degrees lost 2 of 13 faces to the doubt
+    test (issue 18, third round; docs/detection.md, "Large faces at low scores").
+    """
+    return [d for d in faces if d.score >= ACCEPT_SCORE or d.box.size < SMALL_FACE_PX]
+
+
 def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
     """``det`` would merge with one of ``faces`` (the merge rule's IoU or containment)."""
     b = det.box
@@ -466,11 +480,7 @@ class DetectionStage:
             # A sideways crowd photo still shows CenterFace a few faces upright, so "found
             # some faces" is no proof of the right way up: search every turn.
             turned = [(p, p.detect(pixels)) for p in self._turned]
-            # Evidence of the right way up counts only faces from ACCEPT_SCORE: a sideways
-            # face is what the upright network sees badly, and large boxes of 0.2 to 0.3
-            # (kept for redaction by the large-face rule) counted as upright faces hid a
-            # turned crowd from the doubt test (issue 18, third round; docs/detection.md).
-            upright = [d for d in faces if d.score >= ACCEPT_SCORE or d.box.size < SMALL_FACE_PX]
+            upright = upright_evidence(faces)
             found += [d for _, dets in turned for d in dets]
             faces = self._accept(pixels, merge_detections(found))
             k = doubted_turn(upright, turned) if self.settings.doubted_turn_search else None
