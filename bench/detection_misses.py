@@ -73,7 +73,7 @@ def on_face(dets: list[Detection], gt: Box) -> list[Detection]:
 
 def cause(steps: dict[str, list], gt: Box, covered: bool) -> str:
     if covered:
-        return "face covered, head region too small for the whole head"
+        return "face 70% covered (by its own or a neighbour's region), whole head not"
     if on_face(steps["faces"], gt):
         return "accepted box on it, its head region covers under 70%"
     refused = on_face(steps["merged"], gt)
