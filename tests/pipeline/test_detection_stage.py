@@ -53,14 +53,15 @@ def stage(level=Thoroughness.STANDARD, upright=(), turned=(), zoom=0.0):
 
 
 BIG = Box(100, 100, 40, 40)
+MID = Box(100, 100, 30, 30)  # 20 px or more, under LARGE_FACE_PX
 TINY = Box(10, 10, 12, 14)
 
 
 @pytest.mark.parametrize(
     "box, score, zoom, kept",
     [
-        (BIG, ACCEPT_SCORE, 0.0, True),
-        (BIG, ACCEPT_SCORE - 0.01, 1.0, False),  # a large face is never zoom-checked
+        (MID, ACCEPT_SCORE, 0.0, True),
+        (MID, ACCEPT_SCORE - 0.01, 1.0, False),  # a face of 20 px or more is never zoom-checked
         (TINY, SMALL_SURE_SCORE, 0.0, True),
         (TINY, SMALL_SURE_SCORE - 0.01, ZOOM_CONFIRM, True),
         (TINY, SMALL_SURE_SCORE - 0.01, ZOOM_CONFIRM - 0.01, False),
