@@ -19,24 +19,13 @@ from pipeline.detection import (
     LARGE_FACE_PX,
     SMALL_FACE_PX,
     TURNED_ONLY_SCORE,
-    Detection,
     DetectionSettings,
     DetectionStage,
     Thoroughness,
 )
+from tests.support.detect_fakes import Fixed
 
 IMG = np.zeros((600, 600, 3), np.uint8)
-
-
-class Fixed:
-    """A pass that reports the same boxes whatever it is shown."""
-
-    def __init__(self, name, *dets):
-        self.name = name
-        self.dets = [Detection(b, s, name) for b, s in dets]
-
-    def detect(self, pixels):
-        return list(self.dets)
 
 
 class CountingZoom:

@@ -26,17 +26,9 @@ from pipeline.detection import (
     second_look_regions,
 )
 from pipeline.detectors import CenterFace, Flipped, Rotated, rotate_box, unrotate_box
+from tests.support.detect_fakes import Fixed
 
 IMG = np.zeros((680, 1024, 3), np.uint8)
-
-
-class Fixed:
-    def __init__(self, name, *dets):
-        self.name = name
-        self.dets = [Detection(b, s, name) for b, s in dets]
-
-    def detect(self, pixels):
-        return list(self.dets)
 
 
 class MirrorSpy(InRegions):

@@ -19,6 +19,7 @@ from pipeline.detection import (
     second_look_regions,
 )
 from pipeline.detectors import CenterFace
+from tests.support.detect_fakes import Fixed
 
 
 def test_no_seed_no_second_look():
@@ -49,15 +50,6 @@ def test_regions_stop_at_the_photo_edge():
     [r] = second_look_regions(100, 90, [Box(80, 80, 10, 10)])
     assert r.x2 == 90 and r.y2 == 100
     assert r.x % SEED_CELL == 0 and r.y % SEED_CELL == 0
-
-
-class Fixed:
-    def __init__(self, name, *dets):
-        self.name = name
-        self.dets = [Detection(b, s, name) for b, s in dets]
-
-    def detect(self, pixels):
-        return list(self.dets)
 
 
 class Spy(InRegions):

@@ -19,6 +19,7 @@ from pipeline.detection import (
     DetectionStage,
     doubted_turn,
 )
+from tests.support.detect_fakes import Fixed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,15 +80,6 @@ def test_the_turn_with_most_new_faces_wins_then_the_higher_score():
     assert doubted_turn([], [(one, one.dets), (two, two.dets)]) == 2
     a, b = Turn(1, (OTHER, 0.7)), Turn(3, (OTHER, 0.8))
     assert doubted_turn([], [(a, a.dets), (b, b.dets)]) == 3
-
-
-class Fixed:
-    def __init__(self, name, *dets):
-        self.name = name
-        self.dets = [Detection(b, s, name) for b, s in dets]
-
-    def detect(self, pixels):
-        return list(self.dets)
 
 
 IMG = np.zeros((400, 400, 3), np.uint8)

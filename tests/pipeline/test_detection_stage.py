@@ -13,25 +13,14 @@ from pipeline.detection import (
     SMALL_SURE_SCORE,
     TURNED_ONLY_SCORE,
     ZOOM_CONFIRM,
-    Detection,
     DetectionSettings,
     DetectionStage,
     Thoroughness,
     build_passes,
 )
+from tests.support.detect_fakes import Fixed
 
 IMG = np.zeros((400, 400, 3), np.uint8)
-
-
-class Fixed:
-    """A detector that reports the same boxes whatever it is shown."""
-
-    def __init__(self, name, *dets):
-        self.name = name
-        self.dets = [Detection(b, s, name) for b, s in dets]
-
-    def detect(self, pixels):
-        return list(self.dets)
 
 
 class FixedZoom:
