@@ -39,7 +39,7 @@ from typing import Any
 
 from consent import audit, changes, enrolment, registry
 from consent.errors import ExportExists, UnknownPupil
-from consent.files import PRIVATE, create_exclusive
+from consent.files import PRIVATE, create_exclusive, file_sha256
 from consent.retention import CATEGORIES
 from consent.store import Store
 
@@ -129,12 +129,14 @@ def _resolved(path: Path) -> Path:
         return path.absolute()
 
 
-def _sha256_of(path: Path) -> str | None:
-    """The file's sha256, or None where it cannot be read (gone, no permission)."""
+def _bytes_with_sha(path: Path, sha: str) -> bytes | None:
+    """The file's bytes if they still hash to ``sha`` (what is copied is what was
+    published), else None (gone, unreadable, or changed since it was found)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()
     except OSError:
         return None
+    return data if hashlib.sha256(data).hexdigest() == sha else None
 
 
 def find_published(
@@ -155,7 +157,7 @@ def find_published(
     found: dict[str, Path] = {}
     for sha in sorted(missing):
         path = recorded.get(sha)
-        if path is not None and _resolved(path) not in inputs and _sha256_of(path) == sha:
+        if path is not None and _resolved(path) not in inputs and file_sha256(path) == sha:
             found[sha] = path
     missing -= set(found)
     # Each folder once, the recorded ones first; only they are checked for inputs (a
@@ -171,7 +173,7 @@ def find_published(
         for path in _files_below(folder):
             if _resolved(path) in inputs:
                 continue
-            sha = _sha256_of(path)
+            sha = file_sha256(path)
             if sha in missing:
                 found[sha] = path
                 missing.discard(sha)
@@ -337,17 +339,19 @@ def export_pupil(
             photos = dest / "photos"
             photos.mkdir(mode=0o700)
             for item in published:
-                source = index.get(str(item["output_sha256"]))
+                sha = str(item["output_sha256"])
+                source = index.get(sha)
+                data = None if source is None else _bytes_with_sha(source, sha)
                 item["included_as"] = None
                 item["not_included_because"] = None
-                if source is None:
+                if source is None or data is None:
                     item["not_included_because"] = VIA_SERVICE if item["via_service"] else NOT_FOUND
                 else:
                     found += 1
-                    target = photos / f"{item['output_sha256'][:12]}{source.suffix.lower()}"
+                    target = photos / f"{sha[:12]}{source.suffix.lower()}"
                     if not target.exists():
                         # 0600 from the start: the copy shows the child's face.
-                        create_exclusive(target, source.read_bytes(), mode=PRIVATE)
+                        create_exclusive(target, data, mode=PRIVATE)
                         copied += 1
                     item["included_as"] = f"photos/{target.name}"
             _write_json(dest / "published-photos.json", published)

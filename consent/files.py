@@ -20,6 +20,7 @@ publish reports are all written here, so the rules are kept in one place:
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -193,3 +194,15 @@ def _link(temp: Path, dest: Path) -> None:
     if os.path.lexists(dest):
         raise FileConflict(dest, step="write")
     os.replace(temp, dest)
+
+
+def file_sha256(path: Path) -> str | None:
+    """Hex SHA-256 of a file's bytes, or None if it cannot be read (gone, no permission)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()

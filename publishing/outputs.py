@@ -26,6 +26,7 @@ from filelock import FileLock, Timeout
 
 from consent import files
 from consent.errors import FileConflict, FileWriteError
+from consent.files import file_sha256 as file_sha256  # re-exported for publish
 from consent.files import temp_name as temp_name  # re-exported: publish names its temp files
 from consent.files import unlink_quietly as unlink_quietly  # re-exported for publish
 from pipeline.errors import OutputConflict, UnsafeOutput
@@ -147,15 +148,3 @@ def remove_stale_temps(folder: Path, keep: set[str]) -> list[str]:
             unlink_quietly(Path(entry.path))
             removed.append(entry.name)
     return removed
-
-
-def file_sha256(path: Path) -> str | None:
-    """Hex SHA-256 of a file's bytes, or None if it cannot be read."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError:
-        return None
-    return h.hexdigest()

@@ -41,10 +41,10 @@ from consent.registry import Purpose
 from consent.store import Store, open_store
 from pipeline.errors import PipelineError
 from pipeline.matching import MatchSettings
+from pipeline.writing import sha256_bytes
 from publishing import journal
 from publishing.captions.sources import CaptionCsvError, parse_captions_csv
 from publishing.options import PublishOptions
-from publishing.outputs import file_sha256
 from publishing.publish import publish
 from publishing.report import (
     CAPTIONS_NAME,
@@ -178,16 +178,6 @@ class PublishJob:
     def result(self, index: int) -> PhotoResult:
         assert self.report is not None
         return self.report.results[index]
-
-    def published_files(self) -> list[Path]:
-        """The published copies (in ``out/``), in input order."""
-        if self.report is None:
-            return []
-        return [
-            self.out_dir / Path(r.output).name
-            for r in self.report.results
-            if r.status is PhotoStatus.PUBLISHED and r.output
-        ]
 
     def record(self) -> dict[str, object]:
         """``job.json``: what is needed to show the job and run it again, no more."""
@@ -456,25 +446,31 @@ def recent(all_jobs: Iterable[PublishJob], limit: int = 30) -> list[PublishJob]:
     return sorted(all_jobs, key=lambda j: j.started, reverse=True)[:limit]
 
 
-def check_published(job: PublishJob) -> None:
-    """Each published copy must still be the file the publish wrote (its SHA-256 as in
-    the report): one missing, edited or replaced since raises `UnsafeDownload`, so no
-    zip is made of it."""
-    for result in job.report.results if job.report else []:
-        if result.status is PhotoStatus.PUBLISHED and result.output:
-            name = Path(result.output).name
-            if file_sha256(job.out_dir / name) != result.output_sha256:
-                raise UnsafeDownload(f"{name} is missing or has changed since it was published")
-
-
 def write_upload_zip(job: PublishJob, dest: Path) -> Path:
     """The zip to upload: the published photos and, if any, ``captions.csv``; never
-    ``report.json`` (it names the input files and every face's decision). The caller
-    checks the photos first (:func:`check_published`)."""
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as z:
-        for path in job.published_files():
-            z.write(path, path.name)
-        captions = job.out_dir / CAPTIONS_NAME
-        if captions.is_file():
-            z.write(captions, CAPTIONS_NAME)
+    ``report.json`` (it names the input files and every face's decision).
+
+    Each copy goes in only if it is still the file the publish wrote (its SHA-256 as in
+    the report, checked on the very bytes zipped): one missing, edited or replaced since
+    raises `UnsafeDownload`, and ``dest`` is removed.
+    """
+    try:
+        with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as z:
+            for result in job.report.results if job.report else []:
+                if result.status is not PhotoStatus.PUBLISHED or not result.output:
+                    continue
+                name = Path(result.output).name
+                try:
+                    data = (job.out_dir / name).read_bytes()
+                except OSError:
+                    data = None
+                if data is None or sha256_bytes(data) != result.output_sha256:
+                    raise UnsafeDownload(f"{name} is missing or has changed since it was published")
+                z.writestr(name, data)
+            captions = job.out_dir / CAPTIONS_NAME
+            if captions.is_file():
+                z.write(captions, CAPTIONS_NAME)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
     return dest

@@ -4,6 +4,7 @@ a withdrawal, the DPO's accounts, UK dates and plain words."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from datetime import date, datetime, timedelta
@@ -235,6 +236,7 @@ def test_the_upload_zip_never_holds_the_report(tmp_path: Path) -> None:
     class Result:
         status = jobs.PhotoStatus.PUBLISHED
         output = "a.jpg"
+        output_sha256 = hashlib.sha256(b"jpeg").hexdigest()
 
     job = jobs.PublishJob.__new__(jobs.PublishJob)
     job.options = type("O", (), {"out_dir": out})()  # type: ignore[assignment]
@@ -244,3 +246,23 @@ def test_the_upload_zip_never_holds_the_report(tmp_path: Path) -> None:
         "a.jpg",
         "captions.csv",
     ]
+
+
+def test_the_upload_zip_is_not_left_behind_when_a_copy_has_changed(tmp_path: Path) -> None:
+    from web import jobs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"edited since")
+
+    class Result:
+        status = jobs.PhotoStatus.PUBLISHED
+        output = "a.jpg"
+        output_sha256 = hashlib.sha256(b"jpeg").hexdigest()
+
+    job = jobs.PublishJob.__new__(jobs.PublishJob)
+    job.options = type("O", (), {"out_dir": out})()  # type: ignore[assignment]
+    job.report = type("R", (), {"results": [Result()]})()  # type: ignore[assignment]
+    with pytest.raises(jobs.UnsafeDownload, match="a.jpg is missing or has changed"):
+        jobs.write_upload_zip(job, tmp_path / "up.zip")
+    assert not (tmp_path / "up.zip").exists()

@@ -303,18 +303,17 @@ async def publish_download(request: Request, job_id: str) -> Response:
     job = _job(request, job_id)
     if job is None or job.report is None:
         return Response(status_code=404)
+    handle = tempfile.NamedTemporaryFile(
+        dir=settings_of(request).work, prefix=".download-", suffix=".zip", delete=False
+    )
+    handle.close()
     try:
-        jobs.check_published(job)
+        path = jobs.write_upload_zip(job, Path(handle.name))
     except jobs.UnsafeDownload as exc:
         return render(
             request, "refused.html", session, status_code=409, title="Nothing to download",
             message=f"The download was not made: {exc}. Publish the photos again.",
         )  # fmt: skip
-    handle = tempfile.NamedTemporaryFile(
-        dir=settings_of(request).work, prefix=".download-", suffix=".zip", delete=False
-    )
-    handle.close()
-    path = jobs.write_upload_zip(job, Path(handle.name))
     name = f"{slug(job.options.event)}-{job.options.purpose.value}.zip"
     return FileResponse(
         path,
