@@ -263,10 +263,6 @@ def work_for(job: PublishJob) -> Work:
 def start(job: PublishJob, data_dir: Path, work: Work) -> threading.Thread:
     """Write the job's ``job.json`` (raises `FileWriteError` if it cannot: then nothing
     runs), then run ``work`` in a thread; ``job.json`` is rewritten when it ends."""
-    if job.source is Source.UPLOAD and job.inputs != [job.folder / "in"]:
-        # Made by the review screen's "publish as reviewed" on a batch's own photos: not
-        # photos this folder kept, so not a publish it can run again from here.
-        job.source = Source.REVIEWED
     try:
         save_record(job)
     except ConsentError:

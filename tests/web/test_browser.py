@@ -7,6 +7,7 @@ check the PDF. Every screen is screenshotted into tmp_path/screens and checked w
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,6 +279,13 @@ def test_the_office_reviews_a_batch_then_publishes_it(
     with open_store(data_dir) as store:
         verdicts = [e for e in audit.entries(store) if e.action.startswith("review")]
     assert verdicts and {e.operator for e in verdicts} == {"office1"}
+    # The publish of the reviewed batch is recorded as one (its photos are the batch's,
+    # not kept in its folder), so after a restart it is not offered to run again.
+    records = [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in (data_dir / "office-app" / "publish").glob("*/job.json")
+    ]
+    assert sorted(r["source"] for r in records) == ["folder", "reviewed"]
     page.goto("/review")
     assert "Nothing waiting" in page.content()
 

@@ -475,7 +475,9 @@ def test_a_reviewed_publish_is_not_run_again_from_its_folder(
     elsewhere.write_bytes(png(3))
     job_id, folder = jobs.new_job_folder(settings.work)
     options = PublishOptions(purpose=Purpose.PRESS, out_dir=folder / "out", event="Play")
-    job = jobs.PublishJob(job_id, "office1", folder, [elsewhere], options)
+    job = jobs.PublishJob(
+        job_id, "office1", folder, [elsewhere], options, source=jobs.Source.REVIEWED
+    )
 
     def fails(store, progress):  # type: ignore[no-untyped-def]
         raise PipelineError(f"{elsewhere} could not be read")

@@ -303,7 +303,11 @@ async def publish_reviewed(request: Request, batch_id: str) -> Response:
         destination=str(form.get("destination", "")).strip() or None,
     )
     inputs = [Path(p.input) for p in batch.photos]
-    job = jobs.PublishJob(job_id, session.username, folder, inputs, options)
+    # The batch's own photos, wherever it found them: not kept in the job's folder, so
+    # not a publish that can be run again from its page.
+    job = jobs.PublishJob(
+        job_id, session.username, folder, inputs, options, source=jobs.Source.REVIEWED
+    )
     request.app.state.jobs[job_id] = job
     jobs.start(
         job, settings.data_dir, lambda store, progress: publish_batch(store, batch_id, options)
