@@ -38,7 +38,6 @@ __all__ = [
     "Rotated",
     "centerface_model_path",
     "decode_centerface",
-    "rotate_box",
     "tile_grid",
     "unrotate_box",
 ]
@@ -554,51 +553,6 @@ class Rotated:
             )
             for d in self.inner.detect(turned)
         ]
-
-    def detect_in(self, pixels: np.ndarray, regions: list[Box]) -> list[Detection]:
-        """The boxes the turned pass finds centred in ``regions`` (upright photo pixels),
-        looking only at crops around them in the turned copy."""
-        small, fx, fy = _reduced_for(self.inner, pixels)
-        h, w = small.shape[:2]
-        turned = np.ascontiguousarray(np.rot90(small, self.quarter_turns))
-        inner_regions = self._turned_regions(w, h, fx, fy, regions)
-        return [
-            Detection(
-                _rescaled(unrotate_box(d.box, self.quarter_turns, w, h), fx, fy),
-                d.score,
-                self.name,
-            )
-            for d in _detect_in(self.inner, turned, inner_regions)
-        ]
-
-    def share_in(self, height: int, width: int, regions: list[Box]) -> float:
-        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
-        th, tw = (sw, sh) if self.quarter_turns % 2 else (sh, sw)
-        return _share_in(self.inner, th, tw, self._turned_regions(sw, sh, fx, fy, regions))
-
-    def splits(self, height: int, width: int, regions: list[Box]) -> bool:
-        sh, sw, fx, fy = _reduced_size(self.inner, height, width)
-        th, tw = (sw, sh) if self.quarter_turns % 2 else (sh, sw)
-        return _splits(self.inner, th, tw, self._turned_regions(sw, sh, fx, fy, regions))
-
-    def _turned_regions(
-        self, w: int, h: int, fx: float, fy: float, regions: list[Box]
-    ) -> list[Box]:
-        return [rotate_box(_rescaled(r, 1 / fx, 1 / fy), self.quarter_turns, w, h) for r in regions]
-
-
-def rotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:
-    """Map a box in ``img`` (``width`` x ``height``) to ``np.rot90(img, quarter_turns)``:
-    the inverse of :func:`unrotate_box`."""
-    k = quarter_turns % 4
-    x1, y1, x2, y2 = box.x, box.y, box.x2, box.y2
-    if k == 0:
-        return box
-    if k == 1:  # a point (x, y) here is (y, width - x) in the turned image
-        return Box.from_corners(y1, width - x2, y2, width - x1)
-    if k == 2:
-        return Box.from_corners(width - x2, height - y2, width - x1, height - y1)
-    return Box.from_corners(height - y2, x1, height - y1, x2)  # (x, y) is (height - y, x)
 
 
 def unrotate_box(box: Box, quarter_turns: int, width: int, height: int) -> Box:

@@ -25,7 +25,7 @@ from pipeline.detection import (
     build_passes,
     second_look_regions,
 )
-from pipeline.detectors import CenterFace, Flipped, Rotated, rotate_box, unrotate_box
+from pipeline.detectors import CenterFace, Flipped
 from tests.support.detect_fakes import Fixed
 
 IMG = np.zeros((680, 1024, 3), np.uint8)
@@ -181,24 +181,6 @@ def test_mirror_in_regions_maps_regions_and_boxes_exactly():
     # Only the region around (7, 4) is looked at; its box comes back where the pixel is.
     assert [d.box for d in Flipped(Marker()).detect_in(img, [Box(6, 3, 3, 3)])] == [Box(7, 4, 1, 1)]
     assert [d.box for d in Flipped(Marker()).detect_in(img, [Box(0, 0, 3, 3)])] == [Box(1, 1, 1, 1)]
-
-
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_turned_in_regions_maps_regions_and_boxes_exactly(k):
-    img = marked([(7, 4), (1, 1)])
-    found = Rotated(Marker(), k).detect_in(img, [Box(6, 3, 3, 3)])
-    assert [d.box for d in found] == [Box(7, 4, 1, 1)]
-
-
-@pytest.mark.parametrize("k", [1, 2, 3])
-@pytest.mark.parametrize("box", [Box(1, 2, 3, 4), Box(0, 0, 9, 6), Box(5.5, 0.25, 2, 1)])
-def test_rotate_box_is_the_inverse_of_unrotate_box(k, box):
-    w, h = 9, 6
-    tw, th = (h, w) if k % 2 else (w, h)
-    back = unrotate_box(rotate_box(box, k, w, h), k, w, h)
-    assert (back.x, back.y, back.w, back.h) == pytest.approx((box.x, box.y, box.w, box.h))
-    turned = rotate_box(box, k, w, h)
-    assert 0 <= turned.x and turned.x2 <= tw and 0 <= turned.y and turned.y2 <= th
 
 
 @pytest.fixture(scope="module")
