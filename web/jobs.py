@@ -4,10 +4,12 @@ leaves a note in its folder, so it is still there after the app restarts.
 A job owns a private folder in the app's work area: ``in/`` for uploaded photos (kept, so
 a later takedown can republish from the originals, and so an interrupted publish can be
 run again), ``out/`` for the published copies, ``report.json`` and ``captions.csv``, the
-captions file it was given (``captions-given.csv``) and ``job.json``: who started it, its
-purpose, event and options, the names of its photos in ``in/``, when it started and how it
-ended. ``job.json`` holds no pupil's name and no path outside the data directory; it is
-written owner-only when the job starts and replaced in one step when it ends.
+captions file it was given (``captions-given.csv``, until the publish ends well: it
+names pupils in full and is needed only to run an unfinished publish again) and
+``job.json``: who started it, its purpose, event and options, the names of its photos
+in ``in/``, when it started and how it ended. ``job.json`` holds no pupil's name and no
+path outside the data directory; it is written owner-only when the job starts and
+replaced in one step when it ends.
 
 The thread opens its own store (SQLite connections stay in their thread) and calls
 `publishing.publish.publish`, which audits every photo under the signed-in person.
@@ -299,6 +301,11 @@ def start(job: PublishJob, data_dir: Path, work: Work) -> threading.Thread:
         finally:
             with job.lock:
                 job.finished = True
+                ended_well = job.error is None
+            if ended_well:
+                # The captions as given name pupils in full; they were kept only so a run
+                # that did not finish can be run again. This one made its captions.
+                files.unlink_quietly(job.folder / CAPTIONS_GIVEN)
             try:
                 save_record(job)
             except (ConsentError, OSError):

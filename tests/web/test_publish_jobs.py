@@ -27,7 +27,7 @@ from consent import audit
 from consent.store import open_store
 from pipeline.errors import PipelineError
 from publishing import publish as publish_module
-from publishing.report import REPORT_NAME
+from publishing.report import CAPTIONS_NAME, REPORT_NAME
 from tests.web.conftest import FIRST, LAST, sign_in
 from web import jobs
 from web.app import create_app
@@ -222,7 +222,8 @@ def test_job_json_is_private_and_names_nobody(
     folder = job_folder(client, job_id)
     path = folder / jobs.JOB_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE((folder / jobs.CAPTIONS_GIVEN).stat().st_mode) == 0o600
+    # The captions as given name pupils in full: gone once the publish has made its own.
+    assert not (folder / jobs.CAPTIONS_GIVEN).exists()
     text = path.read_text(encoding="utf-8")
     assert FIRST not in text and LAST not in text
     assert os.sep + "tmp" not in text and str(folder) not in text  # no absolute paths
@@ -234,7 +235,7 @@ def test_job_json_is_private_and_names_nobody(
         "event": "Sports day",
         "source": "upload",
         "inputs": [f"IMG_{i:04d}.png" for i in range(PHOTOS)],
-        "captions": True,
+        "captions": False,
         "state": "published",
         "published": PHOTOS,
         "withheld": 0,
@@ -307,6 +308,42 @@ def test_an_interrupted_publish_offers_nothing_but_running_it_again(
     later = restart()
     sign_in(later, "office1")
     assert f"{PHOTOS} published, 0 withheld" in later.get(f"/publish/{job_id}").text
+
+
+def test_an_interrupted_publish_keeps_its_captions_privately_until_it_is_run_again(
+    restart: Callable[[], TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = restart()
+    kill_after(monkeypatch, 2)
+    hook = threading.excepthook
+
+    def expected(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not Killed:
+            hook(args)
+
+    monkeypatch.setattr(threading, "excepthook", expected)
+    captions = f"file,caption\nIMG_0001.png,{FIRST} {LAST} wins the race\n".encode()
+    reply = before.post(
+        "/publish",
+        data={"csrf": sign_in(before, "office1"), "purpose": "website", "event": "Sports day"},
+        files=[*photos(), ("captions", ("captions.csv", captions, "text/csv"))],
+        follow_redirects=False,
+    )
+    job_id = reply.headers["location"].rsplit("/", 1)[1]
+    next(t for t in threading.enumerate() if t.name == f"publish-{job_id}").join(30)
+    monkeypatch.setattr(jobs, "publish", quick)
+    monkeypatch.setattr(jobs, "save_record", real_save_record)
+    folder = job_folder(before, job_id)
+    assert stat.S_IMODE((folder / jobs.CAPTIONS_GIVEN).stat().st_mode) == 0o600
+
+    after = restart()
+    csrf = sign_in(after, "office1")
+    after.post(f"/publish/{job_id}/again", data={"csrf": csrf}, follow_redirects=False)
+    wait(after, job_id)
+    # The rerun used them (the website's name policy shortened the name), then let go.
+    made = (folder / "out" / CAPTIONS_NAME).read_text(encoding="utf-8")
+    assert "wins the race" in made and LAST not in made
+    assert not (folder / jobs.CAPTIONS_GIVEN).exists()
 
 
 def test_running_it_again_twice_starts_one_run(
