@@ -223,6 +223,21 @@ def test_every_face_reason_has_plain_words() -> None:
     assert plain_reason(Reason.NO_MATCH.value) == "not recognised as a pupil with consent"
 
 
+def _published_job(out: Path, published: bytes):  # type: ignore[no-untyped-def]
+    """A finished job whose report says ``a.jpg`` in ``out`` was published as ``published``."""
+    from web import jobs
+
+    class Result:
+        status = jobs.PhotoStatus.PUBLISHED
+        output = "a.jpg"
+        output_sha256 = hashlib.sha256(published).hexdigest()
+
+    job = jobs.PublishJob.__new__(jobs.PublishJob)
+    job.options = type("O", (), {"out_dir": out})()  # type: ignore[assignment]
+    job.report = type("R", (), {"results": [Result()]})()  # type: ignore[assignment]
+    return job
+
+
 def test_the_upload_zip_never_holds_the_report(tmp_path: Path) -> None:
     from publishing.report import REPORT_NAME
     from web import jobs
@@ -232,16 +247,7 @@ def test_the_upload_zip_never_holds_the_report(tmp_path: Path) -> None:
     (out / "a.jpg").write_bytes(b"jpeg")
     (out / REPORT_NAME).write_text("{}")
     (out / "captions.csv").write_text("file,caption\n")
-
-    class Result:
-        status = jobs.PhotoStatus.PUBLISHED
-        output = "a.jpg"
-        output_sha256 = hashlib.sha256(b"jpeg").hexdigest()
-
-    job = jobs.PublishJob.__new__(jobs.PublishJob)
-    job.options = type("O", (), {"out_dir": out})()  # type: ignore[assignment]
-    job.report = type("R", (), {"results": [Result()]})()  # type: ignore[assignment]
-    dest = jobs.write_upload_zip(job, tmp_path / "up.zip")
+    dest = jobs.write_upload_zip(_published_job(out, b"jpeg"), tmp_path / "up.zip")
     assert sorted(zipfile.ZipFile(io.BytesIO(dest.read_bytes())).namelist()) == [
         "a.jpg",
         "captions.csv",
@@ -254,15 +260,6 @@ def test_the_upload_zip_is_not_left_behind_when_a_copy_has_changed(tmp_path: Pat
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.jpg").write_bytes(b"edited since")
-
-    class Result:
-        status = jobs.PhotoStatus.PUBLISHED
-        output = "a.jpg"
-        output_sha256 = hashlib.sha256(b"jpeg").hexdigest()
-
-    job = jobs.PublishJob.__new__(jobs.PublishJob)
-    job.options = type("O", (), {"out_dir": out})()  # type: ignore[assignment]
-    job.report = type("R", (), {"results": [Result()]})()  # type: ignore[assignment]
     with pytest.raises(jobs.UnsafeDownload, match="a.jpg is missing or has changed"):
-        jobs.write_upload_zip(job, tmp_path / "up.zip")
+        jobs.write_upload_zip(_published_job(out, b"jpeg"), tmp_path / "up.zip")
     assert not (tmp_path / "up.zip").exists()
