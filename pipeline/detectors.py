@@ -12,6 +12,8 @@ the photo only.
 
 from __future__ import annotations
 
+import copy
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -141,6 +143,14 @@ class CenterFace:
         self.tile_mp = TILE_MP if tile_mp is None else tile_mp
         self.tile_overlap = TILE_OVERLAP if tile_overlap is None else tile_overlap
         self.whole_side = WHOLE_SIDE if whole_side is None else whole_side
+
+    def at_input_size(self) -> CenterFace:
+        """This pass for an image already resized to its input size (by a wrapper that
+        turns or mirrors the reduced copy): the same pass, scale 1 and no cap, so the
+        resize is not applied a second time."""
+        twin = copy.copy(self)
+        twin.scale, twin.max_side = 1.0, sys.maxsize
+        return twin
 
     def input_scale(self, height: int, width: int) -> float:
         """The factor the image is resized by before inference (``scale``, capped by
@@ -551,7 +561,7 @@ class Rotated:
                 d.score,
                 self.name,
             )
-            for d in self.inner.detect(turned)
+            for d in _runner(self.inner, small is not pixels).detect(turned)
         ]
 
 
@@ -590,10 +600,11 @@ class Flipped:
         small, fx, fy = _reduced_for(self.inner, pixels)
         w = small.shape[1]
         mirrored = np.ascontiguousarray(small[:, ::-1])
+        run = _runner(self.inner, small is not pixels)
         found = (
-            self.inner.detect(mirrored)
+            run.detect(mirrored)
             if regions is None
-            else _detect_in(self.inner, mirrored, _mirrored(w, fx, fy, regions))
+            else _detect_in(run, mirrored, _mirrored(w, fx, fy, regions))
         )
         return [
             Detection(
@@ -606,11 +617,13 @@ class Flipped:
 
     def share_in(self, height: int, width: int, regions: list[Box]) -> float:
         sh, sw, fx, fy = _reduced_size(self.inner, height, width)
-        return _share_in(self.inner, sh, sw, _mirrored(sw, fx, fy, regions))
+        run = _runner(self.inner, (sh, sw) != (height, width))
+        return _share_in(run, sh, sw, _mirrored(sw, fx, fy, regions))
 
     def splits(self, height: int, width: int, regions: list[Box]) -> bool:
         sh, sw, fx, fy = _reduced_size(self.inner, height, width)
-        return _splits(self.inner, sh, sw, _mirrored(sw, fx, fy, regions))
+        run = _runner(self.inner, (sh, sw) != (height, width))
+        return _splits(run, sh, sw, _mirrored(sw, fx, fy, regions))
 
 
 def _mirrored(w: int, fx: float, fy: float, regions: list[Box]) -> list[Box]:
@@ -638,6 +651,17 @@ def _share_in(inner: Detector, height: int, width: int, regions: list[Box]) -> f
 def _splits(inner: Detector, height: int, width: int, regions: list[Box]) -> bool:
     splits = getattr(inner, "splits", None)
     return True if splits is None else bool(splits(height, width, regions))
+
+
+def _runner(inner: Detector, reduced: bool) -> Detector:
+    """What runs on a copy :func:`_reduced_for` made: ``inner`` at its input size when the
+    copy was reduced (it must not resize it again: a half-size pass would run at a
+    quarter), ``inner`` itself otherwise."""
+    at_input_size = getattr(inner, "at_input_size", None)
+    if not reduced or at_input_size is None:
+        return inner
+    run: Detector = at_input_size()
+    return run
 
 
 def _reduced_size(inner: Detector, height: int, width: int) -> tuple[int, int, float, float]:
@@ -680,11 +704,15 @@ class InRegions:
     ``split_ok`` says whether a region larger than a tile may be cut into parts: safe for
     the 2x pass (its faces, at most 96 input pixels, fit in a part's 64 px of context on
     each side), not for a pass that reports large faces, which then runs whole
-    (:meth:`plan`)."""
+    (:meth:`plan`). ``second`` says which candidates it looks around, for the stage: a
+    second look (the 2x pass, a large photo's full-size passes) around the weak
+    candidates of small faces from every earlier pass, after them; otherwise (the
+    mirrored pass) around the plain pass's candidates of any size."""
 
-    def __init__(self, inner: Detector, *, split_ok: bool = True) -> None:
+    def __init__(self, inner: Detector, *, split_ok: bool = True, second: bool = False) -> None:
         self.inner = inner
         self.split_ok = split_ok
+        self.second = second
         # Boxes keep the pass's name: it is the same pass, seen in parts.
         self.name = inner.name
 
