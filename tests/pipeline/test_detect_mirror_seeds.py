@@ -135,7 +135,9 @@ def test_settings_say_where_the_mirror_runs(settings, kinds):
 
 
 def test_on_large_photos_the_plain_pass_reports_seeds_for_the_mirror():
-    [plain, mirror] = build_passes(DetectionSettings(), small_image=False)
+    # The full-size search of a large photo (coarse_first off; the coarse-first one is
+    # pinned in test_detect_coarse_first.py).
+    [plain, mirror] = build_passes(DetectionSettings(coarse_first=False), small_image=False)
     assert plain.threshold == SEED_SCORE
     # A seed near a tile seam gets no second look (only candidates do), and the mirror
     # seeds nothing on a large photo (no 2x pass there), so it reports candidates only.
@@ -144,7 +146,9 @@ def test_on_large_photos_the_plain_pass_reports_seeds_for_the_mirror():
     assert mirror.inner.inner.threshold == CANDIDATE_THRESHOLD
     [_, _, small_mirror] = build_passes(DetectionSettings(), small_image=True)
     assert small_mirror.inner.inner.threshold == SEED_SCORE  # it seeds the 2x pass
-    [plain, _] = build_passes(DetectionSettings(mirror_everywhere=True), small_image=False)
+    [plain, _] = build_passes(
+        DetectionSettings(mirror_everywhere=True, coarse_first=False), small_image=False
+    )
     assert plain.threshold == CANDIDATE_THRESHOLD
 
 

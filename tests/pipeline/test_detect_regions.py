@@ -56,7 +56,7 @@ class Spy(InRegions):
     """The 2x pass as the stage calls it: records the regions, reports one box in each."""
 
     def __init__(self):
-        super().__init__(CenterFace(scale=2.0, max_face_px=UPSCALED_MAX_FACE_PX))
+        super().__init__(CenterFace(scale=2.0, max_face_px=UPSCALED_MAX_FACE_PX), second=True)
         self.calls = []
 
     def detect(self, pixels, regions=None):

@@ -75,14 +75,20 @@ def test_a_full_size_look_serves_every_suspect_inside_it():
 
 
 def test_standard_reduces_its_seam_looks_and_paranoid_does_not():
-    plain, mirror = build_passes(DetectionSettings(), small_image=False)
+    plain, mirror = build_passes(DetectionSettings(coarse_first=False), small_image=False)
     assert plain.look_face_px == LOOK_FACE_PX == 160
     assert mirror.inner.inner.look_face_px == LOOK_FACE_PX
+    # Coarse first: every pass that can be tiled (the full-size ones, run whole on a
+    # crowd) reduces its seam looks too.
+    coarse, cmirror, fine, fmirror = build_passes(DetectionSettings(), small_image=False)
+    for net in (coarse, cmirror.inner.inner, fine.inner, fmirror.inner.inner):
+        assert net.look_face_px == LOOK_FACE_PX
     paranoid = build_passes(DetectionSettings(thoroughness=Thoroughness.PARANOID))
     assert paranoid[0].look_face_px is None
 
 
 def test_reduced_seam_looks_is_a_setting():
-    plain, _ = build_passes(DetectionSettings(reduced_seam_looks=False), small_image=False)
-    assert plain.look_face_px is None
+    for coarse_first in (True, False):
+        settings = DetectionSettings(reduced_seam_looks=False, coarse_first=coarse_first)
+        assert build_passes(settings, small_image=False)[0].look_face_px is None
     assert DetectionSettings().describe()["reduced_seam_looks"] is True

@@ -74,6 +74,23 @@ def test_a_turn_must_show_a_third_as_many_new_faces_as_were_found_upright():
     assert doubted_turn(group, [(same, same.dets)]) is None
 
 
+def test_a_turn_that_sees_more_faces_surely_than_upright_is_doubted_under_the_share():
+    """A sideways crowd's upright search still finds many faces, most of them weakly; the
+    right turn sees more of them from TURNED_ONLY_SCORE than the upright photo does."""
+    sure = [Detection(Box(50 * i, 10, 30, 30), 0.9, "centerface@1x") for i in range(3)]
+    weak = [Detection(Box(50 * i, 200, 30, 30), 0.35, "centerface@1x") for i in range(6)]
+    upright = sure + weak  # 9 faces, 3 of them from 0.5: a third would be 3 new faces
+    new = [(Box(400, 400, 40, 40), 0.9), (Box(500, 400, 40, 40), 0.9)]
+    again = [(Box(50 * i + 1, 201, 30, 30), 0.8) for i in range(2)]  # weak upright, sure here
+    more = Turn(3, *new, *again)  # 4 faces from 0.5 against 3: doubted
+    assert doubted_turn(upright, [(more, more.dets)]) == 3
+    level = Turn(3, *new, again[0])  # 3 against 3, and 2 new faces under the share
+    assert doubted_turn(upright, [(level, level.dets)]) is None
+    # It still needs a face the upright search did not find.
+    none_new = Turn(3, *[(Box(50 * i + 1, 201, 30, 30), 0.8) for i in range(6)])
+    assert doubted_turn(upright, [(none_new, none_new.dets)]) is None
+
+
 def test_the_turn_with_most_new_faces_wins_then_the_higher_score():
     one = Turn(1, (OTHER, 0.9))
     two = Turn(2, (OTHER, 0.6), (Box(500, 50, 30, 30), 0.6))

@@ -99,6 +99,14 @@ def test_boxes_are_clipped_to_the_image():
 
 def test_large_photos_skip_the_upscaled_pass():
     names = [p.name for p in build_passes(DetectionSettings(), small_image=False)]
+    assert not any("@2x" in n for n in names)
+    assert names == [
+        "centerface@0.5x",
+        "centerface@0.5x+flip",
+        "centerface@1x",
+        "centerface@1x+flip",
+    ]
+    names = [p.name for p in build_passes(DetectionSettings(coarse_first=False), small_image=False)]
     assert names == ["centerface@1x", "centerface@1x+flip"]
 
 
@@ -119,7 +127,8 @@ def test_a_turned_photo_without_orientation_tag_still_has_its_face_found(k):
 
 
 def test_a_reduced_mirrored_pass_is_a_setting_not_the_default():
-    settings = DetectionSettings(mirror_max_side=2048)
+    # It applies to the full-size search of large photos (coarse_first off).
+    settings = DetectionSettings(mirror_max_side=2048, coarse_first=False)
     names = [p.name for p in build_passes(settings, small_image=False)]
     assert names == ["centerface@1x", "centerface@2048px+flip"]
     assert settings.describe()["mirror_max_side"] == 2048
