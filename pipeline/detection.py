@@ -310,26 +310,20 @@ def coarse_passes(settings: DetectionSettings) -> list[Detector]:
     """
     ms, be = settings.max_side, settings.backend
     look_px = LOOK_FACE_PX if settings.reduced_seam_looks else None
-    half = max(1, int(ms * COARSE_SCALE))
-    coarse = CenterFace(
-        threshold=SEED_SCORE,
-        scale=COARSE_SCALE,
-        max_side=half,
-        name=f"centerface@{COARSE_SCALE:g}x",
-        look_threshold=CANDIDATE_THRESHOLD,
-        look_face_px=look_px,
-        backend=be,
-    )
-    mirrored = CenterFace(
-        threshold=SEED_SCORE,
-        scale=COARSE_SCALE,
-        max_side=half,
-        name=f"centerface@{COARSE_SCALE:g}x",
-        region_pad=MIRROR_PAD,
-        look_threshold=CANDIDATE_THRESHOLD,
-        look_face_px=look_px,
-        backend=be,
-    )
+
+    def on_half_size(region_pad: int | None = None) -> CenterFace:
+        return CenterFace(
+            threshold=SEED_SCORE,
+            scale=COARSE_SCALE,
+            max_side=max(1, int(ms * COARSE_SCALE)),
+            name=_COARSE,
+            region_pad=region_pad,
+            look_threshold=CANDIDATE_THRESHOLD,
+            look_face_px=look_px,
+            backend=be,
+        )
+
+    coarse, mirrored = on_half_size(), on_half_size(MIRROR_PAD)
     # At full size a weak candidate's face may be larger than it looked coarse (a 114 px
     # face in profile was a 49 px box at 0.29 in the half-size copy): the full-size
     # passes report boxes of any size, so they get the mirror's context and their
