@@ -719,6 +719,10 @@ class InRegions:
     def detect(self, pixels: np.ndarray, regions: list[Box] | None = None) -> list[Detection]:
         if regions is None:
             return self.inner.detect(pixels)
+        if not regions:
+            # Nothing to look at: no resized, mirrored or turned copy of the photo either
+            # (a 12 MP photo's copies took 0.25 s of a faceless photo's 1.6 s).
+            return []
         return _detect_in(self.inner, pixels, regions)
 
     def pixels_run(self, height: int, width: int, regions: list[Box] | None) -> float:

@@ -312,3 +312,14 @@ def test_the_coarse_mirror_plans_its_crops_at_half_size():
     regions = second_look_regions(H, W, seed, MIRROR_CONTEXT, min_half=FINE_MIN_HALF)
     share = mirror.pixels_run(H, W, regions)
     assert 0.03 < share < 0.05
+
+
+def test_no_region_no_copy_of_the_photo(monkeypatch, inputs):
+    import cv2
+
+    resized = []
+    real = cv2.resize
+    monkeypatch.setattr(cv2, "resize", lambda *a, **k: resized.append(1) or real(*a, **k))
+    for p in build_passes(DetectionSettings(), small_image=False)[1:]:
+        assert p.detect(BIG, []) == []
+    assert resized == [] and inputs == []
