@@ -67,7 +67,6 @@ __all__ = [
     "opencv_threads",
     "second_look_regions",
     "unrotate_box",
-    "seen_size",
     "upright_evidence",
 ]
 
@@ -151,7 +150,7 @@ DOUBT_SHARE = 1 / 3
 AGREED_PASSES = 2
 AGREED_SCORE = 0.35
 _TURNED = "+rot"
-_COARSE = f"centerface@{COARSE_SCALE:g}x"
+_COARSE = f"centerface@{COARSE_SCALE:g}x"  # the half-size passes' name
 
 
 @dataclass(frozen=True)
@@ -421,24 +420,6 @@ def upright_evidence(faces: Sequence[Detection]) -> list[Detection]:
     return [d for d in faces if d.score >= ACCEPT_SCORE or d.box.size < SMALL_FACE_PX]
 
 
-def seen_size(det: Detection) -> float:
-    """The size the acceptance rule judges ``det`` by: its box's smaller side, or half of
-    it when only the half-size copy of a large photo saw it (``coarse_first``).
-
-    Why: the rule's sizes say how big a face was *to the network*, where textures pass
-    for faces under 20 px and low scores on 40 px and more are faces seen badly. A box
-    of 60 px seen only at half size was a 30 px box to the network; judged at 60 it let
-    the half-size passes' large, weak texture boxes through (on the 12 MP mosaics, 34
-    more false boxes at 0.2 to 0.3 in 8 photos). A face small enough for that to matter
-    (up to ``FINE_SEED_PX``) had the full-size passes look at it too, and their boxes
-    keep their size.
-    """
-    sources = det.source.split(",")
-    if all(s.split("+")[0] == _COARSE for s in sources):
-        return det.box.size * COARSE_SCALE
-    return det.box.size
-
-
 def _same_face(det: Detection, faces: Sequence[Detection]) -> bool:
     """``det`` would merge with one of ``faces`` (the merge rule's IoU or containment)."""
     b = det.box
@@ -668,7 +649,7 @@ class DetectionStage:
             return [d for d in merged if d.score >= CANDIDATE_THRESHOLD]
         out = []
         for d in merged:
-            size = seen_size(d)
+            size = d.box.size
             if all(_TURNED in s for s in d.source.split(",")):
                 # Seen only in a turned copy: a face the right way up scores high there,
                 # and every turn is a new chance for a texture to pass as a face.
