@@ -130,7 +130,7 @@ LOOK_FACE_PX = 160
 # mirrored passes then look, as the 2x pass does on a small photo, only around the
 # coarse passes' weak candidates up to FINE_SEED_PX (photo pixels: UPSCALED_MAX_FACE_PX
 # in the coarse copy), within max(FINE_MIN_HALF, SEED_CONTEXT x size), and report boxes
-# up to that size (larger faces the coarse copy sees whole). A crowd's seeds take the
+# of any size there (a weak coarse box can be a larger face). A crowd's seeds take the
 # whole photo.
 COARSE_SCALE = 0.5
 FINE_SEED_PX = 2 * UPSCALED_MAX_FACE_PX
@@ -299,7 +299,8 @@ def coarse_passes(settings: DetectionSettings) -> list[Detector]:
     """Standard's passes on a photo too large for the 2x pass (``coarse_first``): the
     plain pass at ``COARSE_SCALE`` (seeds from ``SEED_SCORE``), the mirrored pass at
     that size around its candidates, and the plain and mirrored passes at full size
-    around the weak candidates of small faces, reporting boxes up to ``FINE_SEED_PX``.
+    around the weak candidates of faces up to ``FINE_SEED_PX``, reporting boxes of any
+    size there.
 
     Why this is the small photo's search one size up: on a photo up to 2048 px the 1x
     pass finds the faces it can and stirs its heatmap near the ones too small for it,
