@@ -575,8 +575,7 @@ class DetectionStage:
         found = self._candidates(pixels)
         faces = self._accept(pixels, merge_detections(found))
         paranoid = self.settings.thoroughness is Thoroughness.PARANOID
-        small = max(h, w) * 2 <= self.settings.max_side
-        turned_passes = self._turned if small else self._turned_large
+        turned_passes = self._turned if self._small_photo(h, w) else self._turned_large
         if not orientation_known and not paranoid and turned_passes:
             # A sideways crowd photo still shows CenterFace a few faces upright, so "found
             # some faces" is no proof of the right way up: search every turn.
@@ -593,12 +592,17 @@ class DetectionStage:
             if d.box.clipped(w, h).area > 0
         ]
 
+    def _small_photo(self, h: int, w: int) -> bool:
+        """Whether a photo is small enough for the 2x pass (long side up to half of
+        ``max_side``); larger ones take the large-photo passes, upright and turned."""
+        return max(h, w) * 2 <= self.settings.max_side
+
     def _candidates(self, pixels: np.ndarray) -> list[Detection]:
         """The upright passes' candidates: the plain pass, the mirrored pass around its
         candidates (standard) or on the whole photo, then the 2x second look around the
         weak candidates of both (standard) or on the whole photo."""
         h, w = pixels.shape[:2]
-        small = max(h, w) * 2 <= self.settings.max_side
+        small = self._small_photo(h, w)
         passes = self._small if small else self._large
         # The second look's seeds: small faces' weak candidates; on a large photo
         # searched coarse first, "small" and the surroundings in photo pixels are the
