@@ -185,7 +185,14 @@ def dlib_landmarks(
 ) -> list[np.ndarray | None]:
     """dlib's 68 landmarks per detected face box (None where the box is too small), placed
     from `landmark_box` (the shape of box the predictor was trained on); ``hog_boxes``:
-    the boxes come from dlib's own HOG detector already (bench/matching_faces.py)."""
+    the boxes come from dlib's own HOG detector already (bench/matching_faces.py).
+
+    No boxes, no work: dlib and face_recognition's models are not even loaded. Loading
+    them takes about a second, and a publish where nobody may be kept (no one enrolled or
+    permitted for the purpose) asks for no landmarks, so each worker's first photo paid
+    that second for nothing."""
+    if not boxes:
+        return []
     import dlib
 
     predictor = face_recognition_module().api.pose_predictor_68_point

@@ -58,3 +58,18 @@ def test_only_faces_that_could_be_kept_are_encoded(encoded, permitted, boxes, wa
     decisions = analyse(PIXELS, Found(*boxes), gallery, SETTINGS)  # type: ignore[arg-type]
     assert len(decisions) == len(boxes)
     assert sum(encoded, []) == want
+
+
+def test_no_face_that_could_be_kept_loads_no_dlib_model(monkeypatch):
+    """A publish where nobody may be kept asks for no landmarks, so face_recognition (a
+    second to load, in every worker) is never imported for it."""
+    from pipeline import recognisers
+
+    def no_models():
+        raise AssertionError("face_recognition was loaded for no face")
+
+    monkeypatch.setattr(recognisers, "face_recognition_module", no_models)
+    assert recognisers.dlib_landmarks(PIXELS, []) == []
+    gallery = Gallery(encodings={"P001": np.zeros((1, 128))}, permitted={})
+    decisions = analyse(PIXELS, Found(LARGE, SMALL), gallery, SETTINGS)  # type: ignore[arg-type]
+    assert [d.decision.value for d in decisions] == ["blurred", "blurred"]
