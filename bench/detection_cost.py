@@ -53,6 +53,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -316,15 +317,15 @@ def session_options(repeats: int) -> list[str]:
         o.graph_optimization_level = changes.get("level", level.ORT_ENABLE_ALL)
         o.add_session_config_entry("session.intra_op.allow_spinning", "0")
         o.enable_cpu_mem_arena = bool(changes.get("arena", True))
-        o.enable_mem_pattern = bool(changes.get("pattern", True))
+        o.enable_mem_pattern = bool(changes.get("pattern", False))
         o.log_severity_level = 3
         return ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
 
     sessions = {
-        "current (ENABLE_ALL, arena and memory patterns on)": session(),
+        "current (ENABLE_ALL, arena on, memory patterns off)": session(),
         "ORT_ENABLE_EXTENDED": session(level=level.ORT_ENABLE_EXTENDED),
         "memory arena off": session(arena=False),
-        "memory patterns off": session(pattern=False),
+        "memory patterns on (before issue 18's fifth round)": session(pattern=True),
     }
     blob = np.random.default_rng(0).random((1, 3, 1536, 2048), dtype=np.float32) * 255
     outs = {k: s.run(list(OUTPUTS), {INPUT: blob}) for k, s in sessions.items()}
@@ -346,6 +347,93 @@ def session_options(repeats: int) -> list[str]:
         t = statistics.median(times[k])
         diff = max(float(np.abs(a - b).max()) for a, b in zip(outs[k], ref, strict=True))
         lines.append(f"| {k} | {t:.2f} | {t / base:.2f}x | {diff:.2g} |")
+    lines += ["", *new_shapes(session, repeats)]
+    return lines
+
+
+def cold_runs(pattern: bool) -> list[float]:
+    """Seconds of a new process's first three runs of a fresh session (memory patterns
+    ``pattern``) on a half-size 12 MP photo's input, as a publish worker's first photo
+    runs its half-size plain and mirrored passes; runs in its own process."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from pipeline.engines import INPUT, OUTPUTS, prepared_centerface
+
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = 1
+    o.inter_op_num_threads = 1
+    o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    o.enable_mem_pattern = pattern
+    o.log_severity_level = 3
+    s = ort.InferenceSession(prepared_centerface(), o, providers=["CPUExecutionProvider"])
+    blob = np.random.default_rng(0).random((1, 3, 1504, 2016), dtype=np.float32) * 255
+    out = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        s.run(list(OUTPUTS), {INPUT: blob})
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def cold_start(repeats: int) -> list[str]:
+    """:func:`cold_runs` with memory patterns on and off, each in a new process, the two
+    alternated round by round; medians per run."""
+    import statistics
+
+    spawn = multiprocessing.get_context("spawn")
+    runs: dict[bool, list[list[float]]] = {True: [], False: []}
+    for r in range(repeats):
+        for pattern in (True, False) if r % 2 == 0 else (False, True):
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                runs[pattern].append(pool.submit(cold_runs, pattern).result())
+    lines = [
+        f"a new process's first runs of a fresh session, 2016x1504 input, 1 thread, "
+        f"median of {repeats} processes each",
+        "| memory patterns | run 1 s | run 2 s | run 3 s |",
+        "| --- | --- | --- | --- |",
+    ]
+    for pattern, label in ((False, "off (current)"), (True, "on (before)")):
+        med = [statistics.median(r[i] for r in runs[pattern]) for i in range(3)]
+        lines.append(f"| {label} | " + " | ".join(f"{t:.2f}" for t in med) + " |")
+    return lines
+
+
+def new_shapes(session: Callable[..., object], repeats: int) -> list[str]:
+    """What a stage's regional passes do to a session: crops of a different size on every
+    photo, each size run twice (plain and mirrored), in fresh sessions with memory
+    patterns on and off, interleaved shape by shape; total seconds, median of rounds."""
+    import statistics
+
+    import numpy as np
+
+    from pipeline.engines import INPUT, OUTPUTS
+
+    rng = np.random.default_rng(1)
+    sizes = [(int(h) * 32, int(w) * 32) for h, w in rng.integers(5, 40, (16, 2))]
+    totals: dict[str, list[float]] = {"memory patterns off (current)": [], "on": []}
+    for r in range(repeats):
+        runs = {"memory patterns off (current)": session(), "on": session(pattern=True)}
+        spent = dict.fromkeys(runs, 0.0)
+        for i, (h, w) in enumerate(sizes):
+            blob = rng.random((1, 3, h, w), dtype=np.float32) * 255
+            for k in list(runs) if (r + i) % 2 == 0 else list(runs)[::-1]:
+                t0 = time.perf_counter()
+                for _ in range(2):
+                    runs[k].run(list(OUTPUTS), {INPUT: blob})  # type: ignore[attr-defined]
+                spent[k] += time.perf_counter() - t0
+        for k, v in spent.items():
+            totals[k].append(v)
+    base = statistics.median(totals["memory patterns off (current)"])
+    lines = [
+        f"{len(sizes)} crop sizes (160-1248 px a side), each new to the session, run twice; "
+        f"1 thread, median of {repeats} rounds",
+        "| session | s | time vs current |",
+        "| --- | --- | --- |",
+    ]
+    for k, v in totals.items():
+        t = statistics.median(v)
+        lines.append(f"| {k} | {t:.2f} | {t / base:.2f}x |")
     return lines
 
 
@@ -376,6 +464,8 @@ def main() -> int:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=spawn) as pool:
             print("\n".join(pool.submit(session_options, args.repeats).result()))
+        print()
+        print("\n".join(cold_start(max(args.repeats, 4))))
         return 0
     eval_dir = Path(args.eval_dir)
     if not (eval_dir / "MANIFEST.md").is_file():
