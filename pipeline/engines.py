@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import importlib
 import logging
 import os
 import sys
 import tempfile
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -166,17 +168,26 @@ def prepared_centerface() -> bytes:
     """The prepared graph: from the cache when its hash is right, else prepared from the
     verified source and written to the cache atomically (in memory only when the cache
     cannot be written)."""
-    path = prepared_path()
+    return prepared_model(
+        prepared_path(), PREPARED_SHA256, lambda: prepare_centerface(verified_source())
+    )
+
+
+def prepared_model(path: Path, pinned_sha256: str, prepare: Callable[[], bytes]) -> bytes:
+    """A model rewritten once from its verified source, read from ``path`` in the cache
+    when the file there has ``pinned_sha256``, else made by ``prepare`` and written there
+    atomically (in memory only when the cache cannot be written). The rewrite needs onnx,
+    a 0.8 s import: cached, a worker loads the model without it."""
     try:
         cached = path.read_bytes()
     except OSError:
         cached = None
     if cached is not None:
-        if _sha256(cached) == PREPARED_SHA256:
+        if _sha256(cached) == pinned_sha256:
             return cached
         log.warning("The prepared face model in %s is damaged; preparing it again", path.parent)
-    data = prepare_centerface(verified_source())
-    if _sha256(data) != PREPARED_SHA256:
+    data = prepare()
+    if _sha256(data) != pinned_sha256:
         # The rewrite is ours and the source was verified, so the graph is sound; only its
         # bytes differ (another onnx or protobuf version). It cannot be checked later, so
         # it is not cached.
@@ -308,17 +319,35 @@ _fallen_back: set[Backend] = set()
 
 def backend_in_use(requested: Backend) -> Backend:
     """What actually runs for ``requested`` in this process, without loading the model:
-    OpenCV when onnxruntime cannot be imported or has already failed to load."""
+    OpenCV when onnxruntime cannot be imported or has already failed to load, or when the
+    graph would have to be prepared (no valid cached copy) and onnx cannot be imported.
+
+    onnx is needed only to prepare the graph, and importing it takes about 0.8 s: with
+    the prepared copy in the cache (every run after the first) it is not imported just
+    to say so in the audit, which every publish, check and review used to pay for."""
     if requested is Backend.OPENCV or requested in _fallen_back:
         return Backend.OPENCV
-    return Backend.ONNXRUNTIME if _onnxruntime_importable() else Backend.OPENCV
+    if not _importable("onnxruntime"):
+        return Backend.OPENCV
+    if _prepared_is_cached(prepared_path()) or _importable("onnx"):
+        return Backend.ONNXRUNTIME
+    return Backend.OPENCV
 
 
-@lru_cache(maxsize=1)
-def _onnxruntime_importable() -> bool:
+@cache
+def _importable(module: str) -> bool:
     try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        importlib.import_module(module)
     except Exception:  # noqa: BLE001 - a broken install is as good as none
         return False
     return True
+
+
+@lru_cache(maxsize=8)
+def _prepared_is_cached(path: Path) -> bool:
+    """Whether ``path`` holds the prepared graph with its pinned hash (read once per
+    process and path: the audit asks on every photo)."""
+    try:
+        return _sha256(path.read_bytes()) == PREPARED_SHA256
+    except OSError:
+        return False

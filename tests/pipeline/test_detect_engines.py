@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +46,13 @@ def fresh_engines(monkeypatch, tmp_path):
     monkeypatch.setattr(engines.sys, "platform", "linux")
     engines._engine.cache_clear()
     engines._fallen_back.clear()
+    engines._importable.cache_clear()
+    engines._prepared_is_cached.cache_clear()
     yield
     engines._engine.cache_clear()
     engines._fallen_back.clear()
+    engines._importable.cache_clear()
+    engines._prepared_is_cached.cache_clear()
 
 
 # --- where the cache is (exact) -------------------------------------------------------------
@@ -84,6 +90,41 @@ def test_the_prepared_files_name_carries_its_hash():
 def test_the_backend_in_use_is_recorded_in_the_audit_details():
     assert DetectionSettings(backend=Backend.OPENCV).describe()["backend"] == "opencv"
     assert DetectionSettings().describe()["backend"] == "onnxruntime"
+
+
+def test_onnx_is_needed_only_to_prepare_the_graph(monkeypatch):
+    """With the prepared graph cached, onnxruntime runs without onnx, so the audit's
+    "backend" must not need it; without the cache and without onnx, OpenCV runs."""
+    engines.prepared_centerface()  # into this test's cache folder
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now fails
+    assert backend_in_use(Backend.ONNXRUNTIME) is Backend.ONNXRUNTIME
+    assert isinstance(engine(Backend.ONNXRUNTIME), engines.OnnxRuntimeEngine)
+    engines.prepared_path().unlink()
+    engines._engine.cache_clear()
+    engines._prepared_is_cached.cache_clear()
+    assert backend_in_use(Backend.ONNXRUNTIME) is Backend.OPENCV
+    assert isinstance(engine(Backend.ONNXRUNTIME), OpenCvEngine)
+
+
+def test_the_audits_backend_does_not_import_onnx_once_the_graph_is_cached(tmp_path):
+    """Importing onnx takes about 0.8 s; every publish, check and review asked for it
+    only to write "onnxruntime" in the audit."""
+    import subprocess
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    code = (
+        "import sys; from pipeline.detection import DetectionSettings; "
+        "from pipeline.engines import prepared_centerface; "
+        "backend = DetectionSettings().describe()['backend']; "
+        "print(backend, 'onnx' in sys.modules); prepared_centerface()"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    # No cache yet: onnx is imported to know the graph can be prepared; then it is cached.
+    assert [r.stdout.split() for r in runs] == [["onnxruntime", "True"], ["onnxruntime", "False"]]
 
 
 def test_a_model_file_that_is_not_the_verified_one_is_refused_by_both_engines(
