@@ -24,13 +24,15 @@ from pipeline.detection import DetectionSettings, Thoroughness
 from pipeline.matching import MatchSettings
 from publishing.enrolling import recogniser_name
 from service import tokens
-from service.app import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD, DEFAULT_PORT
 from service.limits import (
     DEFAULT_BODY_IDLE_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD,
     DEFAULT_MIN_BODY_RATE,
+    DEFAULT_PORT,
     DEFAULT_RATE_PER_MINUTE,
     DEFAULT_REQUEST_TIMEOUT,
     ServiceLimits,

@@ -68,7 +68,9 @@ from publishing.report import PhotoStatus
 from publishing.workers import default_workers
 from service import tokens
 from service.guard import Guard
-from service.limits import (
+from service.limits import (  # the DEFAULT_ limits: shown by `serve --help` too
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD,
     Admission,
     RefusalLog,
     ServiceLimits,
@@ -80,11 +82,6 @@ from service.replies import validation_detail
 
 log = logging.getLogger("photoconsent.service")
 
-DEFAULT_PORT = 8750
-DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024
-# Well below the batch limit (64 MP): a 40 MP PNG of a few KB took 22-33 s and 1.5 GB to
-# analyse (issue 15); 24 MP still takes any school camera's photo (6000 x 4000).
-DEFAULT_MAX_PIXELS = 24_000_000
 # Requests that may wait for a free analysis worker, per worker; beyond them 503.
 DEFAULT_QUEUE_PER_WORKER = 2
 TEMP_DIR = "service-tmp"
