@@ -31,10 +31,13 @@ import numpy as np
 from pipeline.boxes import Box
 from pipeline.distances import cosine, euclidean
 from pipeline.engines import cache_dir, packaged_model, prepared_model, verified_model
-from pipeline.matching import MatchSettings, encode_faces, face_recognition_module
+from pipeline.matching import MatchSettings, encode_faces
+from pipeline.matching import load_models as load_dlib_models
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
+LANDMARKS_SHA256 = "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"
 # The same graph without its dangling inputs (_without_dangling_inputs, onnx 1.23.2): the
 # file the models cache must hold.
 PREPARED_SFACE_SHA256 = "487a139eb85ccd5ff30aef7d0add7f12d2bb7abb90c5f08a7f481b452a660e00"
@@ -193,6 +196,29 @@ def landmark_box(box: Box) -> Box:
     return Box(cx - side / 2, cy - side / 2, side, side)
 
 
+@lru_cache(maxsize=1)
+def landmark_predictor():  # type: ignore[no-untyped-def]
+    """dlib's 68-point landmark predictor, from the face_recognition_models wheel, checked
+    against its pinned SHA-256 and loaded alone. It is the file face_recognition loads as
+    ``api.pose_predictor_68_point``, but importing face_recognition also loads its three
+    other models and the HOG detector: 1.5-1.8 s in every worker that needs landmarks,
+    against 0.7 s for this one, which is all that pose and SFace's alignment need."""
+    import dlib
+
+    path = packaged_model("face_recognition_models", f"models/{LANDMARKS_FILE}", "dlib landmark")
+    verified_model(path, LANDMARKS_SHA256, "dlib landmark", "face_recognition_models==0.3.0")
+    return dlib.shape_predictor(str(path))
+
+
+def load_models() -> None:
+    """Load every matching model now (dlib's landmark predictor and, through
+    face_recognition, its encoder; SFace's session), so that a long-running service's
+    first request does not pay for them."""
+    landmark_predictor()
+    load_dlib_models()
+    _sface_session()
+
+
 def dlib_landmarks(
     pixels_rgb: np.ndarray, boxes: Sequence[Box], *, hog_boxes: bool = False
 ) -> list[np.ndarray | None]:
@@ -208,7 +234,7 @@ def dlib_landmarks(
         return []
     import dlib
 
-    predictor = face_recognition_module().api.pose_predictor_68_point
+    predictor = landmark_predictor()
     h, w = pixels_rgb.shape[:2]
     out: list[np.ndarray | None] = []
     for box in boxes:

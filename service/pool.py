@@ -50,7 +50,7 @@ def _init_worker(detection: DetectionSettings) -> None:
 def _warm(detection: DetectionSettings) -> bool:
     import numpy as np
 
-    from pipeline.matching import load_models
+    from pipeline.recognisers import load_models
 
     _stage(detection).detect(np.full((64, 64, 3), 128, np.uint8))
     load_models()

@@ -61,14 +61,14 @@ def test_only_faces_that_could_be_kept_are_encoded(encoded, permitted, boxes, wa
 
 
 def test_no_face_that_could_be_kept_loads_no_dlib_model(monkeypatch):
-    """A publish where nobody may be kept asks for no landmarks, so face_recognition (a
-    second to load, in every worker) is never imported for it."""
+    """A publish where nobody may be kept asks for no landmarks, so dlib's landmark model
+    (0.7 s to load, in every worker) is never loaded for it."""
     from pipeline import recognisers
 
     def no_models():
-        raise AssertionError("face_recognition was loaded for no face")
+        raise AssertionError("dlib's landmark model was loaded for no face")
 
-    monkeypatch.setattr(recognisers, "face_recognition_module", no_models)
+    monkeypatch.setattr(recognisers, "landmark_predictor", no_models)
     assert recognisers.dlib_landmarks(PIXELS, []) == []
     gallery = Gallery(encodings={"P001": np.zeros((1, 128))}, permitted={})
     decisions = analyse(PIXELS, Found(LARGE, SMALL), gallery, SETTINGS)  # type: ignore[arg-type]

@@ -218,3 +218,85 @@ def test_sface_version_names_the_landmark_box() -> None:
     assert (
         version != "opencv_zoo/face_recognition_sface_2021dec_int8bq.onnx/sha256:fb143eea07838aa5"
     )
+
+
+def test_the_sface_graph_is_rewritten_once_then_read_from_the_cache(tmp_path):
+    """The rewrite (dropping dangling inputs) needs onnx, a 0.8 s import; after the first
+    process, a worker loads SFace from the verified cached copy without it."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from pipeline.recognisers import PREPARED_SFACE_SHA256
+
+    root = Path(__file__).resolve().parents[2]
+    cache = tmp_path / "cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(root)}
+    code = (
+        "import sys; from pipeline.recognisers import _sface_session; _sface_session(); "
+        "print('onnx' in sys.modules)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert [r.stdout.split() for r in runs] == [["True"], ["False"]]
+    [cached] = (cache / "photoconsent" / "models").glob("sface-*.onnx")
+    assert cached.name == f"sface-{PREPARED_SFACE_SHA256[:16]}.onnx"
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == PREPARED_SFACE_SHA256
+    # A damaged copy is not used: it is rewritten from the verified model.
+    cached.write_bytes(b"not a model")
+    again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "damaged" in again.stderr, again.stderr
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == PREPARED_SFACE_SHA256
+
+
+@pytest.mark.slow
+def test_landmarks_come_from_the_pinned_predictor_alone_and_match_face_recognitions():
+    """The predictor loaded alone is the model face_recognition loads (same points on a
+    real face), without importing face_recognition and its other models."""
+    import os
+    import subprocess
+    import sys
+
+    import dlib
+    from skimage import data
+
+    from pipeline.matching import face_recognition_module
+    from pipeline.recognisers import dlib_landmarks, landmark_box, landmark_predictor
+
+    pixels = np.ascontiguousarray(data.astronaut())
+    face = Box(175, 45, 95, 130)
+    [ours] = dlib_landmarks(pixels, [face])
+    sq = landmark_box(face)
+    rect = dlib.rectangle(round(sq.x), round(sq.y), round(sq.x2), round(sq.y2))
+    theirs = face_recognition_module().api.pose_predictor_68_point(pixels, rect)
+    assert ours is not None
+    assert np.array_equal(ours, np.array([[p.x, p.y] for p in theirs.parts()], np.float32))
+    assert landmark_predictor() is landmark_predictor()  # loaded once per process
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys, numpy as np; from skimage import data; from pipeline.boxes import Box; "
+        "from pipeline.recognisers import dlib_landmarks; "
+        "marks = dlib_landmarks(np.ascontiguousarray(data.astronaut()), [Box(175, 45, 95, 130)]); "
+        "print(marks[0].shape, 'face_recognition' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["(68,", "2)", "False"]
+
+
+def test_a_landmark_model_that_is_not_the_pinned_one_is_refused(monkeypatch):
+    from pipeline import recognisers
+
+    monkeypatch.setattr(recognisers, "LANDMARKS_SHA256", "0" * 64)
+    recognisers.landmark_predictor.cache_clear()
+    try:
+        with pytest.raises(ModelMismatch, match="face_recognition_models==0.3.0"):
+            recognisers.landmark_predictor()
+    finally:
+        recognisers.landmark_predictor.cache_clear()
