@@ -234,7 +234,8 @@ class Engine(Protocol):
 
 class OnnxRuntimeEngine:
     """The prepared graph in an onnxruntime session on the CPU, ``threads`` intra-op
-    threads and no spinning between runs (the cores are shared with the other workers)."""
+    threads, no spinning between runs (the cores are shared with the other workers) and
+    no memory patterns (see below)."""
 
     backend = Backend.ONNXRUNTIME
 
