@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from pipeline.engines import (
     prepared_path,
 )
 from pipeline.loading import load_image
+from tests.support.processes import in_new_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "sample_images").glob("*/*.jpg"))
@@ -109,22 +109,15 @@ def test_onnx_is_needed_only_to_prepare_the_graph(monkeypatch):
 def test_the_audits_backend_does_not_import_onnx_once_the_graph_is_cached(tmp_path):
     """Importing onnx takes about 0.8 s; every publish, check and review asked for it
     only to write "onnxruntime" in the audit."""
-    import subprocess
-
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     code = (
         "import sys; from pipeline.detection import DetectionSettings; "
         "from pipeline.engines import prepared_centerface; "
         "backend = DetectionSettings().describe()['backend']; "
         "print(backend, 'onnx' in sys.modules); prepared_centerface()"
     )
-    runs = [
-        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        for _ in range(2)
-    ]
-    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    runs = in_new_processes(code, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
     # No cache yet: onnx is imported to know the graph can be prepared; then it is cached.
-    assert [r.stdout.split() for r in runs] == [["onnxruntime", "True"], ["onnxruntime", "False"]]
+    assert [r.split() for r in runs] == [["onnxruntime", "True"], ["onnxruntime", "False"]]
 
 
 def test_a_model_file_that_is_not_the_verified_one_is_refused_by_both_engines(

@@ -21,6 +21,8 @@ from pipeline.recognisers import (
     sface_model_path,
     verified_sface,
 )
+from tests.support.processes import ROOT as ROOT_DIR
+from tests.support.processes import in_new_processes
 
 EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "lfw"
 
@@ -230,24 +232,19 @@ def test_the_sface_graph_is_rewritten_once_then_read_from_the_cache(tmp_path):
 
     from pipeline.recognisers import PREPARED_SFACE_SHA256
 
-    root = Path(__file__).resolve().parents[2]
     cache = tmp_path / "cache"
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(root)}
     code = (
         "import sys; from pipeline.recognisers import _sface_session; _sface_session(); "
         "print('onnx' in sys.modules)"
     )
-    runs = [
-        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        for _ in range(2)
-    ]
-    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
-    assert [r.stdout.split() for r in runs] == [["True"], ["False"]]
+    runs = in_new_processes(code, {"XDG_CACHE_HOME": str(cache)})
+    assert [r.split() for r in runs] == [["True"], ["False"]]
     [cached] = (cache / "photoconsent" / "models").glob("sface-*.onnx")
     assert cached.name == f"sface-{PREPARED_SFACE_SHA256[:16]}.onnx"
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == PREPARED_SFACE_SHA256
     # A damaged copy is not used: it is rewritten from the verified model.
     cached.write_bytes(b"not a model")
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(ROOT_DIR)}
     again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "damaged" in again.stderr, again.stderr
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == PREPARED_SFACE_SHA256
@@ -257,9 +254,6 @@ def test_the_sface_graph_is_rewritten_once_then_read_from_the_cache(tmp_path):
 def test_landmarks_come_from_the_pinned_predictor_alone_and_match_face_recognitions():
     """The predictor loaded alone is the model face_recognition loads (same points on a
     real face), without importing face_recognition and its other models."""
-    import os
-    import subprocess
-    import sys
 
     import dlib
     from skimage import data
@@ -277,17 +271,14 @@ def test_landmarks_come_from_the_pinned_predictor_alone_and_match_face_recogniti
     assert np.array_equal(ours, np.array([[p.x, p.y] for p in theirs.parts()], np.float32))
     assert landmark_predictor() is landmark_predictor()  # loaded once per process
 
-    root = Path(__file__).resolve().parents[2]
     code = (
         "import sys, numpy as np; from skimage import data; from pipeline.boxes import Box; "
         "from pipeline.recognisers import dlib_landmarks; "
         "marks = dlib_landmarks(np.ascontiguousarray(data.astronaut()), [Box(175, 45, 95, 130)]); "
         "print(marks[0].shape, 'face_recognition' in sys.modules)"
     )
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["(68,", "2)", "False"]
+    [out] = in_new_processes(code, {}, times=1)
+    assert out.split() == ["(68,", "2)", "False"]
 
 
 def test_a_landmark_model_that_is_not_the_pinned_one_is_refused(monkeypatch):
