@@ -88,11 +88,16 @@ def verified_model(path: Path, sha256: str, label: str, requirement: str) -> byt
 def verify_model_file(path: Path, sha256: str, label: str, requirement: str) -> None:
     """:func:`verified_model` for a model its library loads from the path itself: the file
     is hashed in chunks, so a 100 MB model does not sit in memory twice."""
+    _check_digest(path, _file_sha256(path), sha256, label, requirement)
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of the file at ``path``, read in 1 MB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-    _check_digest(path, digest.hexdigest(), sha256, label, requirement)
+    return digest.hexdigest()
 
 
 def _check_digest(path: Path, digest: str, sha256: str, label: str, requirement: str) -> None:
@@ -362,6 +367,6 @@ def _prepared_is_cached(path: Path) -> bool:
     """Whether ``path`` holds the prepared graph with its pinned hash (read once per
     process and path: the audit asks on every photo)."""
     try:
-        return _sha256(path.read_bytes()) == PREPARED_SHA256
+        return _file_sha256(path) == PREPARED_SHA256
     except OSError:
         return False

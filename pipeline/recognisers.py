@@ -232,10 +232,9 @@ def dlib_landmarks(
     from `landmark_box` (the shape of box the predictor was trained on); ``hog_boxes``:
     the boxes come from dlib's own HOG detector already (bench/matching_faces.py).
 
-    No boxes, no work: dlib and face_recognition's models are not even loaded. Loading
-    them takes about a second, and a publish where nobody may be kept (no one enrolled or
-    permitted for the purpose) asks for no landmarks, so each worker's first photo paid
-    that second for nothing."""
+    No boxes, no work: the landmark model is not even loaded. A publish where nobody may
+    be kept (no one enrolled or permitted for the purpose) asks for no landmarks, and
+    each worker's first photo used to pay for loading dlib's models all the same."""
     if not boxes:
         return []
     import dlib
