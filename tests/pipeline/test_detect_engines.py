@@ -117,7 +117,10 @@ def test_the_audits_backend_does_not_import_onnx_once_the_graph_is_cached(tmp_pa
     )
     runs = in_new_processes(code, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
     # No cache yet: onnx is imported to know the graph can be prepared; then it is cached.
-    assert [r.split() for r in runs] == [["onnxruntime", "True"], ["onnxruntime", "False"]]
+    assert [r.stdout.split() for r in runs] == [
+        ["onnxruntime", "True"],
+        ["onnxruntime", "False"],
+    ]
 
 
 def test_a_model_file_that_is_not_the_verified_one_is_refused_by_both_engines(

@@ -21,7 +21,6 @@ from pipeline.recognisers import (
     sface_model_path,
     verified_sface,
 )
-from tests.support.processes import ROOT as ROOT_DIR
 from tests.support.processes import in_new_processes
 
 EVAL = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "lfw"
@@ -226,9 +225,6 @@ def test_the_sface_graph_is_rewritten_once_then_read_from_the_cache(tmp_path):
     """The rewrite (dropping dangling inputs) needs onnx, a 0.8 s import; after the first
     process, a worker loads SFace from the verified cached copy without it."""
     import hashlib
-    import os
-    import subprocess
-    import sys
 
     from pipeline.recognisers import PREPARED_SFACE_SHA256
 
@@ -238,15 +234,14 @@ def test_the_sface_graph_is_rewritten_once_then_read_from_the_cache(tmp_path):
         "print('onnx' in sys.modules)"
     )
     runs = in_new_processes(code, {"XDG_CACHE_HOME": str(cache)})
-    assert [r.split() for r in runs] == [["True"], ["False"]]
+    assert [r.stdout.split() for r in runs] == [["True"], ["False"]]
     [cached] = (cache / "photoconsent" / "models").glob("sface-*.onnx")
     assert cached.name == f"sface-{PREPARED_SFACE_SHA256[:16]}.onnx"
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == PREPARED_SFACE_SHA256
     # A damaged copy is not used: it is rewritten from the verified model.
     cached.write_bytes(b"not a model")
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(ROOT_DIR)}
-    again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert again.returncode == 0 and "damaged" in again.stderr, again.stderr
+    [again] = in_new_processes(code, {"XDG_CACHE_HOME": str(cache)}, times=1)
+    assert "damaged" in again.stderr, again.stderr
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == PREPARED_SFACE_SHA256
 
 
@@ -277,8 +272,8 @@ def test_landmarks_come_from_the_pinned_predictor_alone_and_match_face_recogniti
         "marks = dlib_landmarks(np.ascontiguousarray(data.astronaut()), [Box(175, 45, 95, 130)]); "
         "print(marks[0].shape, 'face_recognition' in sys.modules)"
     )
-    [out] = in_new_processes(code, {}, times=1)
-    assert out.split() == ["(68,", "2)", "False"]
+    [run] = in_new_processes(code, {}, times=1)
+    assert run.stdout.split() == ["(68,", "2)", "False"]
 
 
 def test_a_landmark_model_that_is_not_the_pinned_one_is_refused(monkeypatch):
