@@ -53,7 +53,6 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -307,6 +306,25 @@ def measure_web(paths: list[Path]) -> list[str]:
     return lines
 
 
+def session(**changes: object):  # type: ignore[no-untyped-def]
+    """An onnxruntime session of the prepared graph at 1 thread with the engine's settings
+    (pipeline/engines.py), but for ``changes``: ``level`` (graph optimisation), ``arena``
+    and ``pattern`` (memory patterns)."""
+    import onnxruntime as ort
+
+    from pipeline.engines import prepared_centerface
+
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = 1
+    o.inter_op_num_threads = 1
+    o.graph_optimization_level = changes.get("level", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    o.enable_cpu_mem_arena = bool(changes.get("arena", True))
+    o.enable_mem_pattern = bool(changes.get("pattern", False))
+    o.log_severity_level = 3
+    return ort.InferenceSession(prepared_centerface(), o, providers=["CPUExecutionProvider"])
+
+
 def session_options(repeats: int) -> list[str]:
     """Medians of interleaved rounds of one tile through differently configured
     onnxruntime sessions; runs in its own process."""
@@ -315,22 +333,9 @@ def session_options(repeats: int) -> list[str]:
     import numpy as np
     import onnxruntime as ort
 
-    from pipeline.engines import INPUT, OUTPUTS, prepared_centerface
+    from pipeline.engines import INPUT, OUTPUTS
 
-    model = prepared_centerface()
     level = ort.GraphOptimizationLevel
-
-    def session(**changes: object) -> ort.InferenceSession:
-        o = ort.SessionOptions()
-        o.intra_op_num_threads = 1
-        o.inter_op_num_threads = 1
-        o.graph_optimization_level = changes.get("level", level.ORT_ENABLE_ALL)
-        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        o.enable_cpu_mem_arena = bool(changes.get("arena", True))
-        o.enable_mem_pattern = bool(changes.get("pattern", False))
-        o.log_severity_level = 3
-        return ort.InferenceSession(model, o, providers=["CPUExecutionProvider"])
-
     sessions = {
         "current (ENABLE_ALL, arena on, memory patterns off)": session(),
         "ORT_ENABLE_EXTENDED": session(level=level.ORT_ENABLE_EXTENDED),
@@ -357,7 +362,7 @@ def session_options(repeats: int) -> list[str]:
         t = statistics.median(times[k])
         diff = max(float(np.abs(a - b).max()) for a, b in zip(outs[k], ref, strict=True))
         lines.append(f"| {k} | {t:.2f} | {t / base:.2f}x | {diff:.2g} |")
-    lines += ["", *new_shapes(session, repeats)]
+    lines += ["", *new_shapes(repeats)]
     return lines
 
 
@@ -366,17 +371,10 @@ def cold_runs(pattern: bool) -> list[float]:
     ``pattern``) on a half-size 12 MP photo's input, as a publish worker's first photo
     runs its half-size plain and mirrored passes; runs in its own process."""
     import numpy as np
-    import onnxruntime as ort
 
-    from pipeline.engines import INPUT, OUTPUTS, prepared_centerface
+    from pipeline.engines import INPUT, OUTPUTS
 
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = 1
-    o.inter_op_num_threads = 1
-    o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    o.enable_mem_pattern = pattern
-    o.log_severity_level = 3
-    s = ort.InferenceSession(prepared_centerface(), o, providers=["CPUExecutionProvider"])
+    s = session(pattern=pattern)
     blob = np.random.default_rng(0).random((1, 3, 1504, 2016), dtype=np.float32) * 255
     out = []
     for _ in range(3):
@@ -409,7 +407,7 @@ def cold_start(repeats: int) -> list[str]:
     return lines
 
 
-def new_shapes(session: Callable[..., object], repeats: int) -> list[str]:
+def new_shapes(repeats: int) -> list[str]:
     """What a stage's regional passes do to a session: crops of a different size on every
     photo, each size run twice (plain and mirrored), in fresh sessions with memory
     patterns on and off, interleaved shape by shape; total seconds, median of rounds."""
