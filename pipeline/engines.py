@@ -251,34 +251,80 @@ class Engine(Protocol):
 
 
 class OnnxRuntimeEngine:
-    """The prepared graph in an onnxruntime session on the CPU, ``threads`` intra-op
-    threads, no spinning between runs (the cores are shared with the other workers) and
-    no memory patterns (see below)."""
+    """The prepared graph in onnxruntime sessions on the CPU: one session per thread count
+    asked for (:func:`threads_now` at each run), made on first use, all drawing on one
+    shared memory arena; no spinning between runs (the cores are shared with the other
+    workers) and no memory patterns (see below).
+
+    A session's intra-op thread count is fixed when it is made, so a worker that may use
+    more cores at a batch's tail (``publishing.workers`` lends them) holds a second
+    session for it. Each session would otherwise keep its own arena, sized by the largest
+    input it has run (about 550 MiB on a 12 MP photo's tiles); on the process's shared
+    arena two sessions peaked at 691 MiB against 1,236 MiB with an arena each, with the
+    same outputs (docs/throughput.md, "Using every core")."""
 
     backend = Backend.ONNXRUNTIME
 
     def __init__(self, threads: int) -> None:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401 - fail here, where the fallback is decided
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Memory patterns plan a run's allocations from the previous run of the same input
-        # shape; the plan is recorded on a shape's first run and used from its second, and
-        # the second run of a new shape was as slow as the first (0.55 s against 0.31 s
-        # on a half-size 12 MP input). Regional passes bring crops of new shapes on every
-        # photo, and a worker's first photo runs its half-size plain and mirrored passes at
-        # one new shape, so the plan never pays (bench/detection_cost.py --session-options).
-        options.enable_mem_pattern = False
-        options.log_severity_level = 3  # errors only: no notes about folded weights
-        self.session = ort.InferenceSession(
-            prepared_centerface(), options, providers=["CPUExecutionProvider"]
-        )
+        self.model = prepared_centerface()
+        self.threads = threads  # the count when no thread source is set
+        self._sessions: dict[int, object] = {}
+        self.session = self.session_for(threads)
+
+    def session_for(self, threads: int):  # type: ignore[no-untyped-def]
+        """The session with ``threads`` intra-op threads, made once."""
+        if threads not in self._sessions:
+            self._sessions[threads] = _session(self.model, threads)
+        return self._sessions[threads]
 
     def run(self, blob: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(list(OUTPUTS), {INPUT: blob})
+        session = self.session_for(threads_now(self.threads))
+        return session.run(list(OUTPUTS), {INPUT: blob})
+
+
+def _session(model: bytes, threads: int):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Memory patterns plan a run's allocations from the previous run of the same input
+    # shape; the plan is recorded on a shape's first run and used from its second, and
+    # the second run of a new shape was as slow as the first (0.55 s against 0.31 s
+    # on a half-size 12 MP input). Regional passes bring crops of new shapes on every
+    # photo, and a worker's first photo runs its half-size plain and mirrored passes at
+    # one new shape, so the plan never pays (bench/detection_cost.py --session-options).
+    options.enable_mem_pattern = False
+    options.log_severity_level = 3  # errors only: no notes about folded weights
+    if _shared_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+@cache
+def _shared_arena() -> bool:
+    """Register one CPU memory arena for all of this process's sessions (once; a process
+    forked from one that registered it already has it). False if this onnxruntime cannot:
+    each session then keeps its own arena, which costs memory, not correctness."""
+    import onnxruntime as ort
+
+    try:
+        info = ort.OrtMemoryInfo(
+            "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+        )
+        # max memory 0 (no limit), then onnxruntime's defaults for the extend strategy,
+        # the first chunk and the dead bytes per chunk: a session's own arena's settings.
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+    except Exception as exc:  # noqa: BLE001 - already registered, or not supported here
+        if "already" in str(exc).lower():
+            return True
+        log.debug("No shared onnxruntime arena (%s); one per session", exc)
+        return False
+    return True
 
 
 class OpenCvEngine:
@@ -299,12 +345,29 @@ class OpenCvEngine:
 
 # Threads for onnxruntime sessions made from now on (None: one per core); set with cv2's.
 _threads: int | None = None
+# Where a run's thread count comes from, when set (a process pool lending idle cores).
+_thread_source: Callable[[], int] | None = None
 
 
 def set_threads(n: int | None) -> None:
     """Intra-op threads of the onnxruntime sessions made after this call."""
     global _threads
     _threads = n
+
+
+def set_thread_source(source: Callable[[], int] | None) -> None:
+    """Ask ``source`` for the intra-op thread count before every onnxruntime run (a pool
+    worker gives more threads when other workers have run out of photos); None: the count
+    :func:`set_threads` set. OpenCV's DNN fallback keeps cv2's one setting."""
+    global _thread_source
+    _thread_source = source
+
+
+def threads_now(default: int) -> int:
+    """The thread count for the next run: the source's answer, else ``default``; at
+    least 1 and at most this computer's cores."""
+    n = _thread_source() if _thread_source is not None else default
+    return max(1, min(int(n), os.cpu_count() or 1))
 
 
 def engine(requested: Backend) -> Engine:

@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -31,6 +32,7 @@ from pipeline.engines import (
     engine,
     prepared_centerface,
     prepared_path,
+    set_thread_source,
 )
 from pipeline.loading import load_image
 from tests.support.processes import in_new_processes
@@ -261,6 +263,31 @@ def test_onnxruntime_sessions_take_the_thread_setting():
         assert session.session.get_session_options().intra_op_num_threads == 1
     finally:
         inference_threads(None)
+
+
+@pytest.mark.slow
+def test_a_lent_thread_count_runs_its_own_session_with_the_same_outputs():
+    inference_threads(1)
+    try:
+        session = engine(Backend.ONNXRUNTIME)
+        assert isinstance(session, OnnxRuntimeEngine)
+        blob = cv2.dnn.blobFromImage(synthetic_inputs()["gradient"], 1.0, (640, 480))
+        alone = session.run(blob)
+        set_thread_source(lambda: 2)
+        lent = session.run(blob)
+        again = session.run(blob)
+    finally:
+        set_thread_source(None)
+        inference_threads(None)
+    threads = {
+        n: s.get_session_options().intra_op_num_threads for n, s in session._sessions.items()
+    }
+    assert threads == {1: 1, 2: 2}  # one session per count, made once
+    for a, b in zip(alone, lent, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    for a, b in zip(lent, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert engines._shared_arena()  # both sessions draw on the one arena
 
 
 def synthetic_inputs():
