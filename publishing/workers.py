@@ -8,7 +8,10 @@ Workers only compute: each returns the encoded bytes and the face decisions of o
 The parent alone writes files, the journal and the audit log (SQLite wants one writer),
 taking results strictly in input order so output names are handed out deterministically.
 Models load once per worker (lazily, on its first photo) and OpenCV runs one thread per
-worker, so N workers use N cores without fighting over them.
+worker, so N workers use N cores without fighting over them. At a batch's tail, when
+fewer photos are left than workers, the workers still busy lend the idle cores to their
+face detector (`threads_for`): one crowd photo left alone at the end no longer runs on one
+core while the others wait.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 from pipeline.analysis import Gallery, blurred, kept
 from pipeline.boxes import Box
 from pipeline.detection import opencv_threads
+from pipeline.engines import set_thread_source
 from pipeline.errors import PipelineError
 from pipeline.formats.embedded import embedded_caption
 from pipeline.loading import LoadedImage, decode_image, read_photo_bytes
@@ -43,6 +47,8 @@ from pipeline.writing import encode_clean, sha256_bytes
 from publishing.decider import AnalysingDecider
 
 if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+
     from publishing.decider import Decider
     from publishing.options import PublishOptions
 
@@ -197,12 +203,41 @@ START_METHOD_ENV = "PHOTOCONSENT_START_METHOD"
 _work: PhotoWork | None = None
 
 
-def _init_worker(work: PhotoWork, publisher: int) -> None:
-    global _work
-    _work = work
+# Photos of this worker's pool not finished yet (shared by the pool; see threads_for).
+_pending: Synchronized[int] | None = None
+
+
+def threads_for(cores: int, workers: int, pending: int) -> int:
+    """Face-detector threads for a worker's next pass: the ``cores`` shared among the
+    workers that still have a photo to finish (``pending`` photos for ``workers``
+    workers), at least one each. Full queue: one core a worker; at the tail, the idle
+    workers' cores go to the busy ones (two workers, one photo left: two threads)."""
+    busy = max(1, min(workers, pending))
+    return max(1, cores // busy)
+
+
+class LentThreads:
+    """A thread source for `pipeline.engines.set_thread_source`: `threads_for` this
+    pool's shared count of photos not yet finished."""
+
+    def __init__(self, pending: Synchronized[int], workers: int, cores: int) -> None:
+        self.pending, self.workers, self.cores = pending, workers, cores
+
+    def __call__(self) -> int:
+        return threads_for(self.cores, self.workers, self.pending.value)
+
+
+def _init_worker(
+    work: PhotoWork, publisher: int, pending: Synchronized[int] | None = None, workers: int = 1
+) -> None:
+    global _work, _pending
+    _work, _pending = work, pending
     _die_with(publisher)
-    # One OpenCV thread per worker: the pool already uses every core.
+    # One OpenCV thread per worker: the pool already uses every core. The face detector
+    # (onnxruntime) takes the idle workers' cores at the batch's tail.
     opencv_threads(1)
+    if pending is not None:
+        set_thread_source(LentThreads(pending, workers, usable_cores()))
 
 
 def _die_with(publisher: int) -> None:
@@ -247,7 +282,12 @@ def _alive(pid: int) -> bool:
 
 def _process_in_worker(photo: Path) -> Processed:
     assert _work is not None, "worker not initialised"
-    return _work.process(photo)
+    try:
+        return _work.process(photo)
+    finally:
+        if _pending is not None:
+            with _pending.get_lock():
+                _pending.value -= 1
 
 
 def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterator[Processed]:
@@ -266,11 +306,13 @@ def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterat
         return
     todo = collections.deque(photos)
     while todo:
+        ctx, size = _context(), min(workers, len(todo))
+        pending = ctx.Value("i", len(todo))  # counted down by the workers
         pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(todo)),
-            mp_context=_context(),
+            max_workers=size,
+            mp_context=ctx,
             initializer=_init_worker,
-            initargs=(work, os.getpid()),
+            initargs=(work, os.getpid(), pending, size),
         )
         in_flight: collections.deque[Future[Processed]] = collections.deque()
         broken = False

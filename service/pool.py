@@ -6,7 +6,9 @@ requests took 20 s at the median). Here each worker process holds its own models
 once, and runs `publishing.decider.AnalysingDecider` on the decoded pixels the request
 thread sends it: the decision is exactly the batch's. The pool is sized like publish's
 (`publishing.workers.default_workers`: by usable cores and available memory); how many
-requests may wait for it is bounded by `service.limits.Admission` in the guard.
+requests may wait for it is bounded by `service.limits.Admission` in the guard. A worker
+lends its face detector the cores of the idle workers (`publishing.workers.threads_for`,
+counted over the uploads in hand): one upload alone uses every core.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from typing import Any
 
 from pipeline.analysis import Gallery
 from pipeline.detection import DetectionSettings, DetectionStage, opencv_threads
+from pipeline.engines import set_thread_source
 from pipeline.errors import PipelineError
 from pipeline.loading import LoadedImage
 from pipeline.matching import FaceDecision, MatchSettings
 from publishing.decider import AnalysingDecider
+from publishing.workers import LentThreads, usable_cores
 
 
 class AnalysisUnavailable(PipelineError):
@@ -41,9 +45,11 @@ def _stage(settings: DetectionSettings) -> DetectionStage:
     return _stages[settings]
 
 
-def _init_worker(detection: DetectionSettings) -> None:
-    # One OpenCV thread per worker: the pool already uses every core it is given.
+def _init_worker(detection: DetectionSettings, busy: Any, workers: int) -> None:
+    # One OpenCV thread per worker: the pool already uses every core it is given; the
+    # face detector takes the idle workers' cores.
     opencv_threads(1)
+    set_thread_source(LentThreads(busy, workers, usable_cores()))
     _stage(detection)
 
 
@@ -76,17 +82,35 @@ class AnalysisPool:
         self.workers = max(1, workers)
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
+        self._busy: Any = None  # uploads in the pool's hands (shared with its workers)
 
     def _pool(self) -> ProcessPoolExecutor:
+        return self._pool_and_count()[0]
+
+    def _pool_and_count(self) -> tuple[ProcessPoolExecutor, Any]:
+        """The pool (started if need be) and its count of uploads in hand."""
         with self._lock:
             if self._executor is None:
+                ctx = _context()
+                self._busy = ctx.Value("i", 0)
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.workers,
-                    mp_context=_context(),
+                    mp_context=ctx,
                     initializer=_init_worker,
-                    initargs=(self.detection,),
+                    initargs=(self.detection, self._busy, self.workers),
                 )
-            return self._executor
+            return self._executor, self._busy
+
+    def _count(self, future: Future[Any], busy: Any) -> None:
+        """Count ``future`` as in the pool's hands until it is done (or cancelled)."""
+        with busy.get_lock():
+            busy.value += 1
+
+        def done(_: Future[Any]) -> None:
+            with busy.get_lock():
+                busy.value -= 1
+
+        future.add_done_callback(done)
 
     def warm(self) -> None:
         """Start every worker and load its models now, so the first uploads do not wait."""
@@ -104,11 +128,12 @@ class AnalysisPool:
     ) -> list[FaceDecision]:
         """The decisions for one photo, from a worker; `AnalysisUnavailable` after
         ``timeout`` seconds or if the worker died (the pool is then restarted)."""
-        pool = self._pool()
+        pool, busy = self._pool_and_count()
         try:
             future: Future[list[FaceDecision]] = pool.submit(
                 _decide, gallery, self.detection, matching, photo, loaded
             )
+            self._count(future, busy)
             return future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
