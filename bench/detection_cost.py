@@ -312,16 +312,12 @@ def session(**changes: object):  # type: ignore[no-untyped-def]
     and ``pattern`` (memory patterns)."""
     import onnxruntime as ort
 
-    from pipeline.engines import prepared_centerface
+    from pipeline.engines import prepared_centerface, session_options
 
-    o = ort.SessionOptions()
-    o.intra_op_num_threads = 1
-    o.inter_op_num_threads = 1
+    o = session_options(1)
     o.graph_optimization_level = changes.get("level", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-    o.add_session_config_entry("session.intra_op.allow_spinning", "0")
     o.enable_cpu_mem_arena = bool(changes.get("arena", True))
     o.enable_mem_pattern = bool(changes.get("pattern", False))
-    o.log_severity_level = 3
     return ort.InferenceSession(prepared_centerface(), o, providers=["CPUExecutionProvider"])
 
 

@@ -259,8 +259,8 @@ class OnnxRuntimeEngine:
     A session's intra-op thread count is fixed when it is made, so a worker that may use
     more cores at a batch's tail (``publishing.workers`` lends them) holds a second
     session for it. Each session would otherwise keep its own arena, sized by the largest
-    input it has run (about 550 MiB on a 12 MP photo's tiles); on the process's shared
-    arena two sessions peaked at 691 MiB against 1,236 MiB with an arena each, with the
+    input it has run; on the process's shared arena two sessions (1 and 2 threads, one
+    2048x1536 input) peaked at 693 MiB against 1,233 MiB with an arena each, with the
     same outputs (docs/throughput.md, "Using every core")."""
 
     backend = Backend.ONNXRUNTIME
@@ -271,7 +271,7 @@ class OnnxRuntimeEngine:
         self.model = prepared_centerface()
         self.threads = threads  # the count when no thread source is set
         self._sessions: dict[int, object] = {}
-        self.session = self.session_for(threads)
+        self.session_for(threads)  # made now: a session that cannot be made means OpenCV
 
     def session_for(self, threads: int):  # type: ignore[no-untyped-def]
         """The session with ``threads`` intra-op threads, made once."""
@@ -287,6 +287,17 @@ class OnnxRuntimeEngine:
 def _session(model: bytes, threads: int):  # type: ignore[no-untyped-def]
     import onnxruntime as ort
 
+    options = session_options(threads)
+    if _shared_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def session_options(threads: int):  # type: ignore[no-untyped-def]
+    """The engine's onnxruntime settings at ``threads`` intra-op threads (the benches
+    start from them to time one setting changed)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -300,9 +311,7 @@ def _session(model: bytes, threads: int):  # type: ignore[no-untyped-def]
     # one new shape, so the plan never pays (bench/detection_cost.py --session-options).
     options.enable_mem_pattern = False
     options.log_severity_level = 3  # errors only: no notes about folded weights
-    if _shared_arena():
-        options.add_session_config_entry("session.use_env_allocators", "1")
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return options
 
 
 @cache
