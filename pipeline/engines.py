@@ -316,9 +316,10 @@ def session_options(threads: int):  # type: ignore[no-untyped-def]
 
 @cache
 def _shared_arena() -> bool:
-    """Register one CPU memory arena for all of this process's sessions (once; a process
-    forked from one that registered it already has it). False if this onnxruntime cannot:
-    each session then keeps its own arena, which costs memory, not correctness."""
+    """Register one CPU memory arena for all of this process's sessions, once (registering
+    again does not fail, but sessions made after it no longer share the first arena).
+    False if this onnxruntime cannot: each session then keeps its own arena, which costs
+    memory, not correctness."""
     import onnxruntime as ort
 
     try:
@@ -328,9 +329,7 @@ def _shared_arena() -> bool:
         # max memory 0 (no limit), then onnxruntime's defaults for the extend strategy,
         # the first chunk and the dead bytes per chunk: a session's own arena's settings.
         ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
-    except Exception as exc:  # noqa: BLE001 - already registered, or not supported here
-        if "already" in str(exc).lower():
-            return True
+    except Exception as exc:  # noqa: BLE001 - not supported by this onnxruntime
         log.debug("No shared onnxruntime arena (%s); one per session", exc)
         return False
     return True

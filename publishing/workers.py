@@ -227,17 +227,14 @@ class LentThreads:
         return threads_for(self.cores, self.workers, self.pending.value)
 
 
-def _init_worker(
-    work: PhotoWork, publisher: int, pending: Synchronized[int] | None = None, workers: int = 1
-) -> None:
+def _init_worker(work: PhotoWork, publisher: int, pending: Synchronized[int], workers: int) -> None:
     global _work, _pending
     _work, _pending = work, pending
     _die_with(publisher)
     # One OpenCV thread per worker: the pool already uses every core. The face detector
     # (onnxruntime) takes the idle workers' cores at the batch's tail.
     opencv_threads(1)
-    if pending is not None:
-        set_thread_source(LentThreads(pending, workers, usable_cores()))
+    set_thread_source(LentThreads(pending, workers, usable_cores()))
 
 
 def _die_with(publisher: int) -> None:
@@ -281,13 +278,12 @@ def _alive(pid: int) -> bool:
 
 
 def _process_in_worker(photo: Path) -> Processed:
-    assert _work is not None, "worker not initialised"
+    assert _work is not None and _pending is not None, "worker not initialised"
     try:
         return _work.process(photo)
     finally:
-        if _pending is not None:
-            with _pending.get_lock():
-                _pending.value -= 1
+        with _pending.get_lock():
+            _pending.value -= 1
 
 
 def process_all(work: PhotoWork, photos: Sequence[Path], workers: int) -> Iterator[Processed]:

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.analysis import Gallery
 from pipeline.detection import DetectionSettings, DetectionStage, opencv_threads
@@ -29,6 +29,9 @@ from pipeline.loading import LoadedImage
 from pipeline.matching import FaceDecision, MatchSettings
 from publishing.decider import AnalysingDecider
 from publishing.workers import LentThreads, usable_cores
+
+if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
 
 
 class AnalysisUnavailable(PipelineError):
@@ -45,7 +48,7 @@ def _stage(settings: DetectionSettings) -> DetectionStage:
     return _stages[settings]
 
 
-def _init_worker(detection: DetectionSettings, busy: Any, workers: int) -> None:
+def _init_worker(detection: DetectionSettings, busy: Synchronized[int], workers: int) -> None:
     # One OpenCV thread per worker: the pool already uses every core it is given; the
     # face detector takes the idle workers' cores.
     opencv_threads(1)
@@ -82,12 +85,12 @@ class AnalysisPool:
         self.workers = max(1, workers)
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
-        self._busy: Any = None  # uploads in the pool's hands (shared with its workers)
+        self._busy: Synchronized[int] | None = None  # uploads in the pool's hands
 
     def _pool(self) -> ProcessPoolExecutor:
         return self._pool_and_count()[0]
 
-    def _pool_and_count(self) -> tuple[ProcessPoolExecutor, Any]:
+    def _pool_and_count(self) -> tuple[ProcessPoolExecutor, Synchronized[int]]:
         """The pool (started if need be) and its count of uploads in hand."""
         with self._lock:
             if self._executor is None:
@@ -99,18 +102,8 @@ class AnalysisPool:
                     initializer=_init_worker,
                     initargs=(self.detection, self._busy, self.workers),
                 )
+            assert self._busy is not None
             return self._executor, self._busy
-
-    def _count(self, future: Future[Any], busy: Any) -> None:
-        """Count ``future`` as in the pool's hands until it is done (or cancelled)."""
-        with busy.get_lock():
-            busy.value += 1
-
-        def done(_: Future[Any]) -> None:
-            with busy.get_lock():
-                busy.value -= 1
-
-        future.add_done_callback(done)
 
     def warm(self) -> None:
         """Start every worker and load its models now, so the first uploads do not wait."""
@@ -133,7 +126,7 @@ class AnalysisPool:
             future: Future[list[FaceDecision]] = pool.submit(
                 _decide, gallery, self.detection, matching, photo, loaded
             )
-            self._count(future, busy)
+            count_until_done(future, busy)
             return future.result(timeout=timeout)
         except FutureTimeout:
             future.cancel()
@@ -157,6 +150,19 @@ class AnalysisPool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def count_until_done(future: Future[Any], busy: Synchronized[int]) -> None:
+    """Count ``future`` in ``busy`` (the uploads in the pool's hands, which its workers
+    read to lend idle cores) until it is done or cancelled."""
+    with busy.get_lock():
+        busy.value += 1
+
+    def done(_: Future[Any]) -> None:
+        with busy.get_lock():
+            busy.value -= 1
+
+    future.add_done_callback(done)
 
 
 class PooledDecider:

@@ -16,11 +16,10 @@ from PIL import Image
 from consent.registry import Purpose
 from consent.store import Store
 from pipeline import engines
-from pipeline.detection import DetectionSettings
 from publishing.options import PublishOptions
 from publishing.publish import publish
 from publishing.workers import LentThreads, threads_for, usable_cores
-from service.pool import AnalysisPool
+from service.pool import count_until_done
 
 
 @pytest.mark.parametrize(
@@ -116,10 +115,9 @@ def test_the_last_photo_of_a_batch_gets_the_idle_workers_cores(
 
 def test_the_service_pool_counts_an_upload_until_it_is_done() -> None:
     busy = multiprocessing.get_context("spawn").Value("i", 0)
-    pool = AnalysisPool(DetectionSettings(), workers=2)  # no process starts until used
     first, second = Future(), Future()
-    pool._count(first, busy)
-    pool._count(second, busy)
+    count_until_done(first, busy)
+    count_until_done(second, busy)
     assert busy.value == 2
     first.set_result([])
     assert busy.value == 1
